@@ -1,0 +1,31 @@
+"""Prometheus metrics of the worker's own (the pipeline's live in `streams.metrics`).
+
+All live in prometheus-client's default registry, which Faust's Prometheus sensor serves at `/metrics`.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+records_ingested = Counter(
+    "foryou_records_ingested_total", "Valid records read from a public input topic.", ["topic"]
+)
+dead_letters = Counter(
+    "foryou_dead_letters_total", "Records sent to the dead-letter topic, by source topic and reason.",
+    ["topic", "reason"],
+)
+feed_answers = Counter(
+    "foryou_feed_answers_total", "Answers sent on ranked-feeds, by status (ok or error).", ["status"]
+)
+feed_latency = Histogram(
+    "foryou_feed_request_latency_seconds",
+    "From reading a feed request off its public topic to sending its answer.",
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+duplicate_requests = Counter(
+    "foryou_feed_requests_duplicate_total",
+    "Feed requests already answered (redelivered), not answered again.",
+)
+post_store_posts = Gauge("foryou_post_store_posts", "Live posts in this worker's post-store replica.")
+post_replica_lag = Gauge(
+    "foryou_post_replica_lag_records", "Records of the post log this worker's replica has not applied yet."
+)
+model_info = Gauge("foryou_model_info", "The ranking model in use (value 1).", ["version"])
