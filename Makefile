@@ -1,21 +1,49 @@
-# foryou: two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# foryou: on a fresh machine `make demo` (the main job) and `make test` (the tests) do all set-up:
+# a virtualenv in .venv, the package installed, Apache Kafka fetched from Maven Central and started.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-stamp
+FORYOU := $(BIN)/foryou
 
-.PHONY: install test test-fast lint demo bench kafka-start kafka-stop clean
+.PHONY: install kafka-start kafka-stop test test-unit test-kafka lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q -e '.[dev,plots]'
+	$(BIN)/pip install -q --disable-pip-version-check -U pip
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,plots]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-lint: $(STAMP)
+kafka-start: install
+	$(FORYOU) kafka start
+
+kafka-stop: install
+	$(FORYOU) kafka stop
+
+lint: install
 	$(BIN)/ruff check .
 
-test-fast: $(STAMP)
+# The whole suite: unit tests, then the integration tests over the real broker (started by the fixtures).
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -p no:cacheprovider --timeout=900
+
+test-unit: install
 	$(BIN)/pytest -q -m "not kafka"
+
+test-kafka: install
+	$(BIN)/pytest -q -m kafka
+
+demo: install
+	$(FORYOU) demo
+
+bench: install
+	$(FORYOU) bench phoenix
+	$(FORYOU) bench stores
+	$(FORYOU) bench feed
+
+clean:
+	-$(FORYOU) kafka stop
+	rm -rf .local

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from foryou.settings import DAY_MS, Settings
-from topics.specs import PUBLIC_TOPICS
+from topics.specs import TOPICS
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def post_log_topic(settings: Settings) -> str:
 
 
 def planned_topics(settings: Settings) -> list[TopicPlan]:
-    plans = [TopicPlan(spec.name, spec.partitions, dict(spec.config)) for spec in PUBLIC_TOPICS]
+    plans = [TopicPlan(spec.name, spec.partitions, dict(spec.config)) for spec in TOPICS]
     plans.append(
         TopicPlan(user_events_topic(settings), settings.partitions, {"retention.ms": str(7 * DAY_MS)})
     )

@@ -1,0 +1,279 @@
+"""The foryou Faust app: the one module that wires topics to stores and the feed pipeline.
+
+Flow (see README "How state is partitioned"):
+
+    tweet-events ──validate──> <app>-post-log ──every worker──> post-store replica + post-embedding index
+    engagement-events ─┐
+    social-graph-events├validate, re-key by user──> <app>-user-events ──> user tables ─┐
+    feed-requests ─────┘                                      └──> feed pipeline ──> ranked-feeds, impressions
+    anything malformed ──> dead-letters (original key and bytes, reason in headers)
+
+Agents are thin: validation is `topics.validation`, state logic `stores`, ranking `streams`/`scoring`.
+"""
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from agents import metrics
+from agents.envelope import UserEventKind, decode_user_event, encode_user_event
+from agents.feeds import FeedService, error_answer
+from agents.runtime import Runtime
+from agents.topology import ensure_topics, partition_count, post_log_topic, user_events_topic
+from foryou.settings import Settings
+from stores.action_sequences import UserActionSequences
+from stores.served_history import ServedHistory
+from stores.social_graph import SocialGraph
+from topics.dead_letters import dead_letter_headers
+from topics.partitioning import partition_for_id
+from topics.schemas import key_bytes
+from topics.specs import (
+    DEAD_LETTERS,
+    ENGAGEMENT_EVENTS,
+    FEED_REQUESTS,
+    IMPRESSIONS,
+    RANKED_FEEDS,
+    SOCIAL_GRAPH_EVENTS,
+    TWEET_EVENTS,
+)
+from topics.validation import (
+    InvalidRecord,
+    decode_engagement,
+    decode_feed_request,
+    decode_social_graph_event,
+    decode_tweet_event,
+)
+
+log = logging.getLogger(__name__)
+settings = Settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.bootstrap}",
+    store="rocksdb://",
+    datadir=str(settings.data_dir),
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    topic_partitions=settings.partitions,
+    topic_replication_factor=1,
+    consumer_auto_offset_reset="earliest",
+    # A worker that dies is noticed within this, and its partitions move to the others.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=1.0,
+    producer_linger=0.002,
+    table_cleanup_interval=60.0,
+    stream_wait_empty=False,
+)
+setup_prometheus_sensors(app)
+
+
+def _raw_topic(name: str, **kwargs: Any) -> faust.TopicT:
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", **kwargs
+    )
+
+
+tweet_events = _raw_topic(TWEET_EVENTS)
+engagement_events = _raw_topic(ENGAGEMENT_EVENTS)
+social_graph_events = _raw_topic(SOCIAL_GRAPH_EVENTS)
+feed_requests = _raw_topic(FEED_REQUESTS)
+ranked_feeds = _raw_topic(RANKED_FEEDS)
+impressions = _raw_topic(IMPRESSIONS)
+dead_letters = _raw_topic(DEAD_LETTERS)
+user_events = _raw_topic(user_events_topic(settings), partitions=settings.partitions)
+post_log = _raw_topic(post_log_topic(settings), partitions=settings.partitions)
+
+
+def _user_table(name: str) -> faust.Table:
+    # Keyed by user id and written only while processing <app>-user-events, so each table partition lives
+    # with the user-events partition of the same number (Faust's changelog follows the event's partition).
+    return app.Table(
+        name, key_type=int, value_type=bytes, key_serializer="json", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+
+
+action_table = _user_table("user-actions")
+social_table = _user_table("social-graph")
+served_table = _user_table("served-history")
+answered_table = _user_table("answered-requests")
+
+user_actions = UserActionSequences(action_table)
+social_graph = SocialGraph(social_table)
+served_history = ServedHistory(served_table)
+runtime = Runtime(app, settings)
+
+
+async def _dead_letter(event: faust.EventT, error: InvalidRecord) -> None:
+    message = event.message
+    metrics.dead_letters.labels(message.topic, error.reason).inc()
+    log.warning("dead letter from %s[%d]@%d: %s", message.topic, message.partition, message.offset, error)
+    await dead_letters.send(
+        key=message.key,
+        value=message.value,
+        headers=dead_letter_headers(
+            reason=error.reason, detail=error.detail, source_topic=message.topic,
+            source_partition=message.partition, source_offset=message.offset,
+        ),
+    )
+
+
+async def _to_user_events(kind: UserEventKind, user_id: int, event: dict[str, Any]) -> None:
+    await user_events.send(
+        key=key_bytes(user_id),
+        value=encode_user_event(kind, event, time.time() * 1000),
+        partition=partition_for_id(user_id, settings.partitions),
+    )
+
+
+@app.agent(tweet_events)
+async def ingest_tweet_events(stream: faust.StreamT) -> None:
+    await runtime.started.wait()
+    async for event in stream.events():
+        try:
+            record = decode_tweet_event(event.value)
+        except InvalidRecord as error:
+            await _dead_letter(event, error)
+            continue
+        metrics.records_ingested.labels(TWEET_EVENTS).inc()
+        await post_log.send(key=key_bytes(record.post_id), value=orjson.dumps(record.to_dict()))
+
+
+@app.agent(engagement_events)
+async def ingest_engagements(stream: faust.StreamT) -> None:
+    await runtime.started.wait()
+    async for event in stream.events():
+        try:
+            record = decode_engagement(event.value)
+        except InvalidRecord as error:
+            await _dead_letter(event, error)
+            continue
+        metrics.records_ingested.labels(ENGAGEMENT_EVENTS).inc()
+        await _to_user_events("engagement", record.user_id, record.to_dict())
+
+
+@app.agent(social_graph_events)
+async def ingest_social_graph(stream: faust.StreamT) -> None:
+    await runtime.started.wait()
+    async for event in stream.events():
+        try:
+            record = decode_social_graph_event(event.value)
+        except InvalidRecord as error:
+            await _dead_letter(event, error)
+            continue
+        metrics.records_ingested.labels(SOCIAL_GRAPH_EVENTS).inc()
+        await _to_user_events("social", record.user_id, record.to_dict())
+
+
+@app.agent(feed_requests)
+async def ingest_feed_requests(stream: faust.StreamT) -> None:
+    await runtime.started.wait()
+    async for event in stream.events():
+        received_ms = time.time() * 1000
+        try:
+            record = decode_feed_request(event.value)
+        except InvalidRecord as error:
+            await _dead_letter(event, error)
+            if error.request_id is not None:
+                # The requester can be told: answer now, keyed by user when the record held one.
+                reason = f"invalid request: {error}"
+                answer = error_answer(error.request_id, error.user_id, reason, received_ms)
+                key = key_bytes(error.user_id) if error.user_id else event.message.key
+                await ranked_feeds.send(key=key, value=orjson.dumps(answer))
+                metrics.feed_answers.labels("error").inc()
+            continue
+        metrics.records_ingested.labels(FEED_REQUESTS).inc()
+        await user_events.send(
+            key=key_bytes(record.user_id),
+            value=encode_user_event("request", record.to_dict(), received_ms),
+            partition=partition_for_id(record.user_id, settings.partitions),
+        )
+
+
+@app.agent(user_events)
+async def process_user_events(stream: faust.StreamT) -> None:
+    """One user's events in order: state updates and feed requests see everything the user did before."""
+    await runtime.started.wait()
+    async for event in stream.events():
+        try:
+            user_event = decode_user_event(event.value)
+        except ValueError as exc:
+            await _dead_letter(event, InvalidRecord("not_object", str(exc)))
+            continue
+        payload = user_event.event
+        if user_event.kind == "engagement":
+            user_actions.record(payload)
+        elif user_event.kind == "social":
+            changed = social_graph.apply(payload)
+            if changed and payload["type"] in ("follow", "unfollow"):
+                author_id = payload["target_id"]
+                delta = {"type": "follower_delta", "author_id": author_id, "delta": 1}
+                if payload["type"] == "unfollow":
+                    delta["delta"] = -1
+                await post_log.send(key=key_bytes(author_id), value=orjson.dumps(delta))
+        else:
+            await runtime.feeds.answer(payload, user_event.received_at_ms)
+
+
+@app.timer(interval=60.0)
+async def trim_post_store() -> None:
+    if runtime.post_store is not None:
+        removed = await asyncio.to_thread(runtime.post_store.trim, int(time.time() * 1000))
+        if removed:
+            log.info("post store: trimmed %d posts past retention", removed)
+
+
+@app.timer(interval=10.0)
+async def reload_model() -> None:
+    await runtime.maybe_reload_model()
+
+
+@app.page("/ready")
+async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+    status = runtime.readiness()
+    return web.json(status, status=200 if status["ready"] else 503)
+
+
+async def _send_answer(user_id: int, answer: dict[str, Any]) -> None:
+    await ranked_feeds.send(key=key_bytes(user_id), value=orjson.dumps(answer))
+
+
+async def _send_impressions(user_id: int, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        await impressions.send(key=key_bytes(user_id), value=orjson.dumps(record))
+
+
+runtime.bind_feeds(
+    lambda ranker, post_store: FeedService(
+        settings=settings,
+        post_store=post_store,
+        ranker=ranker,
+        user_actions=user_actions,
+        social_graph=social_graph,
+        served_history=served_history,
+        answered=answered_table,
+        send_answer=_send_answer,
+        send_impressions=_send_impressions,
+    )
+)
+
+
+def run_worker() -> int:
+    """`foryou worker`: create missing topics, then run this app until SIGTERM or Ctrl-C."""
+    import sys
+
+    for line in ensure_topics(settings):
+        log.info("topic %s", line)
+    current = partition_count(settings, user_events_topic(settings))
+    if current != settings.partitions:
+        raise SystemExit(
+            f"{user_events_topic(settings)} has {current} partitions, FORYOU_PARTITIONS={settings.partitions}"
+        )
+    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level]
+    app.main()
+    return 0

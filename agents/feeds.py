@@ -1,0 +1,143 @@
+"""Answering a feed request: run the configured pipeline, send exactly one answer, then the side effects.
+
+Plain logic over injected senders and stores, so it is tested without Kafka; the app provides the Faust
+tables and topic senders.
+"""
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+import orjson
+
+from agents import metrics
+from foryou.settings import Settings
+from stores.action_sequences import UserActionSequences
+from stores.post_store import PostStore
+from stores.records import ActionEntry, UserFeatures
+from stores.served_history import ServedHistory
+from stores.social_graph import SocialGraph
+from streams.config import load_config
+from streams.for_you import for_you_pipeline, reverse_chron_pipeline
+from streams.ports import RankerPort
+from streams.query import parse_feed_request
+
+log = logging.getLogger(__name__)
+
+AnswerSender = Callable[[int, dict[str, Any]], Awaitable[None]]
+ImpressionSender = Callable[[int, list[dict[str, Any]]], Awaitable[None]]
+
+# Request ids remembered per user to recognise a redelivered request (after a crash between answering and
+# committing): enough for any client's in-flight requests.
+REMEMBERED_REQUESTS = 64
+
+
+def error_answer(request_id: str, user_id: int | None, error: str, received_ms: float) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "request_id": request_id,
+        "user_id": user_id or 0,
+        "status": "error",
+        "error": error,
+        "posts": [],
+        "model": "",
+        "latency_ms": max(0.0, time.time() * 1000 - received_ms),
+    }
+
+
+class UserState:
+    """The pipeline's view of one user's partitioned state (the `UserStateStore` port)."""
+
+    def __init__(self, actions: UserActionSequences, graph: SocialGraph, served: ServedHistory) -> None:
+        self.actions = actions
+        self.graph = graph
+        self.served = served
+
+    def action_sequence(self, user_id: int) -> list[ActionEntry]:
+        return self.actions.get(user_id)
+
+    def user_features(self, user_id: int) -> UserFeatures:
+        return self.graph.features(user_id)
+
+    def served_ids(self, user_id: int) -> set[int]:
+        return self.served.served_ids(user_id)
+
+
+class FeedSideEffects:
+    """The `FeedSink` port: served history into the user's table, impressions onto their topic."""
+
+    def __init__(self, served: ServedHistory, send_impressions: ImpressionSender) -> None:
+        self.served = served
+        self.send_impressions = send_impressions
+
+    def record_served(self, user_id: int, post_ids: Sequence[int], ts_ms: int) -> None:
+        self.served.record(user_id, post_ids, ts_ms)
+
+    async def publish_impressions(self, impressions: list[dict[str, Any]]) -> None:
+        if impressions:
+            await self.send_impressions(int(impressions[0]["user_id"]), impressions)
+
+
+class FeedService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        post_store: PostStore,
+        ranker: RankerPort | None,
+        user_actions: UserActionSequences,
+        social_graph: SocialGraph,
+        served_history: ServedHistory,
+        answered: MutableMapping[int, bytes],
+        send_answer: AnswerSender,
+        send_impressions: ImpressionSender,
+    ) -> None:
+        self.config = load_config()
+        state = UserState(user_actions, social_graph, served_history)
+        sink = FeedSideEffects(served_history, send_impressions)
+        if settings.policy == "phoenix":
+            assert ranker is not None, "the phoenix policy needs a ranker"
+            self.pipeline = for_you_pipeline(
+                self.config, post_store=post_store, user_state=state, ranker=ranker, sink=sink
+            )
+        else:
+            self.pipeline = reverse_chron_pipeline(
+                self.config, post_store=post_store, user_state=state, sink=sink
+            )
+        self.answered = answered
+        self.send_answer = send_answer
+
+    def _already_answered(self, user_id: int, request_id: str) -> bool:
+        raw = self.answered.get(user_id)
+        return raw is not None and request_id in orjson.loads(raw)
+
+    def _remember(self, user_id: int, request_id: str) -> None:
+        raw = self.answered.get(user_id)
+        recent = orjson.loads(raw) if raw is not None else []
+        recent.append(request_id)
+        self.answered[user_id] = orjson.dumps(recent[-REMEMBERED_REQUESTS:])
+
+    async def answer(self, request: dict[str, Any], received_ms: float) -> None:
+        """Exactly one answer per request id: a ranked feed, or an error with its reason."""
+        user_id, request_id = int(request["user_id"]), str(request["request_id"])
+        if self._already_answered(user_id, request_id):
+            metrics.duplicate_requests.inc()
+            return
+        result = None
+        try:
+            query = parse_feed_request(request, now_ms=int(time.time() * 1000), results=self.config.results)
+            result = await self.pipeline.execute(query)
+            latency_ms = time.time() * 1000 - received_ms
+            answer = result.to_wire(request_id, user_id, latency_ms)
+        except Exception as exc:  # the requester is owed an answer whatever went wrong
+            log.exception("feed request %s for user %d failed", request_id, user_id)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            answer = error_answer(request_id, user_id, reason, received_ms)
+            result = None
+        await self.send_answer(user_id, answer)
+        self._remember(user_id, request_id)
+        metrics.feed_answers.labels(answer["status"]).inc()
+        metrics.feed_latency.observe(answer["latency_ms"] / 1000)
+        if result is not None:
+            await result.side_effects()

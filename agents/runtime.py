@@ -1,0 +1,132 @@
+"""What a worker opens at start and closes at stop: the post-store replica, the ranker, the feed service."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import faust
+from mode import Service
+
+from agents import metrics
+from agents.post_replica import PostReplica
+from agents.topology import post_log_topic
+from foryou.settings import Settings
+from stores.post_store import PostStore
+
+if TYPE_CHECKING:
+    from agents.feeds import FeedService
+    from phoenix.ranker import Ranker
+
+log = logging.getLogger(__name__)
+
+FeedServiceFactory = Callable[["Ranker | None", PostStore], "FeedService"]
+
+
+class Runtime(Service):
+    """Started by the app once its tables are recovered; agents wait on `started` before consuming."""
+
+    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.settings = settings
+        self.started = asyncio.Event()
+        self.post_store: PostStore | None = None
+        self.ranker: Ranker | None = None
+        self.replica: PostReplica | None = None
+        self._feeds: FeedService | None = None
+        self._feeds_factory: FeedServiceFactory | None = None
+        self._assigned = False
+        app.task(self._start_with_app)
+        app.on_rebalance_complete.connect(self._on_rebalance_complete)
+
+    def bind_feeds(self, factory: FeedServiceFactory) -> None:
+        self._feeds_factory = factory
+
+    @property
+    def feeds(self) -> "FeedService":
+        assert self._feeds is not None, "feed service used before the runtime started"
+        return self._feeds
+
+    async def _on_rebalance_complete(self, sender: object, **kwargs: object) -> None:
+        self._assigned = True
+
+    async def _start_with_app(self) -> None:
+        await self.app.add_runtime_dependency(self)
+
+    async def on_start(self) -> None:
+        started = time.monotonic()
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.post_store = PostStore(
+            str(self.settings.data_dir / "post-store"), retention_ms=self.settings.post_retention_ms
+        )
+        if self.settings.policy == "phoenix":
+            self.ranker = await asyncio.to_thread(self._load_ranker)
+            metrics.model_info.labels(self.ranker.version).set(1)
+        assert self._feeds_factory is not None
+        self._feeds = self._feeds_factory(self.ranker, self.post_store)
+        self.replica = PostReplica(
+            bootstrap=self.settings.bootstrap,
+            topic=post_log_topic(self.settings),
+            post_store=self.post_store,
+            on_applied=self._on_posts_applied,
+        )
+        await self.add_runtime_dependency(self.replica)
+        if self.ranker is not None:
+            await asyncio.to_thread(self._index_existing_posts)
+        self.started.set()
+        log.info("runtime started in %.1fs (policy=%s)", time.monotonic() - started, self.settings.policy)
+
+    async def on_stop(self) -> None:
+        if self.post_store is not None:
+            self.post_store.close()
+
+    def _load_ranker(self) -> "Ranker":
+        from phoenix.config import DEMO
+        from phoenix.ranker import Ranker
+
+        checkpoint = self.settings.checkpoint
+        ranker = Ranker.from_checkpoint(checkpoint) if checkpoint else Ranker.untrained(DEMO, seed=0)
+        ranker.warmup()
+        log.info("ranker %s loaded and warmed up", ranker.version)
+        return ranker
+
+    def _index_existing_posts(self) -> None:
+        """At start, embed every live post the replica already holds (later ones arrive as events)."""
+        assert self.ranker is not None and self.post_store is not None
+        since = int(time.time() * 1000) - self.settings.post_retention_ms
+        for post in self.post_store.iter_recent(since):
+            self.ranker.index.add(post.post_id, post.author_id)
+
+    async def _on_posts_applied(self, events: list[dict]) -> None:
+        assert self.post_store is not None
+        metrics.post_store_posts.set(self.post_store.count())
+        if self.ranker is None:
+            return
+        index = self.ranker.index
+        for event in events:
+            kind = event.get("type")
+            if kind == "create" and not self.post_store.is_deleted(event["post_id"]):
+                index.add(event["post_id"], event["author_id"])
+            elif kind == "delete":
+                index.remove(event["post_id"])
+
+    async def maybe_reload_model(self) -> None:
+        if self.ranker is not None and await asyncio.to_thread(self.ranker.maybe_reload):
+            metrics.model_info.clear()
+            metrics.model_info.labels(self.ranker.version).set(1)
+            log.info("ranker reloaded: now %s", self.ranker.version)
+
+    def readiness(self) -> dict[str, Any]:
+        caught_up = self.replica is not None and self.replica.caught_up.is_set()
+        status = {
+            "started": self.started.is_set(),
+            "assigned": self._assigned,
+            "recovering": bool(self.app.in_recovery),
+            "post_replica_caught_up": caught_up,
+            "posts": self.post_store.count() if self.post_store is not None else 0,
+            "model": self.ranker.version if self.ranker is not None else "reverse-chron",
+        }
+        status["ready"] = status["started"] and self._assigned and not status["recovering"] and caught_up
+        return status

@@ -1,0 +1,49 @@
+"""Fixtures for tests over the real broker: workers in subprocesses, a client, fresh ids."""
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from foryou.client import FeedClient, unique_ids
+from foryou.processes import WorkerProcess
+
+StartWorker = Callable[..., WorkerProcess]
+
+
+@pytest.fixture(scope="module")
+def start_worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartWorker]:
+    """Start workers for this module; all are stopped at its end. Pass `app_id` to join an existing group."""
+    started: list[WorkerProcess] = []
+    base = tmp_path_factory.mktemp("workers")
+
+    def start(app_id: str | None = None, data_dir: Path | None = None, ready: bool = True,
+              **env: str) -> WorkerProcess:
+        name = f"w{len(started)}"
+        worker = WorkerProcess(
+            bootstrap=kafka_bootstrap,
+            app_id=app_id or f"foryou-test-{uuid.uuid4().hex[:8]}",
+            data_dir=data_dir or base / name,
+            log_path=base / f"{name}.log",
+            env={"FORYOU_PARTITIONS": "4", **env},
+        ).start()
+        started.append(worker)
+        if ready:
+            worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def client(kafka_bootstrap: str) -> Iterator[FeedClient]:
+    with FeedClient(kafka_bootstrap) as feed_client:
+        yield feed_client
+
+
+@pytest.fixture
+def ids() -> Iterator[int]:
+    return unique_ids()
