@@ -12,6 +12,7 @@ Agents are thin: validation is `topics.validation`, state logic `stores`, rankin
 """
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -66,8 +67,13 @@ app = faust.App(
     broker_session_timeout=10.0,
     broker_heartbeat_interval=1.0,
     producer_linger=0.002,
+    # A dead letter carries the original record (up to the topics' 1 MiB bound) plus its headers.
+    producer_max_request_size=2 * 1024 * 1024,
     table_cleanup_interval=60.0,
     stream_wait_empty=False,
+    # Tables: user ids as JSON keys (b"42", the wire key too), values are the stores' own bytes.
+    key_serializer="json",
+    value_serializer="raw",
 )
 setup_prometheus_sensors(app)
 
@@ -92,10 +98,7 @@ post_log = _raw_topic(post_log_topic(settings), partitions=settings.partitions)
 def _user_table(name: str) -> faust.Table:
     # Keyed by user id and written only while processing <app>-user-events, so each table partition lives
     # with the user-events partition of the same number (Faust's changelog follows the event's partition).
-    return app.Table(
-        name, key_type=int, value_type=bytes, key_serializer="json", value_serializer="raw",
-        partitions=settings.partitions,
-    )
+    return app.Table(name, key_type=int, value_type=bytes, partitions=settings.partitions)
 
 
 action_table = _user_table("user-actions")
@@ -133,7 +136,7 @@ async def _to_user_events(kind: UserEventKind, user_id: int, event: dict[str, An
 
 @app.agent(tweet_events)
 async def ingest_tweet_events(stream: faust.StreamT) -> None:
-    await runtime.started.wait()
+    await runtime.serving.wait()
     async for event in stream.events():
         try:
             record = decode_tweet_event(event.value)
@@ -146,7 +149,7 @@ async def ingest_tweet_events(stream: faust.StreamT) -> None:
 
 @app.agent(engagement_events)
 async def ingest_engagements(stream: faust.StreamT) -> None:
-    await runtime.started.wait()
+    await runtime.serving.wait()
     async for event in stream.events():
         try:
             record = decode_engagement(event.value)
@@ -159,7 +162,7 @@ async def ingest_engagements(stream: faust.StreamT) -> None:
 
 @app.agent(social_graph_events)
 async def ingest_social_graph(stream: faust.StreamT) -> None:
-    await runtime.started.wait()
+    await runtime.serving.wait()
     async for event in stream.events():
         try:
             record = decode_social_graph_event(event.value)
@@ -172,7 +175,7 @@ async def ingest_social_graph(stream: faust.StreamT) -> None:
 
 @app.agent(feed_requests)
 async def ingest_feed_requests(stream: faust.StreamT) -> None:
-    await runtime.started.wait()
+    await runtime.serving.wait()
     async for event in stream.events():
         received_ms = time.time() * 1000
         try:
@@ -198,7 +201,7 @@ async def ingest_feed_requests(stream: faust.StreamT) -> None:
 @app.agent(user_events)
 async def process_user_events(stream: faust.StreamT) -> None:
     """One user's events in order: state updates and feed requests see everything the user did before."""
-    await runtime.started.wait()
+    await runtime.serving.wait()
     async for event in stream.events():
         try:
             user_event = decode_user_event(event.value)
@@ -237,6 +240,22 @@ async def reload_model() -> None:
 async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
     status = runtime.readiness()
     return web.json(status, status=200 if status["ready"] else 503)
+
+
+@app.page("/inspect/post/{post_id}")
+async def inspect_post(web: faust.web.View, request: faust.web.Request, post_id: str) -> faust.web.Response:
+    """What this worker's post-store replica holds for a post (every worker holds every post)."""
+    store = runtime.post_store
+    if store is None or not post_id.isdigit():
+        return web.json({"error": "not ready" if store is None else "post id must be a number"}, status=400)
+    post = store.get(int(post_id))
+    body = {
+        "post_id": int(post_id),
+        "deleted": store.is_deleted(int(post_id)),
+        "post": None if post is None else dataclasses.asdict(post),
+        "follower_count_of_author": None if post is None else store.follower_count(post.author_id),
+    }
+    return web.json(body, status=200 if post is not None else 404)
 
 
 async def _send_answer(user_id: int, answer: dict[str, Any]) -> None:

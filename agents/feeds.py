@@ -99,11 +99,11 @@ class FeedService:
         if settings.policy == "phoenix":
             assert ranker is not None, "the phoenix policy needs a ranker"
             self.pipeline = for_you_pipeline(
-                self.config, post_store=post_store, user_state=state, ranker=ranker, sink=sink
+                config=self.config, post_store=post_store, user_state=state, ranker=ranker, sink=sink
             )
         else:
             self.pipeline = reverse_chron_pipeline(
-                self.config, post_store=post_store, user_state=state, sink=sink
+                config=self.config, post_store=post_store, user_state=state, sink=sink
             )
         self.answered = answered
         self.send_answer = send_answer

@@ -32,6 +32,7 @@ class PostReplica(Service):
         *,
         bootstrap: str,
         topic: str,
+        partitions: int,
         post_store: PostStore,
         on_applied: PostEventsHandler,
         **kwargs: object,
@@ -39,6 +40,7 @@ class PostReplica(Service):
         super().__init__(**kwargs)
         self.bootstrap = bootstrap
         self.topic = topic
+        self.partitions = partitions
         self.post_store = post_store
         self.on_applied = on_applied
         self.caught_up = asyncio.Event()
@@ -51,10 +53,7 @@ class PostReplica(Service):
             auto_offset_reset="earliest", fetch_max_bytes=16 * 1024 * 1024,
         )
         await consumer.start()
-        partitions = consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            partitions = set(await _wait_for_partitions(consumer, self.topic))
-        assignment = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        assignment = [TopicPartition(self.topic, p) for p in range(self.partitions)]
         consumer.assign(assignment)
         stored = self.post_store.offsets()
         for tp in assignment:
@@ -105,13 +104,3 @@ class PostReplica(Service):
             end = consumer.highwater(tp)
             lag += max(0, (end if end is not None else self._start_ends[tp]) - position)
         metrics.post_replica_lag.set(lag)
-
-
-async def _wait_for_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(100):
-        await consumer.force_metadata_update()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions:
-            return partitions
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic} has no partitions: run `foryou topics create`")

@@ -11,7 +11,7 @@ from mode import Service
 
 from agents import metrics
 from agents.post_replica import PostReplica
-from agents.topology import post_log_topic
+from agents.topology import partition_count, post_log_topic
 from foryou.settings import Settings
 from stores.post_store import PostStore
 
@@ -25,13 +25,13 @@ FeedServiceFactory = Callable[["Ranker | None", PostStore], "FeedService"]
 
 
 class Runtime(Service):
-    """Started by the app once its tables are recovered; agents wait on `started` before consuming."""
+    """Started by the app once its tables are recovered; agents wait on `serving` before consuming."""
 
     def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.settings = settings
-        self.started = asyncio.Event()
+        self.serving = asyncio.Event()
         self.post_store: PostStore | None = None
         self.ranker: Ranker | None = None
         self.replica: PostReplica | None = None
@@ -69,13 +69,14 @@ class Runtime(Service):
         self.replica = PostReplica(
             bootstrap=self.settings.bootstrap,
             topic=post_log_topic(self.settings),
+            partitions=await asyncio.to_thread(partition_count, self.settings, post_log_topic(self.settings)),
             post_store=self.post_store,
             on_applied=self._on_posts_applied,
         )
         await self.add_runtime_dependency(self.replica)
         if self.ranker is not None:
             await asyncio.to_thread(self._index_existing_posts)
-        self.started.set()
+        self.serving.set()
         log.info("runtime started in %.1fs (policy=%s)", time.monotonic() - started, self.settings.policy)
 
     async def on_stop(self) -> None:
@@ -121,7 +122,7 @@ class Runtime(Service):
     def readiness(self) -> dict[str, Any]:
         caught_up = self.replica is not None and self.replica.caught_up.is_set()
         status = {
-            "started": self.started.is_set(),
+            "started": self.serving.is_set(),
             "assigned": self._assigned,
             "recovering": bool(self.app.in_recovery),
             "post_replica_caught_up": caught_up,

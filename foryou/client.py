@@ -105,19 +105,23 @@ class FeedClient:
         self, kind: str, user_id: int, *, target_id: int | None = None, keyword: str | None = None,
         ts_ms: int | None = None,
     ) -> None:
-        self.send(SocialGraphEvent(kind, user_id, target_id, keyword, ts_ms or _now_ms()))
+        self.send(SocialGraphEvent(kind, user_id, ts_ms or _now_ms(), target_id, keyword))
 
     def follow(self, user_id: int, target_id: int) -> None:
         self.social("follow", user_id, target_id=target_id)
 
     # -- feeds ------------------------------------------------------------------------------------------
 
+    def expect(self, request_id: str) -> None:
+        """Collect the answer to `request_id` (a request sent by any producer) for a later `wait`."""
+        self._start_reader()
+        with self._lock:
+            self._waiting.add(request_id)
+
     def send_request(self, user_id: int, *, request_id: str | None = None, **options: Any) -> str:
         """Produce a feed request and return its request_id; `wait` collects the answer."""
-        self._start_reader()
         request = FeedRequest(request_id or uuid.uuid4().hex, user_id, **options)
-        with self._lock:
-            self._waiting.add(request.request_id)
+        self.expect(request.request_id)
         self.send(request, flush=True)
         return request.request_id
 

@@ -1,0 +1,260 @@
+"""Online metrics of served feeds, per policy and per time window.
+
+Feeds are recorded as served (`record_served`), engagements as they arrive (`record_engagement`); an
+engagement counts for the policy and window of the latest feed that served the post to that user
+(engagements on posts never served are counted in `unattributed`). Per policy and window:
+
+- impressions: posts served (every post of every recorded feed);
+- engagements per impression: events whose action is an explicit positive engagement (ENGAGEMENT_ACTIONS:
+  all but the four negatives, dwell and dwell_time), divided by impressions;
+- value per impression: Σ weights[action] over all engagement events (negatives weigh negatively, dwell
+  and dwell_time count as their weights say), divided by impressions;
+- negatives per impression: not_interested, block_author, mute_author and report events / impressions;
+- author diversity: mean over feeds of distinct authors / posts in the feed (empty feeds left out);
+- freshness: median age (served time - creation) of served posts;
+- out-of-network share: served posts whose author the user does not follow / impressions;
+- latency: median and 95th percentile of the request latencies the caller records.
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from foryou.world.config import HOUR_MS
+from foryou.world.truth import ENGAGEMENT_ACTIONS, weight_vector
+from foryou.world.world import World
+from phoenix.actions import ACTION_INDEX, NEGATIVE_ACTIONS
+
+
+@dataclass(frozen=True)
+class ServedPost:
+    post_id: int
+    author_id: int
+    created_at_ms: int
+    in_network: bool
+
+
+def describe_feed(
+    world: World, user_id: int, post_ids: Sequence[int], now_ms: int, followed: frozenset[int] = frozenset()
+) -> list[ServedPost]:
+    """ServedPost records for a feed, with in_network from the world's graph plus `followed` authors."""
+    ids = np.asarray(post_ids, dtype=np.int64)
+    index = world.post_index(ids, strict=False)
+    known = index[index >= 0]
+    authors = world.posts.author[known] + 1
+    following = world.is_following(np.full(known.size, user_id), authors, now_ms)
+    return [
+        ServedPost(p, a, c, f or a in followed)
+        for p, a, c, f in zip(
+            ids[index >= 0].tolist(),
+            authors.tolist(),
+            world.posts.created_ms[known].tolist(),
+            following.tolist(),
+            strict=True,
+        )
+    ]
+
+
+@dataclass
+class _Window:
+    requests: int = 0
+    impressions: int = 0
+    engagements: int = 0
+    negatives: int = 0
+    value: float = 0.0
+    diversity_sum: float = 0.0
+    diversity_feeds: int = 0
+    out_of_network: int = 0
+    ages_ms: list[int] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def merge(self, other: "_Window") -> None:
+        for name in ("requests", "impressions", "engagements", "negatives", "value", "diversity_sum",
+                     "diversity_feeds", "out_of_network"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.ages_ms.extend(other.ages_ms)
+        self.latencies_ms.extend(other.latencies_ms)
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    policy: str
+    window_start_ms: int  # -1 for a total over all windows
+    requests: int
+    impressions: int
+    engagements: int
+    negatives: int
+    value: float
+    engagements_per_impression: float
+    value_per_impression: float
+    negatives_per_impression: float
+    author_diversity: float
+    median_age_ms: float
+    out_of_network_share: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def _stats(policy: str, start_ms: int, w: _Window) -> WindowStats:
+    latencies = np.asarray(w.latencies_ms)
+    return WindowStats(
+        policy=policy,
+        window_start_ms=start_ms,
+        requests=w.requests,
+        impressions=w.impressions,
+        engagements=w.engagements,
+        negatives=w.negatives,
+        value=w.value,
+        engagements_per_impression=_ratio(w.engagements, w.impressions),
+        value_per_impression=_ratio(w.value, w.impressions),
+        negatives_per_impression=_ratio(w.negatives, w.impressions),
+        author_diversity=_ratio(w.diversity_sum, w.diversity_feeds),
+        median_age_ms=float(np.median(w.ages_ms)) if w.ages_ms else math.nan,
+        out_of_network_share=_ratio(w.out_of_network, w.impressions),
+        latency_p50_ms=float(np.percentile(latencies, 50)) if latencies.size else math.nan,
+        latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else math.nan,
+    )
+
+
+# (column title, WindowStats field, format, scale)
+_COLUMNS: tuple[tuple[str, str, str, float], ...] = (
+    ("requests", "requests", "d", 1.0),
+    ("impressions", "impressions", "d", 1.0),
+    ("eng/imp", "engagements_per_impression", ".4f", 1.0),
+    ("value/imp", "value_per_impression", ".4f", 1.0),
+    ("neg/imp", "negatives_per_impression", ".4f", 1.0),
+    ("diversity", "author_diversity", ".3f", 1.0),
+    ("age_p50_min", "median_age_ms", ".1f", 1 / 60_000),
+    ("oon_share", "out_of_network_share", ".3f", 1.0),
+    ("lat_p50_ms", "latency_p50_ms", ".1f", 1.0),
+    ("lat_p95_ms", "latency_p95_ms", ".1f", 1.0),
+)
+
+
+def _cell(value: Any, fmt: str, scale: float) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return format(value * scale if scale != 1.0 else value, fmt)
+
+
+class OnlineMetrics:
+    def __init__(
+        self, window_ms: int = HOUR_MS, weights: Mapping[str, float] | np.ndarray | None = None,
+        origin_ms: int = 0,
+    ) -> None:
+        self.window_ms = window_ms
+        self.origin_ms = origin_ms
+        self._weights = weight_vector(weights)
+        self._windows: dict[str, dict[int, _Window]] = defaultdict(dict)
+        self._served: dict[tuple[int, int], tuple[str, int]] = {}
+        self.unattributed = 0
+
+    def _window(self, policy: str, ts_ms: int) -> tuple[int, _Window]:
+        key = (ts_ms - self.origin_ms) // self.window_ms
+        return key, self._windows[policy].setdefault(key, _Window())
+
+    def record_served(
+        self, policy: str, user_id: int, served_at_ms: int, posts: Sequence[ServedPost],
+        latency_ms: float | None = None,
+    ) -> None:
+        key, window = self._window(policy, served_at_ms)
+        window.requests += 1
+        window.impressions += len(posts)
+        if posts:
+            window.diversity_sum += len({p.author_id for p in posts}) / len(posts)
+            window.diversity_feeds += 1
+        window.out_of_network += sum(not p.in_network for p in posts)
+        window.ages_ms.extend(served_at_ms - p.created_at_ms for p in posts)
+        if latency_ms is not None:
+            window.latencies_ms.append(latency_ms)
+        for p in posts:
+            self._served[(user_id, p.post_id)] = (policy, key)
+
+    def record_engagement(self, user_id: int, post_id: int, action: str, ts_ms: int) -> bool:
+        """Count one engagement for the feed that served the post; False if it was never served."""
+        served = self._served.get((user_id, post_id))
+        if served is None:
+            self.unattributed += 1
+            return False
+        policy, key = served
+        window = self._windows[policy][key]
+        window.engagements += action in ENGAGEMENT_ACTIONS
+        window.negatives += action in NEGATIVE_ACTIONS
+        window.value += float(self._weights[ACTION_INDEX[action]])
+        return True
+
+    def record_engagement_event(self, value: Mapping[str, Any]) -> bool:
+        """`record_engagement` from an engagement-events wire value."""
+        return self.record_engagement(value["user_id"], value["post_id"], value["action"], value["ts_ms"])
+
+    def policies(self) -> list[str]:
+        return sorted(self._windows)
+
+    def windows(self, policy: str) -> list[WindowStats]:
+        windows = self._windows.get(policy, {})
+        return [
+            _stats(policy, self.origin_ms + key * self.window_ms, windows[key]) for key in sorted(windows)
+        ]
+
+    def total(self, policy: str) -> WindowStats:
+        merged = _Window()
+        for window in self._windows.get(policy, {}).values():
+            merged.merge(window)
+        return _stats(policy, -1, merged)
+
+    def summary(self, per_window: bool = False) -> str:
+        """A fixed-width text table: one row per policy (and per window when per_window)."""
+        rows = []
+        for policy in self.policies():
+            if per_window:
+                rows.extend((f"{policy} @{s.window_start_ms}", s) for s in self.windows(policy))
+            rows.append((policy, self.total(policy)))
+        name_width = max([len("policy"), *(len(name) for name, _ in rows)])
+        widths = [max(len(title), 11) for title, *_ in _COLUMNS]
+        header = "policy".ljust(name_width) + "".join(
+            " " + title.rjust(w) for (title, *_), w in zip(_COLUMNS, widths, strict=True)
+        )
+        lines = [header, "-" * len(header)]
+        for name, stats in rows:
+            cells = [
+                _cell(getattr(stats, attr), fmt, scale).rjust(w)
+                for (_, attr, fmt, scale), w in zip(_COLUMNS, widths, strict=True)
+            ]
+            lines.append(name.ljust(name_width) + "".join(" " + c for c in cells))
+        if self.unattributed:
+            lines.append(f"unattributed engagements: {self.unattributed}")
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path) -> Path:
+        """PNG with one panel per metric over time (hours since the first window), a line per policy."""
+        from matplotlib.figure import Figure  # a bare Figure renders with Agg, no display needed
+
+        path = Path(path)
+        panels = [c for c in _COLUMNS if c[0] not in ("requests", "impressions")]
+        figure = Figure(figsize=(16, 7), layout="constrained")
+        axes = figure.subplots(2, 4).ravel()
+        starts = [s.window_start_ms for p in self.policies() for s in self.windows(p)]
+        first = min(starts, default=0)
+        for ax, (title, attr, _, scale) in zip(axes, panels, strict=False):
+            for policy in self.policies():
+                stats = self.windows(policy)
+                hours = [(s.window_start_ms - first) / HOUR_MS for s in stats]
+                ax.plot(hours, [getattr(s, attr) * scale for s in stats], marker=".", label=policy)
+            ax.set_title(title)
+            ax.set_xlabel("hours")
+        for ax in axes[len(panels) :]:
+            ax.axis("off")
+        if self.policies():
+            axes[0].legend()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, format="png", dpi=80)
+        return path

@@ -1,0 +1,137 @@
+"""Offline artefacts of a simulation: the engagement log and ranking metrics against the ground truth.
+
+Engagement log (JSONL, one line per impression, an impression without engagement has "actions": []):
+
+    {"user_id": int, "post_id": int, "author_id": int, "ts_ms": int, "surface": str, "actions": [NAME, ...],
+     "request_id": str}
+
+An engagement joins the impression of the same (user, post) that happened last at or before it (or, if it
+precedes them all, the first one); engagements on posts never impressed are left out. Actions are listed
+once each, in ACTIONS order.
+
+Ranking metrics, per request group, against the ground truth's expected value v under given weights:
+- pairwise accuracy: over pairs (i, j) of one group with v_i > v_j, the share with score_i > score_j (a tied
+  score counts one half); pooled over all groups.
+- NDCG@10: gains max(v, 0), linear, discount 1 / log2(rank + 2) (rank from 0, order by descending score);
+  averaged over groups whose ideal DCG is positive.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from foryou.world.truth import GroundTruth
+from foryou.world.wire import SURFACE_HOME_FOR_YOU
+from phoenix.actions import ACTION_INDEX
+
+_EV_TIE = 1e-12
+
+
+@dataclass(frozen=True)
+class Impression:
+    user_id: int
+    post_id: int
+    author_id: int
+    ts_ms: int
+    request_id: str
+    surface: str = SURFACE_HOME_FOR_YOU
+
+    @classmethod
+    def from_wire(cls, value: Mapping[str, Any]) -> "Impression":
+        """From an `impressions` topic value (served on the For You surface)."""
+        return cls(value["user_id"], value["post_id"], value["author_id"], value["served_at_ms"],
+                   value["request_id"])
+
+
+def export_engagement_log(
+    impressions: Iterable[Impression], engagements: Iterable[Mapping[str, Any]], path: str | Path
+) -> int:
+    """Write the engagement log (format above) and return the number of lines written."""
+    impressions = list(impressions)
+    by_pair: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for line, impression in enumerate(impressions):
+        by_pair[(impression.user_id, impression.post_id)].append((impression.ts_ms, line))
+    for entries in by_pair.values():
+        entries.sort()
+    actions: list[set[str]] = [set() for _ in impressions]
+    for engagement in engagements:
+        entries = by_pair.get((engagement["user_id"], engagement["post_id"]))
+        if not entries:
+            continue
+        if engagement["action"] not in ACTION_INDEX:
+            raise KeyError(f"unknown action {engagement['action']!r}")
+        before = [line for ts, line in entries if ts <= engagement["ts_ms"]]
+        actions[before[-1] if before else entries[0][1]].add(engagement["action"])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        for impression, names in zip(impressions, actions, strict=True):
+            record = {
+                "user_id": impression.user_id,
+                "post_id": impression.post_id,
+                "author_id": impression.author_id,
+                "ts_ms": impression.ts_ms,
+                "surface": impression.surface,
+                "actions": sorted(names, key=ACTION_INDEX.__getitem__),
+                "request_id": impression.request_id,
+            }
+            out.write(orjson.dumps(record) + b"\n")
+    return len(impressions)
+
+
+@dataclass(frozen=True)
+class RankingMetrics:
+    pairwise_accuracy: float
+    ndcg_at_10: float
+    groups: int  # request groups with at least one ordered pair
+    pairs: int
+
+
+def _ndcg(scores: np.ndarray, gains: np.ndarray, k: int) -> float | None:
+    discounts = 1.0 / np.log2(np.arange(min(k, gains.size)) + 2.0)
+    ideal = float(np.sort(gains)[::-1][: discounts.size] @ discounts)
+    if ideal <= 0.0:
+        return None
+    ranked = gains[np.argsort(-scores, kind="stable")][: discounts.size]
+    return float(ranked @ discounts) / ideal
+
+
+def ground_truth_ranking_metrics(
+    truth: GroundTruth,
+    scores: np.ndarray,
+    user_ids: np.ndarray,
+    post_ids: np.ndarray,
+    request_ids: Sequence[str] | np.ndarray,
+    now_ms: np.ndarray | int,
+    weights: Mapping[str, float] | np.ndarray | None = None,
+) -> RankingMetrics:
+    """Pairwise accuracy and NDCG@10 of `scores` against the ground-truth expected value (see above)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    values = truth.expected_value(user_ids, post_ids, now_ms, weights)
+    _, group = np.unique(np.asarray(request_ids), return_inverse=True)
+    order = np.argsort(group, kind="stable")
+    boundaries = np.flatnonzero(np.diff(group[order])) + 1
+    correct, pairs, groups = 0.0, 0, 0
+    ndcgs: list[float] = []
+    for members in np.split(order, boundaries):
+        s, v = scores[members], values[members]
+        better = (v[:, None] - v[None, :]) > _EV_TIE
+        if better.any():
+            score_gap = (s[:, None] - s[None, :])[better]
+            correct += float((score_gap > 0).sum() + 0.5 * (score_gap == 0).sum())
+            pairs += int(better.sum())
+            groups += 1
+        ndcg = _ndcg(s, np.maximum(v, 0.0), 10)
+        if ndcg is not None:
+            ndcgs.append(ndcg)
+    return RankingMetrics(
+        pairwise_accuracy=correct / pairs if pairs else float("nan"),
+        ndcg_at_10=float(np.mean(ndcgs)) if ndcgs else float("nan"),
+        groups=groups,
+        pairs=pairs,
+    )

@@ -1,0 +1,45 @@
+"""The negative-score offset of the weighted score (home-mixer's `offset_score`).
+
+The combined score sum(weight * probability) is negative when the predicted negative actions outweigh the
+positive ones. It is mapped so that every post with a negative combined score ranks below every post with a
+non-negative one, and the final score is never negative:
+  combined >= 0:  combined + offset
+  combined <  0:  (combined + N) / T * offset, which lies in [0, offset * N / T) within [0, offset),
+where N = sum of |negative weights| (combined >= -N since probabilities are <= 1) and T = sum of |all
+weights|. Negative posts keep their order among themselves (the map is increasing).
+
+Later multipliers (author diversity, out-of-network) scale only the value above the offset of non-negative
+posts (home-mixer's multiplier-before-offset mode): scaling the offset itself could sink a positive post
+below a negative one, breaking the guarantee above; negative posts are already below every positive one.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from phoenix.actions import NEGATIVE_ACTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOffset:
+    offset: float
+    negative_sum: float  # N
+    total_sum: float  # T
+
+    @classmethod
+    def from_weights(cls, weights: Mapping[str, float], offset: float) -> "ScoreOffset":
+        negative_sum = -sum(w for name, w in weights.items() if name in NEGATIVE_ACTIONS)
+        positive_sum = sum(w for name, w in weights.items() if name not in NEGATIVE_ACTIONS)
+        return cls(offset=offset, negative_sum=negative_sum, total_sum=positive_sum + negative_sum)
+
+    def apply(self, combined: float) -> float:
+        if self.total_sum == 0:  # every weight is zero: nothing to rank by
+            return max(combined, 0.0)
+        if combined < 0:
+            return (combined + self.negative_sum) / self.total_sum * self.offset
+        return combined + self.offset
+
+    def scale(self, score: float, multiplier: float) -> float:
+        """The score with its value above the offset multiplied; scores below the offset are unchanged."""
+        if score < self.offset:
+            return score
+        return self.offset + multiplier * (score - self.offset)

@@ -1,0 +1,29 @@
+"""OONScorer: out-of-network posts (not from an account the user follows) have their score multiplied by a
+configured factor (above the offset, see scoring.offset), so in-network posts win ties of relevance."""
+
+from collections.abc import Sequence
+
+from scoring.offset import ScoreOffset
+from streams.candidate import Candidate
+from streams.query import FeedQuery
+from streams.stages import Scorer
+
+
+class OONScorer(Scorer):
+    name = "OONScorer"
+    fields = frozenset({"oon_multiplier", "score"})
+
+    def __init__(self, factor: float, offset: ScoreOffset) -> None:
+        self._factor = factor
+        self._offset = offset
+
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+        scored = []
+        for c in candidates:
+            if c.score is None:
+                scored.append(c.with_fields(oon_multiplier=None))
+                continue
+            # in_network None (its hydrator failed) is not penalised: only known out-of-network posts are.
+            multiplier = self._factor if c.in_network is False else 1.0
+            scored.append(c.with_fields(oon_multiplier=multiplier, score=self._offset.scale(c.score, multiplier)))
+        return scored

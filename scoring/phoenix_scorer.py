@@ -1,0 +1,45 @@
+"""PhoenixScorer: the 19 action probabilities of every candidate from the Phoenix ranker.
+
+A repost is scored as its original post and the original's author (`Candidate.model_target`). The ranker
+call is synchronous and CPU-heavy; it runs off the event loop (streams.offload) in one call for the whole
+request, so the loop is free for other requests while the model computes.
+"""
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+
+import numpy as np
+
+from phoenix.actions import NUM_ACTIONS, surface_id
+from streams import metrics
+from streams.candidate import Candidate
+from streams.offload import run_blocking
+from streams.ports import RankerPort
+from streams.query import FeedQuery
+from streams.stages import Scorer
+
+
+class PhoenixScorer(Scorer):
+    name = "PhoenixScorer"
+    fields = frozenset({"phoenix_scores"})
+
+    def __init__(self, ranker: RankerPort, executor: Executor | None = None, surface: str = "home_for_you") -> None:
+        self._ranker = ranker
+        self._executor = executor
+        self._surface = surface_id(surface)
+
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+        targets = [c.model_target() for c in candidates]
+        metrics.PHOENIX_BATCH_SIZE.observe(len(targets))
+        start = time.perf_counter()
+        probabilities = await run_blocking(
+            self._executor, self._ranker.score, query.user_id, query.action_sequence, targets, self._surface
+        )
+        metrics.PHOENIX_SCORE_SECONDS.observe(time.perf_counter() - start)
+        matrix = np.asarray(probabilities, dtype=np.float64)
+        if matrix.shape != (len(candidates), NUM_ACTIONS):
+            raise ValueError(f"ranker returned shape {matrix.shape} for {len(candidates)} candidates")
+        if not np.isfinite(matrix).all():
+            raise ValueError("ranker returned non-finite probabilities")
+        return [c.with_fields(phoenix_scores=tuple(row)) for c, row in zip(candidates, matrix.tolist(), strict=True)]

@@ -1,0 +1,55 @@
+"""WeightedScorer: sum over the 19 actions of weight x predicted probability, then the negative-score
+offset (scoring.offset). Negative actions have negative weights. The vqv (video quality view) term counts
+only for a video (the shown content: a repost's original) at least `vqv_min_duration_ms` long.
+
+A candidate without Phoenix probabilities (the Phoenix scorer failed) gets no score here; the pipeline's
+fallback then orders the request.
+"""
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from phoenix.actions import ACTION_INDEX, ACTIONS
+from scoring.offset import ScoreOffset
+from streams.candidate import Candidate
+from streams.query import FeedQuery
+from streams.stages import Scorer
+
+VQV = ACTION_INDEX["vqv"]
+
+
+def vqv_eligible(candidate: Candidate, min_duration_ms: int) -> bool:
+    post = candidate.content
+    return (
+        post is not None
+        and post.is_video
+        and post.video_duration_ms is not None
+        and post.video_duration_ms >= min_duration_ms
+    )
+
+
+class WeightedScorer(Scorer):
+    name = "WeightedScorer"
+    fields = frozenset({"weighted_score", "score"})
+
+    def __init__(self, weights: Mapping[str, float], vqv_min_duration_ms: int, offset: ScoreOffset) -> None:
+        self._weights = np.array([weights[name] for name in ACTIONS], dtype=np.float64)
+        self._vqv_min_duration_ms = vqv_min_duration_ms
+        self._offset = offset
+
+    def combined(self, probabilities: np.ndarray, vqv_counts: np.ndarray) -> np.ndarray:
+        """sum(weight x probability) before the offset, for rows of probabilities [N, 19] and a [N] mask of
+        the rows whose vqv term counts."""
+        totals = probabilities @ self._weights
+        return totals - np.where(vqv_counts, 0.0, probabilities[:, VQV] * self._weights[VQV])
+
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+        scorable = [i for i, c in enumerate(candidates) if c.phoenix_scores is not None]
+        weighted: dict[int, float] = {}
+        if scorable:
+            probabilities = np.array([candidates[i].phoenix_scores for i in scorable], dtype=np.float64)
+            vqv_counts = np.array([vqv_eligible(candidates[i], self._vqv_min_duration_ms) for i in scorable])
+            combined = self.combined(probabilities, vqv_counts).tolist()
+            weighted = {i: self._offset.apply(value) for i, value in zip(scorable, combined, strict=True)}
+        return [c.with_fields(weighted_score=weighted.get(i), score=weighted.get(i)) for i, c in enumerate(candidates)]

@@ -1,0 +1,106 @@
+"""Candidate hydrators. Each owns the Candidate fields it declares; the framework takes only those."""
+
+from collections.abc import Sequence
+
+from streams.candidate import Candidate
+from streams.ports import PostStore
+from streams.query import FeedQuery
+from streams.stages import CandidateHydrator
+
+
+class InNetworkHydrator(CandidateHydrator):
+    """in_network: the author is followed by the user (for a repost, the reposter)."""
+
+    name = "InNetwork"
+    fields = frozenset({"in_network"})
+
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+        following = query.user_features.following if query.user_features is not None else frozenset()
+        return [c.with_fields(in_network=c.author_id in following) for c in candidates]
+
+
+class CoreDataHydrator(CandidateHydrator):
+    """The post itself (text, media, video duration, reply and repost ancestry, conversation id, safety
+    label), and the live reposted original and quoted post, in batched reads. A post the store does not
+    return stays without core data and is removed by the CoreDataHydration filter."""
+
+    name = "CoreData"
+    fields = frozenset({"core", "original", "quoted"})
+
+    def __init__(self, post_store: PostStore) -> None:
+        self._post_store = post_store
+
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+        posts = self._post_store.get_many({c.post_id for c in candidates})
+        referenced: set[int] = set()
+        for post in posts.values():
+            referenced.update(i for i in (post.repost_of_post_id, post.quote_of_post_id) if i is not None)
+        missing = referenced - posts.keys()
+        lookup = {**posts, **(self._post_store.get_many(missing) if missing else {})}
+        hydrated = []
+        for c in candidates:
+            core = posts.get(c.post_id)
+            if core is None:
+                hydrated.append(c.with_fields(core=None, original=None, quoted=None))
+                continue
+            original = lookup.get(core.repost_of_post_id) if core.repost_of_post_id is not None else None
+            quoted = lookup.get(core.quote_of_post_id) if core.quote_of_post_id is not None else None
+            hydrated.append(c.with_fields(core=core, original=original, quoted=quoted))
+        return hydrated
+
+
+class AuthorHydrator(CandidateHydrator):
+    """The author's follower count (shown in explain output). No stream carries screen names (posts and
+    social-graph events name accounts by id only), so authors are identified by id everywhere."""
+
+    name = "Author"
+    fields = frozenset({"author_follower_count"})
+
+    def __init__(self, post_store: PostStore) -> None:
+        self._post_store = post_store
+
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+        counts = {author: self._post_store.follower_count(author) for author in {c.author_id for c in candidates}}
+        return [c.with_fields(author_follower_count=counts[c.author_id]) for c in candidates]
+
+
+class SubscriptionHydrator(CandidateHydrator):
+    """subscription_author_id: whose subscription the shown content requires, or None. Runs after core data
+    (a dependent hydrator). For a repost the original's flag and author count: reposting does not unlock
+    subscriber-only content. A repost whose original is no longer live is judged by its own flag."""
+
+    name = "Subscription"
+    fields = frozenset({"subscription_author_id"})
+
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+        return [c.with_fields(subscription_author_id=_subscription_author(c)) for c in candidates]
+
+
+def _subscription_author(candidate: Candidate) -> int | None:
+    post = candidate.content
+    if post is None or not post.subscriber_only:
+        return None
+    return post.author_id
+
+
+class VisibilityHydrator(CandidateHydrator):
+    """deleted (the post or the original it reposts was deleted since it was fetched) and safety_label (the
+    shown content's label, else the post's). Runs post-selection: only on the posts about to be served, as
+    late as possible."""
+
+    name = "Visibility"
+    fields = frozenset({"deleted", "safety_label"})
+
+    def __init__(self, post_store: PostStore) -> None:
+        self._post_store = post_store
+
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+        hydrated = []
+        for c in candidates:
+            ids = [c.post_id]
+            if c.core is not None and c.core.repost_of_post_id is not None:
+                ids.append(c.core.repost_of_post_id)
+            deleted = any(self._post_store.is_deleted(i) for i in ids)
+            labels = [p.safety_label for p in (c.content, c.core) if p is not None and p.safety_label]
+            hydrated.append(c.with_fields(deleted=deleted, safety_label=labels[0] if labels else None))
+        return hydrated

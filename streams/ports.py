@@ -1,0 +1,82 @@
+"""What the candidate pipeline needs from the rest of the system, as structural types.
+
+The pipeline depends on these Protocols only; the real stores (RocksDB-backed Faust tables), the Phoenix
+`Ranker` and the Faust sink are written elsewhere and satisfy them structurally, and the tests use
+in-memory fakes. Store reads are synchronous local reads and are called inline from the async stages;
+the ranker is CPU-bound and is always called off the event loop (see `scoring.phoenix_scorer`).
+"""
+
+from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from stores.records import ActionEntry, Post, UserFeatures
+
+
+class PostStore(Protocol):
+    def get(self, post_id: int) -> Post | None: ...
+
+    def get_many(self, post_ids: Iterable[int]) -> dict[int, Post]: ...
+
+    def is_deleted(self, post_id: int) -> bool: ...
+
+    def recent_posts(
+        self,
+        author_ids: Collection[int],
+        limit: int,
+        exclude: Collection[int] = (),
+        now_ms: int | None = None,
+        max_age_ms: int | None = None,
+    ) -> list[Post]:
+        """Live posts of these authors, newest first."""
+        ...
+
+    def follower_count(self, author_id: int) -> int: ...
+
+
+class UserStateStore(Protocol):
+    def action_sequence(self, user_id: int) -> list[ActionEntry]:
+        """The user's engagement history, oldest to newest."""
+        ...
+
+    def user_features(self, user_id: int) -> UserFeatures: ...
+
+    def served_ids(self, user_id: int) -> set[int]: ...
+
+
+class RankerPort(Protocol):
+    """The part of `phoenix.ranker.Ranker` the pipeline uses."""
+
+    @property
+    def version(self) -> str: ...
+
+    def score(
+        self,
+        user_id: int,
+        history: Sequence[ActionEntry],
+        candidates: Sequence[tuple[int, int]],
+        surface: int,
+    ) -> np.ndarray:
+        """[len(candidates), 19] action probabilities, in candidate order."""
+        ...
+
+    def retrieve(
+        self,
+        user_id: int,
+        history: Sequence[ActionEntry],
+        k: int,
+        exclude_authors: Collection[int] = (),
+        exclude_posts: Collection[int] = (),
+    ) -> list[tuple[int, int, float]]:
+        """(post_id, author_id, similarity) best first."""
+        ...
+
+
+class FeedSink(Protocol):
+    """Where the pipeline's side effects go. Methods may be plain or async; the pipeline awaits results
+    that are awaitable."""
+
+    def record_served(self, user_id: int, post_ids: Sequence[int], ts_ms: int) -> Awaitable[None] | None: ...
+
+    def publish_impressions(self, impressions: list[Mapping[str, Any]]) -> Awaitable[None] | None: ...

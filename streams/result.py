@@ -1,0 +1,142 @@
+"""The pipeline's answer and its `ranked-feeds` wire form."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from phoenix.actions import ACTIONS
+from streams.candidate import Candidate
+
+StageKind = Literal[
+    "query_hydrator",
+    "source",
+    "hydrator",
+    "dependent_hydrator",
+    "filter",
+    "scorer",
+    "selector",
+    "post_selection_hydrator",
+    "post_selection_filter",
+]
+StageStatus = Literal["ok", "disabled", "failed"]
+
+
+@dataclass(slots=True)
+class StageReport:
+    """One component's part in one request: candidates in and out, removals by reason, wall time."""
+
+    kind: StageKind
+    name: str
+    status: StageStatus
+    candidates_in: int
+    candidates_out: int
+    ms: float
+    removed: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "status": self.status,
+            "in": self.candidates_in,
+            "out": self.candidates_out,
+            "removed": dict(self.removed),
+            "ms": round(self.ms, 3),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PostExplain:
+    probabilities: dict[str, float] | None  # by action name; None when Phoenix did not score the post
+    weighted_score: float | None
+    diversity_multiplier: float | None
+    oon_multiplier: float | None
+    source: str
+    retrieval_score: float | None
+
+    @classmethod
+    def of(cls, candidate: Candidate) -> "PostExplain":
+        probabilities = None
+        if candidate.phoenix_scores is not None:
+            probabilities = dict(zip(ACTIONS, candidate.phoenix_scores, strict=True))
+        return cls(
+            probabilities=probabilities,
+            weighted_score=candidate.weighted_score,
+            diversity_multiplier=candidate.diversity_multiplier,
+            oon_multiplier=candidate.oon_multiplier,
+            source=candidate.source,
+            retrieval_score=candidate.retrieval_score,
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "probabilities": self.probabilities,
+            "weighted_score": self.weighted_score,
+            "diversity_multiplier": self.diversity_multiplier,
+            "oon_multiplier": self.oon_multiplier,
+            "source": self.source,
+            "retrieval_score": self.retrieval_score,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPost:
+    post_id: int
+    author_id: int
+    rank: int  # 1 = top of the feed
+    score: float
+    in_network: bool
+    explain: PostExplain | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        value: dict[str, Any] = {
+            "post_id": self.post_id,
+            "author_id": self.author_id,
+            "rank": self.rank,
+            "score": self.score,
+            "in_network": self.in_network,
+        }
+        if self.explain is not None:
+            value["explain"] = self.explain.to_wire()
+        return value
+
+
+async def _no_side_effects() -> None:
+    return None
+
+
+@dataclass(slots=True)
+class FeedResult:
+    posts: list[RankedPost]
+    model: str  # the ranker's version, or "reverse-chron" when posts are ordered by recency
+    degraded: list[str] = field(default_factory=list)  # "<kind>:<name>" of every component that failed
+    stages: list[StageReport] | None = None  # per-stage report, when the request asked to explain
+    # Side effects of this request (served ids, impressions): the caller awaits or schedules this after
+    # sending the answer, so they never delay it. It never raises.
+    side_effects: Callable[[], Awaitable[None]] = _no_side_effects
+
+    @property
+    def explained(self) -> bool:
+        return self.stages is not None
+
+    def to_wire(self, request_id: str, user_id: int, latency_ms: float) -> dict[str, Any]:
+        """The `ranked-feeds` value. The "explain" keys (per post, and the top-level stages and
+        degradations) are present only when the request asked to explain."""
+        value: dict[str, Any] = {
+            "v": 1,
+            "request_id": request_id,
+            "user_id": user_id,
+            "status": "ok",
+            "error": None,
+            "posts": [post.to_wire() for post in self.posts],
+            "model": self.model,
+            "latency_ms": latency_ms,
+        }
+        if self.stages is not None:
+            value["explain"] = {
+                "degraded": list(self.degraded),
+                "stages": [stage.to_wire() for stage in self.stages],
+            }
+        return value

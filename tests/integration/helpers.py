@@ -1,0 +1,92 @@
+"""Small helpers for the integration tests: waiting on a worker's view of the world, reading topics."""
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+
+from foryou.processes import WorkerProcess
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T | None], timeout_s: float = 60.0, interval_s: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        time.sleep(interval_s)
+
+
+def worker_json(worker: WorkerProcess, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"{worker.url}{path}", timeout=5) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+def wait_for_posts(worker: WorkerProcess, post_ids: Iterable[int], *, deleted: bool = False) -> None:
+    """Until the worker's post-store replica holds (or, with `deleted`, hides) every one of `post_ids`."""
+    for post_id in post_ids:
+        def seen(post_id: int = post_id) -> bool:
+            status, body = worker_json(worker, f"/inspect/post/{post_id}")
+            return body.get("deleted", False) if deleted else status == 200
+        eventually(seen)
+
+
+def metric_value(worker: WorkerProcess, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` on the worker's /metrics whose labels include `labels`."""
+    total = 0.0
+    for line in worker.metrics_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        series, _, value = line.rpartition(" ")
+        if series.partition("{")[0] != name:
+            continue
+        if labels and not _labels_match(series, labels):
+            continue
+        total += float(value)
+    return total
+
+
+def _labels_match(series: str, labels: dict[str, str]) -> bool:
+    body = series[series.index("{") + 1 : series.rindex("}")]
+    present = dict(part.split("=", 1) for part in body.split(",") if "=" in part)
+    return all(present.get(k, "").strip('"') == v for k, v in labels.items())
+
+
+class TopicReader:
+    """Reads a topic from its end as of construction: sees only what is produced afterwards."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "test-reader", "enable.auto.commit": False}
+        )
+        partitions = self.consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        assignment = []
+        for p in partitions:
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            assignment.append(TopicPartition(topic, p, high))
+        self.consumer.assign(assignment)
+
+    def read_until(self, done: Callable[[list], bool], timeout_s: float = 60.0) -> list:
+        messages: list = []
+        deadline = time.monotonic() + timeout_s
+        while not done(messages):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {len(messages)} messages within {timeout_s}s")
+            message = self.consumer.poll(0.2)
+            if message is not None and not message.error():
+                messages.append(message)
+        return messages
+
+    def close(self) -> None:
+        self.consumer.close()

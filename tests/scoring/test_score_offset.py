@@ -1,0 +1,33 @@
+import pytest
+
+from scoring.offset import ScoreOffset
+from tests.scoring.scoring_fakes import CONFIG
+
+OFFSET = ScoreOffset.from_weights(CONFIG.weights, 1.0)
+
+
+def test_sums_of_the_default_weights():
+    assert OFFSET.negative_sum == pytest.approx(16.5)
+    assert OFFSET.total_sum == pytest.approx(16.5 + 12.6)
+
+
+def test_every_negative_combined_score_lands_below_every_non_negative_one():
+    negatives = [-OFFSET.negative_sum, -10.0, -1.0, -1e-9]
+    positives = [0.0, 1e-9, 0.5, 20.0]
+    mapped_negatives = [OFFSET.apply(c) for c in negatives]
+    mapped_positives = [OFFSET.apply(c) for c in positives]
+    assert max(mapped_negatives) < min(mapped_positives)
+    assert min(mapped_negatives) >= 0.0
+    assert mapped_negatives == sorted(mapped_negatives)  # order among negatives is kept
+    assert mapped_positives == [1.0 + c for c in positives]
+
+
+def test_scale_leaves_negative_posts_and_scales_above_the_offset():
+    assert OFFSET.scale(1.5, 0.5) == pytest.approx(1.25)
+    assert OFFSET.scale(0.3, 0.1) == 0.3
+    assert OFFSET.scale(1.0, 0.1) == 1.0
+
+
+def test_all_zero_weights_do_not_divide_by_zero():
+    zero = ScoreOffset.from_weights(dict.fromkeys(CONFIG.weights, 0.0), 1.0)
+    assert zero.apply(0.0) == 0.0

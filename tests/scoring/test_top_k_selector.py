@@ -1,0 +1,18 @@
+from scoring.selector import TopKSelector
+from tests.scoring.scoring_fakes import candidate, post, query
+
+
+def test_sorts_by_score_keeps_top_k_and_ranks_the_reserve():
+    candidates = [candidate(i, 10, score=s) for i, s in [(1, 0.2), (2, 0.9), (3, None), (4, 0.5), (5, 0.7)]]
+    selection = TopKSelector().select(query(max_results=2), candidates)
+    assert [c.post_id for c in selection.selected] == [2, 5]
+    assert [c.post_id for c in selection.reserve] == [4, 1, 3]
+
+
+def test_ties_go_to_the_newer_post_then_the_higher_id():
+    candidates = [
+        candidate(1, 10, core=post(1, 10, age_ms=5_000), score=1.0),
+        candidate(2, 10, core=post(2, 10, age_ms=1_000), score=1.0),
+        candidate(3, 10, core=post(3, 10, age_ms=1_000), score=1.0),
+    ]
+    assert [c.post_id for c in TopKSelector().select(query(), candidates).selected] == [3, 2, 1]

@@ -1,0 +1,198 @@
+"""In-memory fakes of the pipeline's ports, and builders for posts, candidates and queries."""
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from phoenix.actions import ACTION_INDEX, NUM_ACTIONS
+from stores.records import ActionEntry, Post, UserFeatures
+from streams.candidate import Candidate, SourceName
+from streams.query import FeedQuery
+
+NOW_MS = 1_700_000_000_000
+HOUR_MS = 3_600_000
+USER = 1
+NO_FEATURES = UserFeatures()
+
+
+def post(post_id: int, author_id: int, age_ms: int = HOUR_MS, **fields: Any) -> Post:
+    return Post(post_id=post_id, author_id=author_id, created_at_ms=NOW_MS - age_ms, **fields)
+
+
+def candidate(
+    post_id: int,
+    author_id: int,
+    source: SourceName = "thunder",
+    core: Post | None = None,
+    hydrate_core: bool = True,
+    **fields: Any,
+) -> Candidate:
+    """A candidate with core data (a default post of that id and author) unless hydrate_core is False."""
+    if core is None and hydrate_core:
+        core = post(post_id, author_id)
+    return Candidate(post_id=post_id, author_id=author_id, source=source, core=core, **fields)
+
+
+def query(
+    user_id: int = USER,
+    max_results: int = 10,
+    features: UserFeatures | None = NO_FEATURES,
+    **fields: Any,
+) -> FeedQuery:
+    return FeedQuery(
+        user_id=user_id, request_id="req-1", max_results=max_results, now_ms=NOW_MS, user_features=features, **fields
+    )
+
+
+def probabilities(base: float = 0.0, **by_action: float) -> np.ndarray:
+    row = np.full(NUM_ACTIONS, base, dtype=np.float64)
+    for name, value in by_action.items():
+        row[ACTION_INDEX[name]] = value
+    return row
+
+
+class FakePostStore:
+    def __init__(
+        self,
+        posts: Iterable[Post] = (),
+        deleted: Collection[int] = (),
+        followers: Mapping[int, int] | None = None,
+        failing: Collection[str] = (),
+    ) -> None:
+        self.posts = {p.post_id: p for p in posts}
+        self.deleted = set(deleted)
+        self.followers = dict(followers or {})
+        self.failing = set(failing)
+        self.calls: list[tuple[str, Any]] = []
+
+    def _call(self, method: str, arg: Any) -> None:
+        self.calls.append((method, arg))
+        if method in self.failing:
+            raise RuntimeError(f"post store {method} is down")
+
+    def get(self, post_id: int) -> Post | None:
+        self._call("get", post_id)
+        return self.posts.get(post_id)
+
+    def get_many(self, post_ids: Iterable[int]) -> dict[int, Post]:
+        ids = list(post_ids)
+        self._call("get_many", ids)
+        return {i: self.posts[i] for i in ids if i in self.posts}
+
+    def is_deleted(self, post_id: int) -> bool:
+        self._call("is_deleted", post_id)
+        return post_id in self.deleted
+
+    def recent_posts(
+        self,
+        author_ids: Collection[int],
+        limit: int,
+        exclude: Collection[int] = (),
+        now_ms: int | None = None,
+        max_age_ms: int | None = None,
+    ) -> list[Post]:
+        self._call("recent_posts", (set(author_ids), limit, set(exclude)))
+        found = [
+            p
+            for p in self.posts.values()
+            if p.author_id in author_ids
+            and p.post_id not in exclude
+            and (max_age_ms is None or now_ms is None or now_ms - p.created_at_ms <= max_age_ms)
+        ]
+        return sorted(found, key=lambda p: -p.created_at_ms)[:limit]
+
+    def follower_count(self, author_id: int) -> int:
+        self._call("follower_count", author_id)
+        return self.followers.get(author_id, 0)
+
+
+class FakeUserState:
+    def __init__(
+        self,
+        features: Mapping[int, UserFeatures] | None = None,
+        sequences: Mapping[int, list[ActionEntry]] | None = None,
+        served: Mapping[int, set[int]] | None = None,
+        failing: Collection[str] = (),
+    ) -> None:
+        self.features = dict(features or {})
+        self.sequences = dict(sequences or {})
+        self.served = {user: set(ids) for user, ids in (served or {}).items()}
+        self.failing = set(failing)
+
+    def _check(self, method: str) -> None:
+        if method in self.failing:
+            raise RuntimeError(f"user state {method} is down")
+
+    def action_sequence(self, user_id: int) -> list[ActionEntry]:
+        self._check("action_sequence")
+        return list(self.sequences.get(user_id, []))
+
+    def user_features(self, user_id: int) -> UserFeatures:
+        self._check("user_features")
+        return self.features.get(user_id, UserFeatures())
+
+    def served_ids(self, user_id: int) -> set[int]:
+        self._check("served_ids")
+        return set(self.served.get(user_id, set()))
+
+
+class FakeRanker:
+    """Scores by a function of (post_id, author_id); retrieves from a fixed list, honouring exclusions."""
+
+    def __init__(
+        self,
+        score_fn: Callable[[int, int], np.ndarray] | None = None,
+        corpus: Sequence[tuple[int, int, float]] = (),
+        version: str = "phoenix-test-1",
+        fail_score: bool = False,
+        fail_retrieve: bool = False,
+    ) -> None:
+        self.score_fn = score_fn or (lambda post_id, author_id: probabilities(0.1))
+        self.corpus = list(corpus)
+        self.version = version
+        self.fail_score = fail_score
+        self.fail_retrieve = fail_retrieve
+        self.score_calls: list[list[tuple[int, int]]] = []
+        self.retrieve_calls: list[dict[str, Any]] = []
+
+    def score(self, user_id: int, history: Sequence[ActionEntry], candidates: Sequence[tuple[int, int]], surface: int):
+        self.score_calls.append(list(candidates))
+        if self.fail_score:
+            raise RuntimeError("ranker crashed")
+        return np.stack([self.score_fn(p, a) for p, a in candidates]) if candidates else np.zeros((0, NUM_ACTIONS))
+
+    def retrieve(
+        self,
+        user_id: int,
+        history: Sequence[ActionEntry],
+        k: int,
+        exclude_authors: Collection[int] = (),
+        exclude_posts: Collection[int] = (),
+    ) -> list[tuple[int, int, float]]:
+        self.retrieve_calls.append(
+            {"k": k, "exclude_authors": set(exclude_authors), "exclude_posts": set(exclude_posts)}
+        )
+        if self.fail_retrieve:
+            raise RuntimeError("retrieval index unavailable")
+        found = [(p, a, s) for p, a, s in self.corpus if a not in exclude_authors and p not in exclude_posts]
+        return found[:k]
+
+
+class FakeSink:
+    def __init__(self, fail: bool = False) -> None:
+        self.served: list[tuple[int, list[int], int]] = []
+        self.impressions: list[Mapping[str, Any]] = []
+        self.fail = fail
+
+    async def record_served(self, user_id: int, post_ids: Sequence[int], ts_ms: int) -> None:
+        if self.fail:
+            raise RuntimeError("sink down")
+        self.served.append((user_id, list(post_ids), ts_ms))
+
+    def publish_impressions(self, impressions: list[Mapping[str, Any]]) -> None:
+        self.impressions.extend(impressions)
+
+
+def ids(candidates: Iterable[Candidate]) -> list[int]:
+    return [c.post_id for c in candidates]

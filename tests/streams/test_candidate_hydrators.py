@@ -1,0 +1,79 @@
+"""Each candidate hydrator sets its fields and keeps the candidates' order and count."""
+
+import asyncio
+
+import pytest
+
+from stores.records import UserFeatures
+from streams.hydrators import (
+    AuthorHydrator,
+    CoreDataHydrator,
+    InNetworkHydrator,
+    SubscriptionHydrator,
+    VisibilityHydrator,
+)
+from streams.pipeline import check_same_candidates
+from tests.streams.foryou_fakes import FakePostStore, candidate, ids, post, query
+
+STORE = FakePostStore(
+    [
+        post(1, 10, text="one"),
+        post(2, 20, repost_of_post_id=9, repost_of_user_id=30),
+        post(9, 30, text="original", subscriber_only=True),
+        post(3, 10, quote_of_post_id=4),
+        post(4, 40, text="quoted", safety_label="graphic"),
+        post(5, 50, subscriber_only=True),
+    ],
+    deleted={9},
+    followers={10: 1000, 20: 5},
+)
+
+
+def bare(*pairs: tuple[int, int]):
+    return [candidate(p, a, hydrate_core=False) for p, a in pairs]
+
+
+HYDRATORS = [
+    InNetworkHydrator(),
+    CoreDataHydrator(STORE),
+    AuthorHydrator(STORE),
+    SubscriptionHydrator(),
+    VisibilityHydrator(STORE),
+]
+
+
+@pytest.mark.parametrize("hydrator", HYDRATORS, ids=lambda h: h.name)
+def test_order_and_count_are_kept(hydrator):
+    given = bare((5, 50), (1, 10), (404, 10), (2, 20), (1, 10))
+    out = asyncio.run(hydrator.hydrate(query(features=UserFeatures(following=frozenset({10}))), given))
+    check_same_candidates(hydrator.name, given, out)
+    assert ids(out) == [5, 1, 404, 2, 1]
+
+
+def test_core_data_reads_posts_originals_and_quotes_and_leaves_missing_ones_empty():
+    out = asyncio.run(CoreDataHydrator(STORE).hydrate(query(), bare((1, 10), (2, 20), (3, 10), (404, 10))))
+    assert out[0].core.text == "one" and out[0].original is None
+    assert out[1].original.post_id == 9 and out[1].content.text == "original"
+    assert out[2].quoted.text == "quoted"
+    assert out[3].core is None
+
+
+def test_in_network_and_author_data():
+    features = UserFeatures(following=frozenset({10}))
+    flags = asyncio.run(InNetworkHydrator().hydrate(query(features=features), bare((1, 10), (2, 20))))
+    assert [c.in_network for c in flags] == [True, False]
+    authors = asyncio.run(AuthorHydrator(STORE).hydrate(query(), bare((1, 10), (2, 20), (6, 60))))
+    assert [c.author_follower_count for c in authors] == [1000, 5, 0]
+
+
+def test_subscription_names_the_author_of_the_shown_content():
+    core = asyncio.run(CoreDataHydrator(STORE).hydrate(query(), bare((1, 10), (2, 20), (5, 50))))
+    out = asyncio.run(SubscriptionHydrator().hydrate(query(), core))
+    assert [c.subscription_author_id for c in out] == [None, 30, 50]  # the repost of 9 requires 9's author
+
+
+def test_visibility_sees_deleted_originals_and_labels_of_quoted_content():
+    core = asyncio.run(CoreDataHydrator(STORE).hydrate(query(), bare((1, 10), (2, 20), (4, 40))))
+    out = asyncio.run(VisibilityHydrator(STORE).hydrate(query(), core))
+    assert [c.deleted for c in out] == [False, True, False]
+    assert out[2].safety_label == "graphic" and out[0].safety_label is None
