@@ -14,6 +14,7 @@ Agents are thin: validation is `topics.validation`, state logic `stores`, rankin
 import asyncio
 import dataclasses
 import logging
+import socket
 import time
 from typing import Any
 
@@ -25,7 +26,7 @@ from agents import metrics
 from agents.envelope import UserEventKind, decode_user_event, encode_user_event
 from agents.feeds import FeedService, error_answer
 from agents.runtime import Runtime
-from agents.topology import ensure_topics, partition_count, post_log_topic, user_events_topic
+from agents.topology import USER_TABLES, ensure_topics, partition_count, post_log_topic, user_events_topic
 from foryou.settings import Settings
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
@@ -66,6 +67,8 @@ app = faust.App(
     # A worker that dies is noticed within this, and its partitions move to the others.
     broker_session_timeout=10.0,
     broker_heartbeat_interval=1.0,
+    # Offsets committed often: after a crash, little input is processed twice.
+    broker_commit_interval=1.0,
     producer_linger=0.002,
     # A dead letter carries the original record (up to the topics' 1 MiB bound) plus its headers.
     producer_max_request_size=2 * 1024 * 1024,
@@ -101,15 +104,14 @@ def _user_table(name: str) -> faust.Table:
     return app.Table(name, key_type=int, value_type=bytes, partitions=settings.partitions)
 
 
-action_table = _user_table("user-actions")
-social_table = _user_table("social-graph")
-served_table = _user_table("served-history")
-answered_table = _user_table("answered-requests")
+action_table, social_table, served_table, answered_table = (_user_table(name) for name in USER_TABLES)
 
 user_actions = UserActionSequences(action_table)
 social_graph = SocialGraph(social_table)
 served_history = ServedHistory(served_table)
 runtime = Runtime(app, settings)
+# Names the worker in a header on each answer (for operators and tests; not part of the JSON contract).
+WORKER_NAME = f"{settings.app_id}@{socket.gethostname()}:{settings.web_port}".encode()
 
 
 async def _dead_letter(event: faust.EventT, error: InvalidRecord) -> None:
@@ -186,11 +188,15 @@ async def ingest_feed_requests(stream: faust.StreamT) -> None:
                 # The requester can be told: answer now, keyed by user when the record held one.
                 reason = f"invalid request: {error}"
                 answer = error_answer(error.request_id, error.user_id, reason, received_ms)
-                key = key_bytes(error.user_id) if error.user_id else event.message.key
-                await ranked_feeds.send(key=key, value=orjson.dumps(answer))
-                metrics.feed_answers.labels("error").inc()
+                await _send_answer(error.user_id, answer, fallback_key=event.message.key)
             continue
         metrics.records_ingested.labels(FEED_REQUESTS).inc()
+        waited_ms = received_ms - event.message.timestamp * 1000
+        if waited_ms > settings.request_ttl_ms:
+            metrics.expired_requests.inc()
+            reason = f"expired: the request waited {waited_ms / 1000:.0f}s, more than {settings.request_ttl_ms}ms"
+            await _send_answer(record.user_id, error_answer(record.request_id, record.user_id, reason, received_ms))
+            continue
         await user_events.send(
             key=key_bytes(record.user_id),
             value=encode_user_event("request", record.to_dict(), received_ms),
@@ -258,8 +264,11 @@ async def inspect_post(web: faust.web.View, request: faust.web.Request, post_id:
     return web.json(body, status=200 if post is not None else 404)
 
 
-async def _send_answer(user_id: int, answer: dict[str, Any]) -> None:
-    await ranked_feeds.send(key=key_bytes(user_id), value=orjson.dumps(answer))
+async def _send_answer(user_id: int | None, answer: dict[str, Any], fallback_key: bytes | None = None) -> None:
+    """Every answer leaves through here: keyed by user, tagged with the worker that produced it."""
+    key = key_bytes(user_id) if user_id else fallback_key
+    await ranked_feeds.send(key=key, value=orjson.dumps(answer), headers=[("foryou.worker", WORKER_NAME)])
+    metrics.feed_answers.labels(answer["status"]).inc()
 
 
 async def _send_impressions(user_id: int, records: list[dict[str, Any]]) -> None:

@@ -136,8 +136,7 @@ class FeedService:
             answer = error_answer(request_id, user_id, reason, received_ms)
             result = None
         await self.send_answer(user_id, answer)
-        self._remember(user_id, request_id)
-        metrics.feed_answers.labels(answer["status"]).inc()
         metrics.feed_latency.observe(answer["latency_ms"] / 1000)
+        self._remember(user_id, request_id)
         if result is not None:
             await result.side_effects()

@@ -24,6 +24,9 @@ duplicate_requests = Counter(
     "foryou_feed_requests_duplicate_total",
     "Feed requests already answered (redelivered), not answered again.",
 )
+expired_requests = Counter(
+    "foryou_feed_requests_expired_total", "Feed requests older than FORYOU_REQUEST_TTL_MS when read: error answer."
+)
 post_store_posts = Gauge("foryou_post_store_posts", "Live posts in this worker's post-store replica.")
 post_replica_lag = Gauge(
     "foryou_post_replica_lag_records", "Records of the post log this worker's replica has not applied yet."

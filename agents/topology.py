@@ -27,6 +27,14 @@ class TopicPlan:
     config: dict[str, str]
 
 
+# The Faust tables keyed by user id; each has a compacted changelog `<app>-<table>-changelog`.
+USER_TABLES = ("user-actions", "social-graph", "served-history", "answered-requests")
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    return f"{settings.app_id}-{table}-changelog"
+
+
 def user_events_topic(settings: Settings) -> str:
     return f"{settings.app_id}-user-events"
 
@@ -47,6 +55,12 @@ def planned_topics(settings: Settings) -> list[TopicPlan]:
             settings.partitions,
             {"retention.ms": str(settings.post_retention_ms + DAY_MS), "cleanup.policy": "delete"},
         )
+    )
+    # Created here rather than by Faust, so that every worker's first metadata already holds them: a worker
+    # that sees a changelog with no partitions yet crashes its agent (faust PartitionsMismatch).
+    plans.extend(
+        TopicPlan(changelog_topic(settings, table), settings.partitions, {"cleanup.policy": "compact"})
+        for table in USER_TABLES
     )
     return plans
 
@@ -90,3 +104,29 @@ def describe_topics(settings: Settings) -> Iterator[str]:
         found = existing.get(plan.name)
         state = f"partitions={len(found.partitions)}" if found else "missing"
         yield f"{plan.name:32} {state}"
+
+
+def consumer_lag(bootstrap: str, group: str, topics: list[str], timeout_s: float = 10.0) -> dict[tuple[str, int], int]:
+    """Per partition of `topics`: end offset minus the group's committed offset (the whole log if none)."""
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    metadata = admin.list_topics(timeout=timeout_s)
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in topics
+        if topic in metadata.topics
+        for p in metadata.topics[topic].partitions
+    ]
+    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)])[group].result()
+    offsets = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions}
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}-lag-probe", "log_level": 3})
+    try:
+        lag = {}
+        for tp in partitions:
+            low, high = probe.get_watermark_offsets(tp, timeout=timeout_s)
+            position = offsets.get((tp.topic, tp.partition), -1)
+            lag[(tp.topic, tp.partition)] = high - (position if position >= 0 else low)
+        return lag
+    finally:
+        probe.close()

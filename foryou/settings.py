@@ -63,6 +63,9 @@ class Settings:
     policy: str = field(default_factory=lambda: os.environ.get("FORYOU_POLICY", "phoenix"))
     # A Phoenix checkpoint; empty means an untrained, seeded model (reported as such in `model`).
     checkpoint: str = field(default_factory=lambda: os.environ.get("FORYOU_CHECKPOINT", ""))
+    # A feed request older than this when read (e.g. queued while no worker ran) is answered with an error
+    # instead of a feed: its client has stopped waiting, and a new consumer group must not serve history.
+    request_ttl_ms: int = field(default_factory=lambda: _env_int("FORYOU_REQUEST_TTL_MS", 120_000))
     log_level: str = field(default_factory=lambda: os.environ.get("FORYOU_LOG_LEVEL", "info"))
 
     def __post_init__(self) -> None:
