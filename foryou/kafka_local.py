@@ -119,17 +119,23 @@ class LocalKafka:
             return None
         return pid
 
-    def bootstrap(self) -> str | None:
-        path = bootstrap_file()
-        return path.read_text().strip() if path.exists() else None
+    @property
+    def bootstrap_file(self) -> Path:
+        return self.home / "bootstrap"
 
-    def start(self, timeout_s: float = 60.0) -> str:
-        """Start the broker unless it runs already; returns its bootstrap address once it answers."""
+    def bootstrap(self) -> str | None:
+        return self.bootstrap_file.read_text().strip() if self.bootstrap_file.exists() else None
+
+    def start(self, timeout_s: float = 60.0, *, fresh: bool = False) -> str:
+        """Start the broker unless it runs already; returns its bootstrap address once it answers.
+        `fresh` starts an empty cluster (the test suite's: no topics or history from earlier runs)."""
         address = self.bootstrap()
-        if self.running_pid() and address and _answers(address):
+        if not fresh and self.running_pid() and address and _answers(address):
             return address
         self.stop()
         self.fetch()
+        if fresh:
+            shutil.rmtree(self.home / "data", ignore_errors=True)
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "server.properties"
         (self.home / "log4j2.xml").write_text(_LOG4J2.format(log=self.log_file))
@@ -165,8 +171,7 @@ class LocalKafka:
             if proc.poll() is not None:
                 raise SystemExit(f"kafka exited with {proc.returncode}; see {self.home / 'broker.out'}")
             if _answers(address):
-                bootstrap_file().parent.mkdir(parents=True, exist_ok=True)
-                bootstrap_file().write_text(address)
+                self.bootstrap_file.write_text(address)
                 return address
             time.sleep(0.2)
         self.stop()
@@ -183,7 +188,7 @@ class LocalKafka:
     def stop(self, timeout_s: float = 20.0) -> bool:
         """Stop the broker if it runs; True when one was stopped."""
         pid = self.running_pid()
-        bootstrap_file().unlink(missing_ok=True)
+        self.bootstrap_file.unlink(missing_ok=True)
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
@@ -198,7 +203,13 @@ class LocalKafka:
 
 
 def local_kafka() -> LocalKafka:
-    return LocalKafka(state_dir() / "kafka")
+    """The development broker; its address file is where `foryou.settings.kafka_bootstrap` looks."""
+    return LocalKafka(bootstrap_file().parent)
+
+
+def kafka_for_tests() -> LocalKafka:
+    """The test suite's own broker, beside the development one so that neither disturbs the other."""
+    return LocalKafka(state_dir() / "kafka-test")
 
 
 def _free_port() -> int:

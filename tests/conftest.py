@@ -1,5 +1,5 @@
 """Shared fixtures. Integration tests (marked `kafka`) run against a real broker: the one named by
-KAFKA_BOOTSTRAP, or a local single-node Kafka that this session starts (and stops if it started it)."""
+KAFKA_BOOTSTRAP, or a fresh local single-node Kafka that this session starts and stops."""
 
 import os
 from collections.abc import Iterator
@@ -17,14 +17,15 @@ def kafka_bootstrap() -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    from foryou.kafka_local import local_kafka
+    from foryou.kafka_local import kafka_for_tests
 
-    broker = local_kafka()
-    was_running = broker.running_pid() is not None
-    address = broker.start()
+    # A fresh, empty cluster each session: tests start new consumer groups, which read the public topics from
+    # the beginning, so history left by earlier runs (or benchmarks) would only slow them down.
+    broker = kafka_for_tests()
+    address = broker.start(fresh=True)
+    os.environ["KAFKA_BOOTSTRAP"] = address  # for everything the tests start: clients, workers, CLI
     yield address
-    if not was_running:
-        broker.stop()
+    broker.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
