@@ -1,0 +1,121 @@
+"""Model inputs as plain numpy arrays, and their construction from store records.
+
+Layout: histories are left-aligned, oldest first (slot 0 = oldest kept entry), padding after the last real
+entry; candidates likewise fill the first slots. The model derives rotary positions from the masks, so the
+arrays may also be built directly (e.g. by training code) as long as masked slots are padding.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import jax
+import numpy as np
+
+from phoenix.actions import NUM_ACTIONS, surface_id
+from phoenix.config import PhoenixConfig
+from phoenix.hashing import hash_ids
+from stores.records import ActionEntry
+
+_ACTION_BITS = np.arange(NUM_ACTIONS, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class RankingBatch:
+    user_hashes: np.ndarray  # [B, H] int32
+    history_post_hashes: np.ndarray  # [B, S, H] int32
+    history_author_hashes: np.ndarray  # [B, S, H] int32
+    history_actions: np.ndarray  # [B, S, 19] float32 multi-hot
+    history_surfaces: np.ndarray  # [B, S] int32
+    history_mask: np.ndarray  # [B, S] bool
+    candidate_post_hashes: np.ndarray  # [B, C, H] int32
+    candidate_author_hashes: np.ndarray  # [B, C, H] int32
+    candidate_surfaces: np.ndarray  # [B, C] int32
+    candidate_mask: np.ndarray  # [B, C] bool
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# A pytree, so a batch (of numpy or jax arrays) can be passed straight to jitted functions.
+jax.tree_util.register_dataclass(RankingBatch, data_fields=[f.name for f in fields(RankingBatch)], meta_fields=[])
+
+
+@dataclass(frozen=True)
+class EncodedHistory:
+    """One user's history as arrays of a chosen padded length (left-aligned, oldest first)."""
+
+    post_hashes: np.ndarray  # [L, H]
+    author_hashes: np.ndarray  # [L, H]
+    actions: np.ndarray  # [L, 19]
+    surfaces: np.ndarray  # [L]
+    mask: np.ndarray  # [L]
+
+
+def actions_multi_hot(action_masks: np.ndarray) -> np.ndarray:
+    """19-bit ints -> float32 multi-hot with a trailing axis of 19."""
+    masks = np.asarray(action_masks, dtype=np.int64)
+    return ((masks[..., None] >> _ACTION_BITS) & 1).astype(np.float32)
+
+
+def encode_history(cfg: PhoenixConfig, history: Sequence[ActionEntry], length: int) -> EncodedHistory:
+    """Keep the most recent min(S, length) entries and pad to `length` slots."""
+    kept = list(history[-min(cfg.history_len, length) :]) if length > 0 else []
+    n = len(kept)
+    post_ids = np.zeros(length, dtype=np.int64)
+    author_ids = np.zeros(length, dtype=np.int64)
+    masks = np.zeros(length, dtype=np.int64)
+    surfaces = np.zeros(length, dtype=np.int32)
+    if n:
+        post_ids[:n] = [e.post_id for e in kept]
+        author_ids[:n] = [e.author_id for e in kept]
+        masks[:n] = [e.action_mask for e in kept]
+        surfaces[:n] = [surface_id(e.surface) for e in kept]
+    valid = np.zeros(length, dtype=bool)
+    valid[:n] = True
+    return EncodedHistory(
+        post_hashes=hash_ids(post_ids, "post", cfg),
+        author_hashes=hash_ids(author_ids, "author", cfg),
+        actions=actions_multi_hot(masks),
+        surfaces=surfaces,
+        mask=valid,
+    )
+
+
+def make_batch(
+    cfg: PhoenixConfig,
+    user_ids: Sequence[int],
+    histories: Sequence[Sequence[ActionEntry]],
+    candidates: Sequence[Sequence[tuple[int, int]]],
+    candidate_surface: int = surface_id("home_for_you"),
+    num_candidates: int | None = None,
+) -> RankingBatch:
+    """Batch of B requests; C = num_candidates or the longest candidate list (at least 1)."""
+    if not len(user_ids) == len(histories) == len(candidates):
+        raise ValueError("user_ids, histories and candidates must have the same length")
+    longest = max((len(c) for c in candidates), default=0)
+    width = max(longest, 1) if num_candidates is None else num_candidates
+    if longest > width:
+        raise ValueError(f"a request has {longest} candidates, more than num_candidates={width}")
+    b = len(user_ids)
+    encoded = [encode_history(cfg, h, cfg.history_len) for h in histories]
+    cand_posts = np.zeros((b, width), dtype=np.int64)
+    cand_authors = np.zeros((b, width), dtype=np.int64)
+    cand_mask = np.zeros((b, width), dtype=bool)
+    for i, cands in enumerate(candidates):
+        if cands:
+            pairs = np.asarray(cands, dtype=np.int64).reshape(-1, 2)
+            cand_posts[i, : len(pairs)] = pairs[:, 0]
+            cand_authors[i, : len(pairs)] = pairs[:, 1]
+            cand_mask[i, : len(pairs)] = True
+    return RankingBatch(
+        user_hashes=hash_ids(np.asarray(user_ids, dtype=np.int64), "user", cfg),
+        history_post_hashes=np.stack([e.post_hashes for e in encoded]),
+        history_author_hashes=np.stack([e.author_hashes for e in encoded]),
+        history_actions=np.stack([e.actions for e in encoded]),
+        history_surfaces=np.stack([e.surfaces for e in encoded]),
+        history_mask=np.stack([e.mask for e in encoded]),
+        candidate_post_hashes=hash_ids(cand_posts, "post", cfg),
+        candidate_author_hashes=hash_ids(cand_authors, "author", cfg),
+        candidate_surfaces=np.where(cand_mask, candidate_surface, 0).astype(np.int32),
+        candidate_mask=cand_mask,
+    )

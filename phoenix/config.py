@@ -1,0 +1,85 @@
+"""Phoenix model configurations.
+
+A `PhoenixConfig` fully determines the parameter shapes and the id hashing, so it is saved inside every
+checkpoint and a checkpoint is always loaded with the configuration it was trained with.
+"""
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final
+
+
+@dataclass(frozen=True)
+class PhoenixConfig:
+    name: str
+    emb_size: int  # D: width of every token and of each hashed embedding row
+    num_layers: int
+    num_q_heads: int
+    num_kv_heads: int  # grouped-query attention: num_q_heads must be a multiple of num_kv_heads
+    key_size: int
+    widening_factor: float  # feed-forward width = widening_factor * D, scaled by 2/3 for the gate, rounded to 8
+    history_len: int  # S: the most recent S history entries are kept
+    num_hashes: int = 2  # hash functions per entity (user, post, author)
+    user_vocab: int = 1 << 14  # buckets per table, bucket 0 = padding
+    post_vocab: int = 1 << 16
+    author_vocab: int = 1 << 14
+    retrieval_dim: int = 64  # R: two-tower embedding width
+    hash_seed: int = 0
+    attn_logit_cap: float = 30.0  # grok-style soft cap: cap * tanh(logits / cap)
+
+    def __post_init__(self) -> None:
+        if self.num_q_heads % self.num_kv_heads:
+            raise ValueError("num_q_heads must be a multiple of num_kv_heads")
+        if min(self.user_vocab, self.post_vocab, self.author_vocab) < 2:
+            raise ValueError("every vocabulary needs padding bucket 0 plus at least one real bucket")
+        if self.key_size % 2:
+            raise ValueError("rotary embeddings need an even key_size")
+
+    @property
+    def ffn_size(self) -> int:
+        size = int(self.widening_factor * self.emb_size) * 2 // 3
+        return size + (-size) % 8
+
+    @property
+    def candidate_position(self) -> int:
+        """The rotary position shared by every candidate: right after the last history slot."""
+        return self.history_len + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PhoenixConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown PhoenixConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+DEMO: Final = PhoenixConfig(
+    name="demo",
+    emb_size=128,
+    num_layers=2,
+    num_q_heads=2,
+    num_kv_heads=2,
+    key_size=64,
+    widening_factor=2.0,
+    history_len=128,
+)
+
+LARGE: Final = PhoenixConfig(
+    name="large",
+    emb_size=256,
+    num_layers=4,
+    num_q_heads=4,
+    num_kv_heads=2,
+    key_size=64,
+    widening_factor=4.0,
+    history_len=256,
+    user_vocab=1 << 16,
+    post_vocab=1 << 18,
+    author_vocab=1 << 16,
+    retrieval_dim=128,
+)
+
+CONFIGS: Final[dict[str, PhoenixConfig]] = {cfg.name: cfg for cfg in (DEMO, LARGE)}

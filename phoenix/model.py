@@ -1,0 +1,457 @@
+"""The Phoenix ranking transformer and its two retrieval towers, in JAX/Haiku.
+
+Token sequence per request: [user (1), history (S), candidates (C)].
+- User token: the user's `num_hashes` hashed embeddings, concatenated and projected to D.
+- History token: projection of [post embeddings, author embeddings, action embedding, surface embedding];
+  the action embedding projects the 19-way multi-hot mapped to +1/-1 and is zero for padding.
+- Candidate token: projection of [post embeddings, author embeddings, surface embedding].
+Grok-style layers: RMSNorm before and after each sub-block, rotary positions, grouped-query attention with
+a tanh soft cap and softmax in float32, gated GELU feed-forward. A final RMSNorm and a linear head turn
+each candidate position into 19 independent logits (sigmoid gives the action probabilities).
+
+Attention mask: user+history is causal (over real entries only); a candidate attends to user+history and
+to itself, never to another candidate. Positions: user 0, the i-th newest real history entry S+1-i, every
+candidate S+1. Candidates therefore share a position and see nothing of each other, so a candidate's
+output depends only on (user, history, candidate): it is invariant to the other candidates, their order,
+their number and padding. That makes two serving shortcuts exact (up to float32 rounding):
+`encode_prefix` runs user+history once and keeps each layer's keys/values, and `score_from_prefix` runs
+each candidate as a single query attending to [prefix keys/values ; its own key/value].
+
+Retrieval shares the embeddings and the transformer: the user tower mean-pools the final hidden states of
+the user+history positions (which candidates never influence) and projects them to R; the candidate tower
+is a two-layer SiLU MLP over [post embeddings, author embeddings]. Both are L2-normalised.
+
+Initialisation: hashed rows are N(0, 1) and every projection is fan-in scaled, so tokens start with unit
+scale and distinct ids give distinct logits of unit spread (an untrained ranker is varied, not constant).
+"""
+
+import functools
+import zlib
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from phoenix.actions import NUM_ACTIONS, NUM_SURFACES
+from phoenix.batch import RankingBatch
+from phoenix.config import PhoenixConfig
+
+Params = Mapping[str, Mapping[str, jax.Array]]
+
+_MASKED = -1e30  # finite, so a fully masked row cannot produce NaN; every row keeps at least one key
+_ROPE_BASE = 10_000.0
+
+
+class Prefix(NamedTuple):
+    """User+history computed once per request; reused for any number of candidates."""
+
+    keys: jax.Array  # [L, B, T, Hkv, K] rotary-encoded keys of every layer
+    values: jax.Array  # [L, B, T, Hkv, K]
+    valid: jax.Array  # [B, T] bool: user token and real history entries
+    hidden: jax.Array  # [B, T, D] final-normed hidden states (input of the user tower)
+
+
+def _dense_init() -> hk.initializers.Initializer:
+    return hk.initializers.VarianceScaling(1.0, "fan_in", "normal")
+
+
+def _dense(size: int, name: str, with_bias: bool = False) -> hk.Linear:
+    return hk.Linear(size, with_bias=with_bias, w_init=_dense_init(), name=name)
+
+
+def history_positions(history_mask: jax.Array, history_len: int) -> jax.Array:
+    """Rotary positions of history slots: the newest real entry gets S, the one before S-1, ...; padding 0."""
+    mask = history_mask.astype(jnp.int32)
+    at_or_after = jnp.flip(jnp.cumsum(jnp.flip(mask, -1), -1), -1)
+    return jnp.where(history_mask, history_len + 1 - at_or_after, 0)
+
+
+def prefix_positions(history_mask: jax.Array, history_len: int) -> jax.Array:
+    user = jnp.zeros((*history_mask.shape[:-1], 1), jnp.int32)
+    return jnp.concatenate([user, history_positions(history_mask, history_len)], -1)
+
+
+def attention_mask(history_mask: jax.Array, num_candidates: int) -> jax.Array:
+    """[B, T, T] bool, T = 1 + S + C; entry [i, j] says whether position i may attend to position j."""
+    b, s = history_mask.shape
+    p = 1 + s
+    t = p + num_candidates
+    prefix_valid = jnp.concatenate([jnp.ones((b, 1), bool), history_mask.astype(bool)], -1)
+    idx = jnp.arange(t)
+    is_prefix = idx < p
+    causal = idx[:, None] >= idx[None, :]
+    key_valid = jnp.concatenate([prefix_valid, jnp.zeros((b, num_candidates), bool)], -1)
+    # Prefix queries: causal over valid prefix keys. Candidate queries: every valid prefix key, plus self.
+    prefix_rows = (is_prefix[:, None] & causal)[None] & key_valid[:, None, :]
+    candidate_rows = (~is_prefix[:, None])[None] & (key_valid[:, None, :] | jnp.eye(t, dtype=bool)[None])
+    return prefix_rows | candidate_rows
+
+
+def _rotary(x: jax.Array, positions: jax.Array) -> jax.Array:
+    """Rotate-half rotary encoding; x [..., T, heads, K], positions [..., T]."""
+    half = x.shape[-1] // 2
+    freqs = 1.0 / (_ROPE_BASE ** (jnp.arange(half, dtype=jnp.float32) / half))
+    angles = positions.astype(jnp.float32)[..., None] * freqs
+    sin = jnp.sin(angles)[..., None, :]
+    cos = jnp.cos(angles)[..., None, :]
+    x1, x2 = x[..., :half], x[..., half:]
+    return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
+
+
+def _cap(logits: jax.Array, cap: float) -> jax.Array:
+    return cap * jnp.tanh(logits / cap)
+
+
+class RMSNorm(hk.Module):
+    def __call__(self, x: jax.Array) -> jax.Array:
+        scale = hk.get_parameter("scale", [x.shape[-1]], jnp.float32, init=jnp.ones)
+        x = x.astype(jnp.float32)
+        return x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + 1e-6) * scale
+
+
+class Attention(hk.Module):
+    """Grouped-query attention projections; the attention itself lives in the callers."""
+
+    def __init__(self, cfg: PhoenixConfig, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.cfg = cfg
+        self.query = _dense(cfg.num_q_heads * cfg.key_size, "query")
+        self.key = _dense(cfg.num_kv_heads * cfg.key_size, "key")
+        self.value = _dense(cfg.num_kv_heads * cfg.key_size, "value")
+        self.out = _dense(cfg.emb_size, "out")
+
+    def project(self, x: jax.Array, positions: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """q [..., T, Hkv, G, K] (scaled by 1/sqrt(K)), k and v [..., T, Hkv, K]; q and k rotary-encoded."""
+        c = self.cfg
+        lead = x.shape[:-1]
+        q = self.query(x).reshape(*lead, c.num_q_heads, c.key_size)
+        k = self.key(x).reshape(*lead, c.num_kv_heads, c.key_size)
+        v = self.value(x).reshape(*lead, c.num_kv_heads, c.key_size)
+        q = _rotary(q, positions) * (c.key_size**-0.5)
+        k = _rotary(k, positions)
+        groups = c.num_q_heads // c.num_kv_heads
+        return q.reshape(*lead, c.num_kv_heads, groups, c.key_size), k, v
+
+    def merge(self, o: jax.Array) -> jax.Array:
+        return self.out(o.reshape(*o.shape[:-3], -1))
+
+
+class FeedForward(hk.Module):
+    def __init__(self, cfg: PhoenixConfig, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.gate = _dense(cfg.ffn_size, "gate")
+        self.up = _dense(cfg.ffn_size, "up")
+        self.down = _dense(cfg.emb_size, "down")
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.down(jax.nn.gelu(self.gate(x)) * self.up(x))
+
+
+class Layer(hk.Module):
+    def __init__(self, cfg: PhoenixConfig, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.cfg = cfg
+        self.attn_in = RMSNorm(name="attn_in_norm")
+        self.attn_out = RMSNorm(name="attn_out_norm")
+        self.ffn_in = RMSNorm(name="ffn_in_norm")
+        self.ffn_out = RMSNorm(name="ffn_out_norm")
+        self.attention = Attention(cfg, name="attention")
+        self.ffn = FeedForward(cfg, name="ffn")
+
+    def _finish(self, x: jax.Array, attended: jax.Array) -> jax.Array:
+        x = x + self.attn_out(self.attention.merge(attended))
+        return x + self.ffn_out(self.ffn(self.ffn_in(x)))
+
+    def __call__(self, x: jax.Array, positions: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Full self-attention under `mask` [B, T, T]; also returns this layer's keys and values."""
+        q, k, v = self.attention.project(self.attn_in(x), positions)
+        logits = _cap(jnp.einsum("bthgk,bshk->bhgts", q, k), self.cfg.attn_logit_cap)
+        logits = jnp.where(mask[:, None, None], logits, _MASKED)
+        weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+        attended = jnp.einsum("bhgts,bshk->bthgk", weights, v)
+        return self._finish(x, attended), k, v
+
+    def against_prefix(
+        self, x: jax.Array, prefix_keys: jax.Array, prefix_values: jax.Array, prefix_valid: jax.Array
+    ) -> jax.Array:
+        """Candidates x [B, N, D], each a single query over [prefix keys/values ; its own key/value]."""
+        positions = jnp.full(x.shape[:-1], self.cfg.candidate_position, jnp.int32)
+        q, k, v = self.attention.project(self.attn_in(x), positions)
+        cap = self.cfg.attn_logit_cap
+        to_prefix = _cap(jnp.einsum("bnhgk,bthk->bnhgt", q, prefix_keys), cap)
+        to_prefix = jnp.where(prefix_valid[:, None, None, None, :], to_prefix, _MASKED)
+        to_self = _cap(jnp.einsum("bnhgk,bnhk->bnhg", q, k), cap)[..., None]
+        top = jnp.maximum(jnp.max(to_prefix, -1, keepdims=True), to_self)
+        w_prefix = jnp.exp(to_prefix - top)
+        w_self = jnp.exp(to_self - top)
+        total = jnp.sum(w_prefix, -1, keepdims=True) + w_self
+        attended = jnp.einsum("bnhgt,bthk->bnhgk", w_prefix, prefix_values) + w_self * v[:, :, :, None, :]
+        return self._finish(x, attended / total)
+
+
+class PhoenixNet(hk.Module):
+    def __init__(self, cfg: PhoenixConfig, name: str | None = "phoenix") -> None:
+        super().__init__(name=name)
+        self.cfg = cfg
+        d = cfg.emb_size
+        self.user_proj = _dense(d, "user_proj")
+        self.history_proj = _dense(d, "history_proj")
+        self.candidate_proj = _dense(d, "candidate_proj")
+        self.action_proj = _dense(d, "action_proj")
+        self.layers = [Layer(cfg, name=f"layer_{i}") for i in range(cfg.num_layers)]
+        self.final_norm = RMSNorm(name="final_norm")
+        self.unembed = hk.Linear(NUM_ACTIONS, w_init=_dense_init(), name="unembed")
+        self.user_retrieval_proj = _dense(cfg.retrieval_dim, "user_retrieval_proj")
+        self.candidate_mlp_hidden = _dense(d, "candidate_mlp_hidden", with_bias=True)
+        self.candidate_mlp_out = _dense(cfg.retrieval_dim, "candidate_mlp_out", with_bias=True)
+
+    def _lookup(self, table: str, vocab: int, ids: jax.Array) -> jax.Array:
+        """Rows of a table, padding id 0 zeroed, last axis (hashes) concatenated: [..., H] -> [..., H*D]."""
+        weights = hk.get_parameter(
+            table, [vocab, self.cfg.emb_size], jnp.float32, init=hk.initializers.RandomNormal(1.0)
+        )
+        rows = jnp.take(weights, ids, axis=0) * (ids > 0)[..., None]
+        return rows.reshape(*ids.shape[:-1], -1)
+
+    def _posts_and_authors(self, post_hashes: jax.Array, author_hashes: jax.Array) -> jax.Array:
+        c = self.cfg
+        posts = self._lookup("post_table", c.post_vocab, post_hashes)
+        authors = self._lookup("author_table", c.author_vocab, author_hashes)
+        return jnp.concatenate([posts, authors], -1)
+
+    def _surfaces(self, surfaces: jax.Array) -> jax.Array:
+        return self._lookup("surface_table", NUM_SURFACES, surfaces[..., None])
+
+    def user_tokens(self, user_hashes: jax.Array) -> jax.Array:
+        users = self._lookup("user_table", self.cfg.user_vocab, user_hashes)
+        return self.user_proj(users)[:, None, :]
+
+    def history_tokens(
+        self, post_hashes: jax.Array, author_hashes: jax.Array, actions: jax.Array, surfaces: jax.Array
+    ) -> jax.Array:
+        any_action = jnp.any(actions > 0, -1, keepdims=True)
+        action_emb = self.action_proj(2.0 * actions.astype(jnp.float32) - 1.0) * any_action
+        parts = [self._posts_and_authors(post_hashes, author_hashes), action_emb, self._surfaces(surfaces)]
+        return self.history_proj(jnp.concatenate(parts, -1))
+
+    def candidate_tokens(self, post_hashes: jax.Array, author_hashes: jax.Array, surfaces: jax.Array) -> jax.Array:
+        parts = [self._posts_and_authors(post_hashes, author_hashes), self._surfaces(surfaces)]
+        return self.candidate_proj(jnp.concatenate(parts, -1))
+
+    def prefix(
+        self,
+        user_hashes: jax.Array,
+        history_post_hashes: jax.Array,
+        history_author_hashes: jax.Array,
+        history_actions: jax.Array,
+        history_surfaces: jax.Array,
+        history_mask: jax.Array,
+    ) -> Prefix:
+        history_mask = history_mask.astype(bool)
+        x = jnp.concatenate(
+            [
+                self.user_tokens(user_hashes),
+                self.history_tokens(history_post_hashes, history_author_hashes, history_actions, history_surfaces),
+            ],
+            1,
+        )
+        positions = prefix_positions(history_mask, self.cfg.history_len)
+        mask = attention_mask(history_mask, 0)
+        keys, values = [], []
+        for layer in self.layers:
+            x, k, v = layer(x, positions, mask)
+            keys.append(k)
+            values.append(v)
+        valid = jnp.concatenate([jnp.ones_like(history_mask[:, :1]), history_mask], -1)
+        return Prefix(jnp.stack(keys), jnp.stack(values), valid, self.final_norm(x))
+
+    def score_from_prefix(
+        self, prefix: Prefix, post_hashes: jax.Array, author_hashes: jax.Array, surfaces: jax.Array
+    ) -> jax.Array:
+        x = self.candidate_tokens(post_hashes, author_hashes, surfaces)
+        for i, layer in enumerate(self.layers):
+            x = layer.against_prefix(x, prefix.keys[i], prefix.values[i], prefix.valid)
+        return self.unembed(self.final_norm(x))
+
+    def rank(self, batch: RankingBatch) -> jax.Array:
+        history_mask = jnp.asarray(batch.history_mask).astype(bool)
+        num_candidates = batch.candidate_mask.shape[1]
+        x = jnp.concatenate(
+            [
+                self.user_tokens(batch.user_hashes),
+                self.history_tokens(
+                    batch.history_post_hashes,
+                    batch.history_author_hashes,
+                    batch.history_actions,
+                    batch.history_surfaces,
+                ),
+                self.candidate_tokens(
+                    batch.candidate_post_hashes, batch.candidate_author_hashes, batch.candidate_surfaces
+                ),
+            ],
+            1,
+        )
+        candidate_positions = jnp.full((history_mask.shape[0], num_candidates), self.cfg.candidate_position, jnp.int32)
+        positions = jnp.concatenate([prefix_positions(history_mask, self.cfg.history_len), candidate_positions], -1)
+        mask = attention_mask(history_mask, num_candidates)
+        for layer in self.layers:
+            x, _, _ = layer(x, positions, mask)
+        return self.unembed(self.final_norm(x[:, -num_candidates:]))
+
+    def user_embedding_from_prefix(self, prefix: Prefix) -> jax.Array:
+        weights = prefix.valid.astype(jnp.float32)[..., None]
+        pooled = jnp.sum(prefix.hidden * weights, 1) / jnp.sum(weights, 1)
+        return _l2_normalise(self.user_retrieval_proj(pooled))
+
+    def candidate_embedding(self, post_hashes: jax.Array, author_hashes: jax.Array) -> jax.Array:
+        hidden = jax.nn.silu(self.candidate_mlp_hidden(self._posts_and_authors(post_hashes, author_hashes)))
+        return _l2_normalise(self.candidate_mlp_out(hidden))
+
+
+def _l2_normalise(x: jax.Array) -> jax.Array:
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), 1e-12))
+
+
+def _prefix_args(batch: RankingBatch) -> tuple[Any, ...]:
+    return (
+        batch.user_hashes,
+        batch.history_post_hashes,
+        batch.history_author_hashes,
+        batch.history_actions,
+        batch.history_surfaces,
+        batch.history_mask,
+    )
+
+
+@functools.cache
+def _transformed(cfg: PhoenixConfig) -> hk.MultiTransformed:
+    def build() -> tuple[Any, tuple[Any, ...]]:
+        net = PhoenixNet(cfg)
+
+        def init(batch: RankingBatch) -> None:
+            net.rank(batch)
+            net.user_embedding_from_prefix(net.prefix(*_prefix_args(batch)))
+            net.candidate_embedding(batch.candidate_post_hashes, batch.candidate_author_hashes)
+
+        def user_embedding(batch: RankingBatch) -> jax.Array:
+            return net.user_embedding_from_prefix(net.prefix(*_prefix_args(batch)))
+
+        return init, (
+            net.rank,
+            user_embedding,
+            net.candidate_embedding,
+            net.prefix,
+            net.score_from_prefix,
+            net.user_embedding_from_prefix,
+        )
+
+    return hk.without_apply_rng(hk.multi_transform(build))
+
+
+def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
+    h = cfg.num_hashes
+    return RankingBatch(
+        user_hashes=np.ones((1, h), np.int32),
+        history_post_hashes=np.ones((1, 1, h), np.int32),
+        history_author_hashes=np.ones((1, 1, h), np.int32),
+        history_actions=np.ones((1, 1, NUM_ACTIONS), np.float32),
+        history_surfaces=np.ones((1, 1), np.int32),
+        history_mask=np.ones((1, 1), bool),
+        candidate_post_hashes=np.ones((1, 1, h), np.int32),
+        candidate_author_hashes=np.ones((1, 1, h), np.int32),
+        candidate_surfaces=np.ones((1, 1), np.int32),
+        candidate_mask=np.ones((1, 1), bool),
+    )
+
+
+def _seed_words(rng: jax.Array) -> list[int]:
+    key = jax.random.key_data(rng) if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key) else rng
+    return [int(w) for w in np.asarray(key).ravel()]
+
+
+def init_params(cfg: PhoenixConfig, rng: jax.Array) -> Params:
+    """Fresh params drawn with numpy from the same distributions as the modules' Haiku initialisers.
+
+    Haiku's own init runs ~250 tiny XLA programs (about 20 s of compilation on a 2-core CPU, 7 s when
+    jitted), so only the param shapes are traced and each array is drawn from its own seeded numpy stream:
+    hashed tables N(0, 1), weights N(0, 1/fan_in), biases 0, norm scales 1.
+    """
+    shapes = jax.eval_shape(_transformed(cfg).init, rng, _dummy_batch(cfg))
+    words = _seed_words(rng)
+    params: dict[str, dict[str, jax.Array]] = {}
+    for module, leaves in shapes.items():
+        for name, leaf in leaves.items():
+            stream = np.random.default_rng([*words, zlib.crc32(f"{module}/{name}".encode())])
+            if name.endswith("_table"):
+                value = stream.standard_normal(leaf.shape, dtype=np.float32)
+            elif name == "w":
+                value = stream.standard_normal(leaf.shape, dtype=np.float32) / np.float32(np.sqrt(leaf.shape[0]))
+            elif name == "b":
+                value = np.zeros(leaf.shape, np.float32)
+            elif name == "scale":
+                value = np.ones(leaf.shape, np.float32)
+            else:
+                raise ValueError(f"no initialiser for parameter {module}/{name}")
+            params.setdefault(module, {})[name] = jnp.asarray(value)
+    return params
+
+
+def rank_logits(params: Params, cfg: PhoenixConfig, batch: RankingBatch) -> jax.Array:
+    """[B, C, 19] logits of the full-sequence forward (padded candidates give ignorable values)."""
+    return _transformed(cfg).apply[0](params, batch)
+
+
+def user_embedding(params: Params, cfg: PhoenixConfig, batch: RankingBatch) -> jax.Array:
+    """[B, R] L2-normalised user-tower output; candidate fields of the batch are ignored."""
+    return _transformed(cfg).apply[1](params, batch)
+
+
+def candidate_embedding(
+    params: Params, cfg: PhoenixConfig, post_hashes: jax.Array, author_hashes: jax.Array
+) -> jax.Array:
+    """[N, R] L2-normalised candidate-tower output for post/author hashes [N, H]."""
+    return _transformed(cfg).apply[2](params, post_hashes, author_hashes)
+
+
+def encode_prefix(
+    params: Params,
+    cfg: PhoenixConfig,
+    user_hashes: jax.Array,
+    history_post_hashes: jax.Array,
+    history_author_hashes: jax.Array,
+    history_actions: jax.Array,
+    history_surfaces: jax.Array,
+    history_mask: jax.Array,
+) -> Prefix:
+    """User+history once: per-layer keys/values for `score_from_prefix` and hidden states for retrieval.
+
+    The history arrays may be shorter than S (bucketed); positions still count back from S.
+    """
+    return _transformed(cfg).apply[3](
+        params,
+        user_hashes,
+        history_post_hashes,
+        history_author_hashes,
+        history_actions,
+        history_surfaces,
+        history_mask,
+    )
+
+
+def score_from_prefix(
+    params: Params,
+    cfg: PhoenixConfig,
+    prefix: Prefix,
+    post_hashes: jax.Array,
+    author_hashes: jax.Array,
+    surfaces: jax.Array,
+) -> jax.Array:
+    """[B, N, 19] logits for candidates [B, N, H] against a prefix; equals `rank_logits` up to rounding."""
+    return _transformed(cfg).apply[4](params, prefix, post_hashes, author_hashes, surfaces)
+
+
+def user_embedding_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix) -> jax.Array:
+    return _transformed(cfg).apply[5](params, prefix)

@@ -1,0 +1,392 @@
+"""Train the Phoenix ranker and retrieval towers (one params tree) on an engagement log.
+
+    python -m phoenix.train --data LOG --out CHECKPOINT [--config demo|large] [--steps N | --epochs E]
+                            [--batch-size B] [--seed S]
+
+- Split: request groups are ordered by time and the last `holdout_fraction` (10%) is held out for
+  `phoenix.evaluate`; only earlier groups are trained on. Histories come from the whole log but only from
+  lines strictly earlier than each request, so they never see the future.
+- Negatives: a log without any non-engaged line gets sampled ones (`phoenix.examples.sample_negatives`,
+  popularity-weighted from a recent window); the checkpoint meta says so.
+- Loss: ranker = binary cross-entropy summed over the 19 action heads and averaged over real (non-padding)
+  candidates (a mean over heads would leave the ranker's gradient ~19x weaker than retrieval's);
+  retrieval = in-batch softmax of user_embedding . candidate_embedding / temperature, where each example's
+  positive is one of its engaged candidates and the other examples' positives are its negatives (a batch
+  row sharing the same post is not counted as a negative). Total = ranker + retrieval_weight * retrieval.
+- Optimiser: AdamW with linear warmup then cosine decay, gradients clipped to norm 1.
+- Speed: batches have one fixed shape [B, L, C], so the jitted step compiles once; batches are built on a
+  background thread while the previous step runs. L, the history slots, is S unless set: by default the
+  smallest power of two (>= 8, <= S) covering 99% of the train examples' histories, the newest L entries
+  kept (a CPU pays for every padded slot, and most logged histories are far shorter than S). The user
+  and history positions are encoded once and shared by the ranker head and the user tower.
+"""
+
+import argparse
+import math
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from phoenix.batch import RankingBatch
+from phoenix.checkpoint import save_checkpoint
+from phoenix.config import CONFIGS, PhoenixConfig
+from phoenix.examples import (
+    HistoryIndex,
+    NegativeSampling,
+    RankingExample,
+    ensure_negatives,
+    examples_from_groups,
+    examples_to_batch,
+    group_requests,
+    history_length_quantile,
+    split_groups,
+    split_time,
+)
+from phoenix.log import Impression, file_sha256, read_log
+from phoenix.model import (
+    Params,
+    candidate_embedding,
+    encode_prefix,
+    init_params,
+    score_from_prefix,
+    user_embedding_from_prefix,
+)
+
+_NO_POSITIVE = -1
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    steps: int | None = None  # exactly one of steps / epochs; neither means one epoch
+    epochs: float | None = None
+    batch_size: int = 64
+    num_candidates: int = 8  # C: requests with more lines are cut into several examples
+    seed: int = 0
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05
+    holdout_fraction: float = 0.1
+    retrieval_weight: float = 1.0
+    temperature: float = 0.05  # both embeddings are unit vectors, so cosine / 0.05 spans [-20, 20]
+    negatives: NegativeSampling = field(
+        default_factory=lambda: NegativeSampling(per_positive=4, window_ms=3 * 3_600_000, seed=0)
+    )
+    history_slots: int | None = None  # L; None = sized to the data (see the module docstring)
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A log split and cut into examples, shared by training and evaluation."""
+
+    impressions: list[Impression]
+    sampling: NegativeSampling | None
+    split_ts_ms: int
+    history: HistoryIndex
+    train_examples: list[RankingExample]
+    held_out_examples: list[RankingExample]
+
+
+def prepare(
+    impressions: Sequence[Impression],
+    num_candidates: int,
+    holdout_fraction: float,
+    negatives: NegativeSampling,
+    split_ts_ms: int | None = None,
+) -> PreparedData:
+    """Sample negatives if needed, split by time (at `split_ts_ms` if given) and build examples."""
+    log, sampling = ensure_negatives(impressions, negatives)
+    groups = group_requests(log)
+    split = split_ts_ms if split_ts_ms is not None else split_time(groups, holdout_fraction)
+    train_groups, held_out_groups = split_groups(groups, split)
+    if not train_groups or not held_out_groups:
+        raise ValueError("the chronological split left the train or the held-out part empty")
+    return PreparedData(
+        impressions=log,
+        sampling=sampling,
+        split_ts_ms=split,
+        history=HistoryIndex(log),
+        train_examples=examples_from_groups(train_groups, num_candidates),
+        held_out_examples=examples_from_groups(held_out_groups, num_candidates),
+    )
+
+
+class ProgressBar:
+    """A one-line progress bar redrawn in place on a terminal stream (at most 5 times a second)."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
+        self.total = max(total, 1)
+        self.stream = stream if stream is not None else sys.stderr  # looked up now, so redirects apply
+        self.width = width
+        self.started = time.monotonic()
+        self._last_draw = 0.0
+
+    def update(self, done: int, text: str = "") -> None:
+        now = time.monotonic()
+        if done < self.total and now - self._last_draw < 0.2:
+            return
+        self._last_draw = now
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        filled = self.width * done // self.total
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{self.total} {rate:.1f} it/s {_duration(elapsed)}<{_duration(eta)} {text}")
+        if done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _retrieval_inputs(batch: RankingBatch, labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per example one engaged candidate (chosen at random) as the retrieval positive."""
+    positive = labels.any(-1) & batch.candidate_mask  # [B, C]
+    b = positive.shape[0]
+    choice = np.full(b, _NO_POSITIVE, dtype=np.int64)
+    for row in np.flatnonzero(positive.any(-1)):
+        choice[row] = rng.choice(np.flatnonzero(positive[row]))
+    index = np.maximum(choice, 0)
+    post_hashes = batch.candidate_post_hashes[np.arange(b), index]
+    author_hashes = batch.candidate_author_hashes[np.arange(b), index]
+    # The same post positive in two rows must not be pushed apart; compare by hashes (ids are gone).
+    same_post = (post_hashes[:, None, :] == post_hashes[None, :, :]).all(-1)
+    return {
+        "post_hashes": post_hashes,
+        "author_hashes": author_hashes,
+        "valid": choice != _NO_POSITIVE,
+        "same_post": same_post,
+    }
+
+
+def make_loss_fn(
+    cfg: PhoenixConfig, options: TrainOptions
+) -> Callable[[Params, dict[str, Any]], tuple[jax.Array, tuple[jax.Array, jax.Array]]]:
+    def loss_fn(params: Params, inputs: dict[str, Any]) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        batch = RankingBatch(**inputs["batch"])
+        prefix = encode_prefix(
+            params,
+            cfg,
+            batch.user_hashes,
+            batch.history_post_hashes,
+            batch.history_author_hashes,
+            batch.history_actions,
+            batch.history_surfaces,
+            batch.history_mask,
+        )
+        # Equal to rank_logits (candidates attend only to the prefix and themselves), at half the cost
+        # since the user tower below reuses the same prefix.
+        logits = score_from_prefix(
+            params, cfg, prefix, batch.candidate_post_hashes, batch.candidate_author_hashes, batch.candidate_surfaces
+        )
+        weight = batch.candidate_mask[..., None].astype(jnp.float32)
+        bce = optax.sigmoid_binary_cross_entropy(logits, inputs["labels"])
+        rank_loss = jnp.sum(bce * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+        retrieval = inputs["retrieval"]
+        users = user_embedding_from_prefix(params, cfg, prefix)
+        posts = candidate_embedding(params, cfg, retrieval["post_hashes"], retrieval["author_hashes"])
+        sims = users @ posts.T / options.temperature
+        valid = retrieval["valid"]
+        off_diagonal_duplicate = retrieval["same_post"] & ~jnp.eye(sims.shape[0], dtype=bool)
+        sims = jnp.where(valid[None, :] & ~off_diagonal_duplicate, sims, -1e9)
+        log_probs = jax.nn.log_softmax(sims, axis=-1)
+        retrieval_loss = -jnp.sum(jnp.diagonal(log_probs) * valid) / jnp.maximum(jnp.sum(valid), 1)
+        total = rank_loss + options.retrieval_weight * retrieval_loss
+        return total, (rank_loss, retrieval_loss)
+
+    return loss_fn
+
+
+def _batches(
+    cfg: PhoenixConfig, data: PreparedData, options: TrainOptions, total_steps: int, history_slots: int
+) -> Iterator[dict[str, Any]]:
+    """Training inputs for `total_steps` steps, epoch after epoch of shuffled train examples."""
+    rng = np.random.default_rng(options.seed)
+    examples = data.train_examples
+    order = np.empty(0, dtype=np.int64)
+    for _ in range(total_steps):
+        while order.size < options.batch_size:
+            order = np.concatenate([order, rng.permutation(len(examples))])
+        chosen, order = order[: options.batch_size], order[options.batch_size :]
+        batch, labels = examples_to_batch(
+            cfg, [examples[i] for i in chosen], data.history, options.num_candidates, history_slots
+        )
+        yield {"batch": batch.as_dict(), "labels": labels, "retrieval": _retrieval_inputs(batch, labels, rng)}
+
+
+def _prefetch(items: Iterator[dict[str, Any]], depth: int = 3) -> Iterator[dict[str, Any]]:
+    """Build the next batches on a thread (numpy and hashing) while JAX runs the current step."""
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+
+    def fill() -> None:
+        try:
+            for item in items:
+                buffer.put(item)
+        except BaseException as exc:  # surfaced in the consumer
+            buffer.put(exc)
+        buffer.put(done)
+
+    threading.Thread(target=fill, daemon=True).start()
+    while (item := buffer.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def total_steps_for(options: TrainOptions, num_examples: int) -> int:
+    if options.steps is not None:
+        return options.steps
+    epochs = options.epochs if options.epochs is not None else 1.0
+    return max(1, math.ceil(epochs * num_examples / options.batch_size))
+
+
+def choose_history_slots(cfg: PhoenixConfig, data: PreparedData, options: TrainOptions) -> int:
+    if options.history_slots is not None:
+        return min(options.history_slots, cfg.history_len)
+    covered = history_length_quantile(data.train_examples, data.history, cfg.history_len, 0.99)
+    return min(cfg.history_len, max(8, 1 << max(covered - 1, 0).bit_length()))
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    params: Params
+    steps: int
+    history_slots: int
+    seconds: float
+    loss_curve: list[tuple[int, float, float]]  # (step, ranker loss, retrieval loss), averaged per interval
+
+
+def train_params(cfg: PhoenixConfig, data: PreparedData, options: TrainOptions) -> TrainResult:
+    steps = total_steps_for(options, len(data.train_examples))
+    history_slots = choose_history_slots(cfg, data, options)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=options.learning_rate,
+        warmup_steps=max(1, int(steps * options.warmup_fraction)),
+        decay_steps=steps,
+        end_value=options.learning_rate * 0.05,
+    )
+    optimiser = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=options.weight_decay))
+    params = init_params(cfg, jax.random.PRNGKey(options.seed))
+    opt_state = optimiser.init(params)
+    grad_fn = jax.value_and_grad(make_loss_fn(cfg, options), has_aux=True)
+
+    @jax.jit
+    def step(params: Params, opt_state: Any, inputs: dict[str, Any]) -> tuple[Params, Any, jax.Array]:
+        (_, (rank_loss, retrieval_loss)), grads = grad_fn(params, inputs)
+        updates, opt_state = optimiser.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, jnp.stack([rank_loss, retrieval_loss])
+
+    bar = ProgressBar(steps) if options.progress else None
+    interval = max(1, steps // 50)
+    curve: list[tuple[int, float, float]] = []
+    pending: list[jax.Array] = []
+    started = time.monotonic()
+    for done, inputs in enumerate(_prefetch(_batches(cfg, data, options, steps, history_slots)), start=1):
+        params, opt_state, losses = step(params, opt_state, inputs)
+        pending.append(losses)
+        if done % interval == 0 or done == steps:
+            # Reading losses back forces a device sync, so do it once per interval, not every step.
+            mean = np.asarray(jnp.stack(pending)).mean(0)
+            pending = []
+            curve.append((done, float(mean[0]), float(mean[1])))
+            if bar is not None:
+                bar.update(done, f"rank {mean[0]:.4f} retrieval {mean[1]:.3f}")
+    return TrainResult(
+        params=params,
+        steps=steps,
+        history_slots=history_slots,
+        seconds=time.monotonic() - started,
+        loss_curve=curve,
+    )
+
+
+def train(data_path: Path, out: Path, cfg: PhoenixConfig, options: TrainOptions) -> tuple[str, dict[str, Any]]:
+    """Read, split, train, save; returns the checkpoint version and the meta written with it."""
+    loaded = time.monotonic()
+    data = prepare(read_log(data_path), options.num_candidates, options.holdout_fraction, options.negatives)
+    prepare_seconds = time.monotonic() - loaded
+    result = train_params(cfg, data, options)
+    meta: dict[str, Any] = {
+        "data": str(data_path),
+        "data_sha256": file_sha256(data_path),
+        "split_ts_ms": data.split_ts_ms,
+        "holdout_fraction": options.holdout_fraction,
+        "negatives_sampled": data.sampling.to_dict() if data.sampling is not None else None,
+        "train_examples": len(data.train_examples),
+        "held_out_examples": len(data.held_out_examples),
+        "steps": result.steps,
+        "history_slots": result.history_slots,
+        "epochs": result.steps * options.batch_size / len(data.train_examples),
+        "options": {k: v for k, v in asdict(options).items() if k not in ("negatives", "progress")},
+        "final_loss": {"rank": result.loss_curve[-1][1], "retrieval": result.loss_curve[-1][2]},
+        "loss_curve": [list(point) for point in result.loss_curve],
+        "prepare_seconds": round(prepare_seconds, 2),
+        "train_seconds": round(result.seconds, 2),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    version = save_checkpoint(out, jax.device_get(result.params), cfg, meta)
+    return version, meta
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m phoenix.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, type=Path, help="engagement log (JSONL)")
+    parser.add_argument("--out", required=True, type=Path, help="checkpoint to write")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="demo")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="optimiser steps")
+    budget.add_argument("--epochs", type=float, help="passes over the train part (default 1)")
+    parser.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
+    parser.add_argument("--num-candidates", type=int, default=TrainOptions.num_candidates)
+    parser.add_argument("--learning-rate", type=float, default=TrainOptions.learning_rate)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    options = TrainOptions(
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        num_candidates=args.num_candidates,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        negatives=NegativeSampling(per_positive=4, window_ms=3 * 3_600_000, seed=args.seed),
+        progress=not args.no_progress,
+    )
+    try:
+        version, meta = train(args.data, args.out, CONFIGS[args.config], options)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sampled = meta["negatives_sampled"]
+    print(
+        f"saved {args.out} version {version}: {meta['steps']} steps ({meta['epochs']:.2f} epochs) in "
+        f"{meta['train_seconds']:.0f}s, final loss rank {meta['final_loss']['rank']:.4f} retrieval "
+        f"{meta['final_loss']['retrieval']:.3f}; split at ts {meta['split_ts_ms']}; "
+        + (f"negatives sampled {sampled}" if sampled else "negatives from the log")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+import contextlib
+import dataclasses
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from phoenix import train as train_module
+from phoenix.checkpoint import load_checkpoint
+from phoenix.config import DEMO
+from phoenix.examples import synthetic_log
+from phoenix.log import Impression, file_sha256, write_log
+from phoenix.train import ProgressBar, TrainOptions, main, prepare, total_steps_for
+
+TINY = dataclasses.replace(
+    DEMO,
+    name="tiny",
+    emb_size=16,
+    num_layers=1,
+    key_size=8,
+    history_len=8,
+    user_vocab=256,
+    post_vocab=1024,
+    author_vocab=256,
+    retrieval_dim=8,
+)
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One short training run through the CLI (the only compile in this file)."""
+    folder = tmp_path_factory.mktemp("train")
+    log = folder / "log.jsonl"
+    write_log(log, synthetic_log(num_users=12, num_authors=10, requests_per_user=12, seed=2))
+    out = folder / "model.ckpt"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        # The CLI only knows the named configs; a tiny one stands in for "demo" to keep the test fast.
+        patch.setitem(train_module.CONFIGS, "demo", TINY)
+        argv = ["--data", str(log), "--out", str(out), "--steps", "30", "--batch-size", "8"]
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(argv)
+    return {"code": code, "log": log, "out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+
+
+def test_progress_bar_draws_to_the_end() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(10, stream=stream, width=10)
+    bar.update(10, "loss 0.5")
+    text = stream.getvalue()
+    assert text.startswith("\r[##########] 10/10") and "loss 0.5" in text and text.endswith("\n")
+
+
+def test_total_steps() -> None:
+    assert total_steps_for(TrainOptions(steps=7), 1000) == 7
+    assert total_steps_for(TrainOptions(epochs=2.0, batch_size=10), 95) == 19
+    assert total_steps_for(TrainOptions(batch_size=10), 95) == 10  # default: one epoch
+
+
+def test_train_part_is_strictly_before_the_held_out_part() -> None:
+    data = prepare(synthetic_log(seed=4), 8, 0.1, TrainOptions().negatives)
+    assert max(ex.ts_ms for ex in data.train_examples) < data.split_ts_ms
+    assert min(ex.ts_ms for ex in data.held_out_examples) >= data.split_ts_ms
+    assert data.sampling is None  # the synthetic log has its own non-engaged lines
+    share = len(data.held_out_examples) / (len(data.held_out_examples) + len(data.train_examples))
+    assert 0.08 < share < 0.12
+
+
+def test_negatives_are_sampled_when_the_log_has_none() -> None:
+    engaged_only = [
+        Impression(i.user_id, i.post_id, i.author_id, i.ts_ms, i.surface, i.actions, None)
+        for i in synthetic_log(num_users=12, num_authors=10, requests_per_user=12, seed=5)
+        if i.engaged
+    ]
+    options = TrainOptions()
+    data = prepare(engaged_only, 8, 0.1, options.negatives)
+    assert data.sampling == options.negatives
+    assert any(not imp.engaged for imp in data.impressions)
+    assert all(imp.request_id is not None for imp in data.impressions)
+
+
+def test_cli_trains_and_saves_a_checkpoint_with_meta(cli_run: dict[str, Any]) -> None:
+    assert cli_run["code"] == 0
+    ckpt = load_checkpoint(cli_run["out"])
+    assert ckpt.cfg == TINY
+    assert ckpt.version in cli_run["stdout"]
+    meta = ckpt.meta
+    assert meta["data_sha256"] == file_sha256(cli_run["log"])
+    assert meta["steps"] == 30 and meta["history_slots"] == 8
+    assert meta["negatives_sampled"] is None
+    assert isinstance(meta["split_ts_ms"], int)
+    curve = np.array(meta["loss_curve"])
+    assert curve.shape[1] == 3 and curve[-1, 0] == 30
+    assert np.isfinite(curve).all()
+    assert curve[-1, 1] < curve[0, 1]  # the ranker loss falls within 30 steps
+    assert not list(cli_run["out"].parent.glob("*.tmp"))  # the atomic write left no temp file
+
+
+def test_cli_progress_bar_on_stderr(cli_run: dict[str, Any]) -> None:
+    assert "30/30" in cli_run["stderr"] and "rank" in cli_run["stderr"]
+
+
+def test_main_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "x.ckpt")]) == 1
+    assert "error" in capsys.readouterr().err
+    assert not (tmp_path / "x.ckpt").exists()
+    with pytest.raises(SystemExit):
+        main(["--data", "a", "--out", "b", "--steps", "3", "--epochs", "1"])
