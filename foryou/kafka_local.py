@@ -208,8 +208,8 @@ def local_kafka() -> LocalKafka:
 
 
 def kafka_for_tests() -> LocalKafka:
-    """The test suite's own broker, beside the development one so that neither disturbs the other."""
-    return LocalKafka(state_dir() / "kafka-test")
+    """A test session's own broker, beside the development one and any other session's (by process id)."""
+    return LocalKafka(state_dir() / "kafka-test" / str(os.getpid()))
 
 
 def _free_port() -> int:

@@ -2,6 +2,7 @@
 KAFKA_BOOTSTRAP, or a fresh local single-node Kafka that this session starts and stops."""
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def kafka_bootstrap() -> Iterator[str]:
     os.environ["KAFKA_BOOTSTRAP"] = address  # for everything the tests start: clients, workers, CLI
     yield address
     broker.stop()
+    shutil.rmtree(broker.home, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
