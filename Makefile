@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 FORYOU := $(BIN)/foryou
 
-.PHONY: install kafka-start kafka-stop test test-unit test-kafka lint demo bench clean
+.PHONY: install debian-tools kafka-start kafka-stop test test-unit test-kafka lint demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,6 +15,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Third-party tools the integration tests drive: a real Prometheus server (scrapes a worker) and kcat (a
+# non-Python client of the wire contract). Skipped when both are on the PATH; needs root or sudo otherwise.
+debian-tools:
+	@if command -v prometheus >/dev/null && command -v kcat >/dev/null; then :; \
+	elif ! command -v apt-get >/dev/null; then echo "debian-tools: no apt-get; the prometheus and kcat tests will skip"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus kcat; fi
 
 kafka-start: install
 	$(FORYOU) kafka start
@@ -26,7 +35,7 @@ lint: install
 	$(BIN)/ruff check .
 
 # The whole suite: unit tests, then the integration tests over the real broker (started by the fixtures).
-test: install
+test: install debian-tools
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -p no:cacheprovider --timeout=900
 

@@ -25,6 +25,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from agents import metrics
 from agents.envelope import UserEventKind, decode_user_event, encode_user_event
 from agents.feeds import FeedService, error_answer
+from agents.ops import Operations, user_snapshot
 from agents.runtime import Runtime
 from agents.topology import USER_TABLES, ensure_topics, partition_count, post_log_topic, user_events_topic
 from foryou.settings import Settings
@@ -78,7 +79,8 @@ app = faust.App(
     key_serializer="json",
     value_serializer="raw",
 )
-setup_prometheus_sensors(app)
+# Faust's own metrics under one fixed prefix, whatever the app id, so one dashboard fits every deployment.
+setup_prometheus_sensors(app, name_prefix=metrics.FAUST_METRICS_PREFIX)
 
 
 def _raw_topic(name: str, **kwargs: Any) -> faust.TopicT:
@@ -112,6 +114,17 @@ served_history = ServedHistory(served_table)
 runtime = Runtime(app, settings)
 # Names the worker in a header on each answer (for operators and tests; not part of the JSON contract).
 WORKER_NAME = f"{settings.app_id}@{socket.gethostname()}:{settings.web_port}".encode()
+operations = Operations(
+    app,
+    bootstrap=settings.bootstrap,
+    partitions=settings.partitions,
+    consumed_topics=(TWEET_EVENTS, ENGAGEMENT_EVENTS, SOCIAL_GRAPH_EVENTS, FEED_REQUESTS, user_events_topic(settings)),
+    user_tables=dict(zip(USER_TABLES, (action_table, social_table, served_table, answered_table), strict=True)),
+    snapshot=lambda user_id: user_snapshot(
+        user_id, actions=user_actions, graph=social_graph, served=served_history, answered=answered_table
+    ),
+    worker_name=WORKER_NAME.decode(),
+)
 
 
 async def _dead_letter(event: faust.EventT, error: InvalidRecord) -> None:
@@ -262,6 +275,12 @@ async def inspect_post(web: faust.web.View, request: faust.web.Request, post_id:
         "follower_count_of_author": None if post is None else store.follower_count(post.author_id),
     }
     return web.json(body, status=200 if post is not None else 404)
+
+
+@app.page("/inspect/user/{user_id}")
+async def inspect_user(web: faust.web.View, request: faust.web.Request, user_id: str) -> faust.web.Response:
+    """What the user tables hold for a user, answered by (or forwarded to) the worker owning its partition."""
+    return await operations.inspect_user(web, request, user_id)
 
 
 async def _send_answer(user_id: int | None, answer: dict[str, Any], fallback_key: bytes | None = None) -> None:

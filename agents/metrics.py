@@ -5,6 +5,10 @@ All live in prometheus-client's default registry, which Faust's Prometheus senso
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# The prefix of Faust's own sensor metrics (`setup_prometheus_sensors`): fixed rather than the app id, so one
+# dashboard and one set of alerts fit every deployment.
+FAUST_METRICS_PREFIX = "foryou_faust"
+
 records_ingested = Counter(
     "foryou_records_ingested_total", "Valid records read from a public input topic.", ["topic"]
 )
@@ -32,3 +36,22 @@ post_replica_lag = Gauge(
     "foryou_post_replica_lag_records", "Records of the post log this worker's replica has not applied yet."
 )
 model_info = Gauge("foryou_model_info", "The ranking model in use (value 1).", ["version"])
+
+# Operations (agents/ops.py): collected by background timers, never on the request path.
+table_users = Gauge(
+    "foryou_table_users",
+    "Users (keys) in this worker's active partitions of a user table, counted every few seconds.",
+    ["table"],
+)
+consumer_lag = Gauge(
+    "foryou_consumer_lag_records",
+    "End offset minus the group's committed offset, per partition this worker consumes.",
+    ["topic", "partition"],
+)
+assigned_partitions = Gauge(
+    "foryou_assigned_partitions", "Partitions of an input topic this worker consumes.", ["topic"]
+)
+rebalances = Counter("foryou_rebalances_total", "Consumer-group rebalances this worker completed.")
+ops_errors = Counter(
+    "foryou_ops_collect_errors_total", "Failed background collections (lag or table sizes), by kind.", ["kind"]
+)

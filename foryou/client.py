@@ -1,23 +1,39 @@
-"""A Python client for foryou's topics: produce events and feed requests, receive ranked feeds.
+"""Python clients for foryou's topics: produce events and feed requests, receive ranked feeds.
 
     with FeedClient() as client:
         client.post(post_id=1, author_id=7, text="hello")
         client.follow(user_id=3, target_id=7)
         feed = client.request(3, max_results=20)   # waits for the answer with this request_id
 
+    async with AsyncFeedClient() as client:         # the same, for asyncio code
+        await client.follow(3, 7)
+        feed = await client.request(3)
+        async with client.subscribe(user_id=3) as answers:
+            async for answer in answers:
+                ...
+
 Answers are matched to requests by `request_id` over `ranked-feeds`. The client reads that topic from its end
-at the moment it first needs it, so it sees every answer to requests it sends afterwards.
+at the moment it first needs it, so it sees every answer to requests it sends afterwards. Every record is
+validated with the worker's own decoder before it is produced: what the worker would dead-letter is refused
+here with `topics.validation.InvalidRecord`.
+
+One implementation of the correlation (`AnswerRouter`), fed by one reader thread; the async client wraps the
+sync one: its futures become asyncio futures, its subscribers asyncio queues, its flushes run in a thread.
 """
 
+import abc
+import asyncio
 import itertools
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 
 from foryou.settings import kafka_bootstrap
@@ -48,28 +64,233 @@ _TOPIC_OF = {
     FeedRequest: (FEED_REQUESTS, decode_feed_request),
 }
 
+Answer = dict[str, Any]
+# What a subscriber is handed: an answer, or the error that stopped the reader (then nothing more comes).
+Delivery = Answer | BaseException
+R = TypeVar("R")
+
 
 class FeedTimeout(TimeoutError):
     """No answer arrived on ranked-feeds for a request within the timeout."""
+
+
+class ReaderFailed(RuntimeError):
+    """The thread reading ranked-feeds stopped; no answer can arrive any more."""
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class FeedClient:
+class AnswerRouter:
+    """Hands each answer read from ranked-feeds to the future of its request_id and to the subscribers of its
+    user. Thread-safe: the reader thread delivers, any thread (or event loop) expects and subscribes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[Answer]] = {}
+        self._subscribers: dict[int, tuple[int | None, Callable[[Delivery], None]]] = {}
+        self._tokens = itertools.count()
+        self._failure: BaseException | None = None
+
+    def expect(self, request_id: str) -> "Future[Answer]":
+        """The future of `request_id`'s answer (the same one for repeated calls until `forget`)."""
+        with self._lock:
+            future = self._pending.get(request_id)
+            if future is None:
+                future = self._pending[request_id] = Future()
+                if self._failure is not None:
+                    future.set_exception(ReaderFailed(f"{RANKED_FEEDS} reader failed: {self._failure!r}"))
+            return future
+
+    def forget(self, request_id: str) -> None:
+        with self._lock:
+            self._pending.pop(request_id, None)
+
+    def subscribe(self, user_id: int | None, deliver: Callable[[Delivery], None]) -> int:
+        """Call `deliver` with every answer for `user_id` (every answer when None); returns a token."""
+        with self._lock:
+            token = next(self._tokens)
+            self._subscribers[token] = (user_id, deliver)
+            if self._failure is not None:
+                deliver(self._failure)
+            return token
+
+    def unsubscribe(self, token: int) -> None:
+        with self._lock:
+            self._subscribers.pop(token, None)
+
+    def deliver(self, answer: Answer) -> None:
+        with self._lock:
+            # Kept until `forget`: a waiter may come for it after it arrived.
+            future = self._pending.get(answer["request_id"])
+            user = answer["user_id"]
+            targets = [deliver for wanted, deliver in self._subscribers.values() if wanted in (None, user)]
+        if future is not None and not future.done():  # done: an async waiter gave up and cancelled it
+            future.set_result(answer)
+        for deliver in targets:
+            self._hand_over(deliver, answer)
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            self._failure = error
+            pending, self._pending = list(self._pending.values()), {}
+            targets = [deliver for _, deliver in self._subscribers.values()]
+        for future in pending:
+            if not future.done():
+                future.set_exception(ReaderFailed(f"{RANKED_FEEDS} reader failed: {error!r}"))
+        for deliver in targets:
+            self._hand_over(deliver, error)
+
+    def _hand_over(self, deliver: Callable[[Delivery], None], delivery: Delivery) -> None:
+        try:
+            deliver(delivery)
+        except Exception:  # e.g. an async subscriber whose event loop has closed: it can receive no more
+            with self._lock:
+                for token, (_, registered) in list(self._subscribers.items()):
+                    if registered is deliver:
+                        del self._subscribers[token]
+
+
+class Subscription:
+    """A subscriber's answers (see `FeedClient.subscribe`): an iterator, closed when done."""
+
+    def __init__(self, router: AnswerRouter, user_id: int | None, timeout_s: float | None) -> None:
+        self._router = router
+        self._timeout_s = timeout_s
+        self._inbox: queue.Queue[Delivery] = queue.Queue()
+        self._token: int | None = router.subscribe(user_id, self._inbox.put)
+
+    def __iter__(self) -> "Subscription":
+        return self
+
+    def __next__(self) -> Answer:
+        if self._token is None:
+            raise StopIteration
+        try:
+            delivery = self._inbox.get(timeout=self._timeout_s)
+        except queue.Empty:
+            self.close()
+            raise StopIteration from None
+        if isinstance(delivery, BaseException):
+            self.close()
+            raise ReaderFailed(f"{RANKED_FEEDS} reader failed") from delivery
+        return delivery
+
+    def close(self) -> None:
+        if self._token is not None:
+            self._router.unsubscribe(self._token)
+            self._token = None
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncSubscription:
+    """A subscriber's answers for asyncio (see `AsyncFeedClient.subscribe`): fed from the reader thread
+    through the event loop into an asyncio queue."""
+
+    def __init__(self, client: "AsyncFeedClient", user_id: int | None, timeout_s: float | None) -> None:
+        self._client = client
+        self._timeout_s = timeout_s
+        self._inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def deliver(delivery: Delivery) -> None:  # called on the reader thread
+            loop.call_soon_threadsafe(self._inbox.put_nowait, delivery)
+
+        self._token: int | None = client.sync.answers.subscribe(user_id, deliver)
+
+    def __aiter__(self) -> "AsyncSubscription":
+        return self
+
+    async def __anext__(self) -> Answer:
+        if self._token is None:
+            raise StopAsyncIteration
+        if not self._client.sync.reading:
+            await self._client.start_reading()
+        try:
+            delivery = await asyncio.wait_for(self._inbox.get(), self._timeout_s)
+        except TimeoutError:
+            await self.aclose()
+            raise StopAsyncIteration from None
+        if isinstance(delivery, BaseException):
+            await self.aclose()
+            raise ReaderFailed(f"{RANKED_FEEDS} reader failed") from delivery
+        return delivery
+
+    async def aclose(self) -> None:
+        if self._token is not None:
+            self._client.sync.answers.unsubscribe(self._token)
+            self._token = None
+
+    async def __aenter__(self) -> "AsyncSubscription":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class _EventProducers(abc.ABC, Generic[R]):
+    """The validated producers, shared by both clients; `send` is what makes them sync or async."""
+
+    @abc.abstractmethod
+    def send(self, record: Record, *, flush: bool = False) -> R: ...
+
+    def post(self, post_id: int, author_id: int, *, created_at_ms: int | None = None, **fields: Any) -> R:
+        """A new post; `fields` as in `topics.schemas.TweetCreate` (text, media, in_reply_to_post_id, ...)."""
+        return self.send(TweetCreate(post_id, author_id, created_at_ms or _now_ms(), **fields))
+
+    def delete(self, post_id: int, author_id: int, *, deleted_at_ms: int | None = None) -> R:
+        return self.send(TweetDelete(post_id, author_id, deleted_at_ms or _now_ms()))
+
+    def engage(
+        self, user_id: int, post_id: int, author_id: int, action: str, *,
+        surface: str = "home_for_you", ts_ms: int | None = None, dwell_ms: int | None = None,
+    ) -> R:
+        return self.send(Engagement(user_id, post_id, author_id, action, surface, ts_ms or _now_ms(), dwell_ms))
+
+    def social(
+        self, kind: str, user_id: int, *, target_id: int | None = None, keyword: str | None = None,
+        ts_ms: int | None = None,
+    ) -> R:
+        """Any social-graph event: follow, unfollow, block, unblock, mute, unmute, mute_keyword, unmute_keyword."""
+        return self.send(SocialGraphEvent(kind, user_id, ts_ms or _now_ms(), target_id, keyword))
+
+    def follow(self, user_id: int, target_id: int) -> R:
+        return self.social("follow", user_id, target_id=target_id)
+
+    def unfollow(self, user_id: int, target_id: int) -> R:
+        return self.social("unfollow", user_id, target_id=target_id)
+
+    def block(self, user_id: int, target_id: int) -> R:
+        return self.social("block", user_id, target_id=target_id)
+
+    def mute(self, user_id: int, target_id: int) -> R:
+        return self.social("mute", user_id, target_id=target_id)
+
+    def mute_keyword(self, user_id: int, keyword: str) -> R:
+        return self.social("mute_keyword", user_id, keyword=keyword)
+
+
+def new_feed_request(user_id: int, request_id: str | None = None, **options: Any) -> FeedRequest:
+    """A feed request with a fresh request_id unless given; `options` as in `topics.schemas.FeedRequest`."""
+    return FeedRequest(request_id or uuid.uuid4().hex, user_id, **options)
+
+
+class FeedClient(_EventProducers[None]):
     def __init__(self, bootstrap: str | None = None, *, client_id: str = "foryou-client") -> None:
         self.bootstrap = bootstrap or kafka_bootstrap()
         self._producer = Producer(
             {"bootstrap.servers": self.bootstrap, "client.id": client_id, "linger.ms": 2, "acks": "all"}
         )
         self._client_id = client_id
-        self._lock = threading.Condition()
-        self._answers: dict[str, dict[str, Any]] = {}
-        self._waiting: set[str] = set()
-        self._subscribers: list[tuple[int | None, queue.Queue[dict[str, Any]]]] = []
+        self.answers = AnswerRouter()
+        self._reader_lock = threading.Lock()
         self._reader: threading.Thread | None = None
-        self._reader_error: BaseException | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
 
@@ -89,90 +310,58 @@ class FeedClient:
         if self._producer.flush(timeout_s) > 0:
             raise KafkaException(f"messages still undelivered after {timeout_s}s to {self.bootstrap}")
 
-    def post(self, post_id: int, author_id: int, *, created_at_ms: int | None = None, **fields: Any) -> None:
-        self.send(TweetCreate(post_id, author_id, created_at_ms or _now_ms(), **fields))
-
-    def delete(self, post_id: int, author_id: int, *, deleted_at_ms: int | None = None) -> None:
-        self.send(TweetDelete(post_id, author_id, deleted_at_ms or _now_ms()))
-
-    def engage(
-        self, user_id: int, post_id: int, author_id: int, action: str, *,
-        surface: str = "home_for_you", ts_ms: int | None = None, dwell_ms: int | None = None,
-    ) -> None:
-        self.send(Engagement(user_id, post_id, author_id, action, surface, ts_ms or _now_ms(), dwell_ms))
-
-    def social(
-        self, kind: str, user_id: int, *, target_id: int | None = None, keyword: str | None = None,
-        ts_ms: int | None = None,
-    ) -> None:
-        self.send(SocialGraphEvent(kind, user_id, ts_ms or _now_ms(), target_id, keyword))
-
-    def follow(self, user_id: int, target_id: int) -> None:
-        self.social("follow", user_id, target_id=target_id)
-
     # -- feeds ------------------------------------------------------------------------------------------
 
-    def expect(self, request_id: str) -> None:
+    def expect(self, request_id: str) -> "Future[Answer]":
         """Collect the answer to `request_id` (a request sent by any producer) for a later `wait`."""
-        self._start_reader()
-        with self._lock:
-            self._waiting.add(request_id)
+        self.start_reading()
+        return self.answers.expect(request_id)
 
     def send_request(self, user_id: int, *, request_id: str | None = None, **options: Any) -> str:
         """Produce a feed request and return its request_id; `wait` collects the answer."""
-        request = FeedRequest(request_id or uuid.uuid4().hex, user_id, **options)
+        request = new_feed_request(user_id, request_id, **options)
         self.expect(request.request_id)
         self.send(request, flush=True)
         return request.request_id
 
-    def wait(self, request_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            while request_id not in self._answers:
-                if self._reader_error is not None:
-                    raise RuntimeError("ranked-feeds reader failed") from self._reader_error
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self._waiting.discard(request_id)
-                    raise FeedTimeout(
-                        f"no answer to request {request_id} on {RANKED_FEEDS} within {timeout_s:.1f}s "
-                        f"(is a worker running against {self.bootstrap}?)"
-                    )
-                self._lock.wait(remaining)
-            self._waiting.discard(request_id)
-            return self._answers.pop(request_id)
+    def wait(self, request_id: str, timeout_s: float = 30.0) -> Answer:
+        """The answer to `request_id` (expected before it could arrive); `FeedTimeout` after `timeout_s`."""
+        future = self.expect(request_id)
+        try:
+            return future.result(timeout_s)
+        except TimeoutError:
+            raise FeedTimeout(self.timeout_message(request_id, timeout_s)) from None
+        finally:
+            self.answers.forget(request_id)
 
-    def request(self, user_id: int, *, timeout_s: float = 30.0, **options: Any) -> dict[str, Any]:
-        """Request a user's feed and wait for its answer (a dict as on `ranked-feeds`)."""
+    def request(self, user_id: int, *, timeout_s: float = 30.0, **options: Any) -> Answer:
+        """Request a user's feed and wait for its answer (a dict as on `ranked-feeds`, with any "explain")."""
         return self.wait(self.send_request(user_id, **options), timeout_s)
 
-    def subscribe(
-        self, user_id: int | None = None, timeout_s: float | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Yield answers on ranked-feeds as they arrive (one user's, or everyone's); stops after
-        `timeout_s` without an answer when given."""
-        self._start_reader()
-        inbox: queue.Queue[dict[str, Any]] = queue.Queue()
-        entry = (user_id, inbox)
-        with self._lock:
-            self._subscribers.append(entry)
-        try:
-            while True:
-                try:
-                    yield inbox.get(timeout=timeout_s)
-                except queue.Empty:
-                    return
-        finally:
-            with self._lock:
-                self._subscribers.remove(entry)
+    def subscribe(self, user_id: int | None = None, timeout_s: float | None = None) -> "Subscription":
+        """Answers on ranked-feeds from now on, as they arrive (one user's, or everyone's); iteration ends after
+        `timeout_s` without an answer when given. Close it (or use `with`) to stop receiving."""
+        self.start_reading()
+        return Subscription(self.answers, user_id, timeout_s)
 
-    def _start_reader(self) -> None:
-        with self._lock:
+    def timeout_message(self, request_id: str, timeout_s: float) -> str:
+        return (
+            f"no answer to request {request_id} on {RANKED_FEEDS} within {timeout_s:.1f}s "
+            f"(is a worker running against {self.bootstrap}, and has it caught up?)"
+        )
+
+    @property
+    def reading(self) -> bool:
+        return self._ready.is_set()
+
+    def start_reading(self, timeout_s: float = 30.0) -> None:
+        """Start reading ranked-feeds from its current end (done on first need; idempotent, blocking)."""
+        with self._reader_lock:
             if self._reader is None:
                 self._reader = threading.Thread(target=self._read_answers, name="ranked-feeds", daemon=True)
                 self._reader.start()
-        if not self._ready.wait(30):
-            raise RuntimeError(f"could not start reading {RANKED_FEEDS} from {self.bootstrap}")
+        if not self._ready.wait(timeout_s):
+            raise ReaderFailed(f"could not start reading {RANKED_FEEDS} from {self.bootstrap}")
 
     def _read_answers(self) -> None:
         consumer = Consumer(
@@ -198,26 +387,16 @@ class FeedClient:
                 if message is None or message.error():
                     continue
                 try:
-                    answer = decode_ranked_feed(message.value()).to_dict()
+                    decode_ranked_feed(message.value())
                 except ValueError:
                     continue  # not an answer this client can read; never this client's to fix
-                self._deliver(answer)
+                # The raw object, not the decoded record: it keeps optional keys such as "explain".
+                self.answers.deliver(orjson.loads(message.value()))
         except BaseException as exc:
-            with self._lock:
-                self._reader_error = exc
-                self._lock.notify_all()
+            self.answers.fail(exc)
             self._ready.set()
         finally:
             consumer.close()
-
-    def _deliver(self, answer: dict[str, Any]) -> None:
-        with self._lock:
-            if answer["request_id"] in self._waiting:
-                self._answers[answer["request_id"]] = answer
-                self._lock.notify_all()
-            for user_id, inbox in self._subscribers:
-                if user_id is None or user_id == answer["user_id"]:
-                    inbox.put(answer)
 
     def close(self) -> None:
         self._stop.set()
@@ -232,6 +411,69 @@ class FeedClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class AsyncFeedClient(_EventProducers[Awaitable[None]]):
+    """The asyncio form of `FeedClient`, over one: nothing here blocks the event loop (producing only
+    buffers; flushing and starting the reader run in a thread) and answers arrive as awaitables."""
+
+    def __init__(self, bootstrap: str | None = None, *, client_id: str = "foryou-client") -> None:
+        self.sync = FeedClient(bootstrap, client_id=client_id)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.sync.bootstrap
+
+    async def send(self, record: Record, *, flush: bool = False) -> None:
+        self.sync.send(record)
+        if flush:
+            await self.flush()
+
+    async def flush(self, timeout_s: float = 30.0) -> None:
+        await asyncio.to_thread(self.sync.flush, timeout_s)
+
+    async def start_reading(self) -> None:
+        await asyncio.to_thread(self.sync.start_reading)
+
+    async def expect(self, request_id: str) -> None:
+        await self.start_reading()
+        self.sync.answers.expect(request_id)
+
+    async def send_request(self, user_id: int, *, request_id: str | None = None, **options: Any) -> str:
+        request = new_feed_request(user_id, request_id, **options)
+        await self.expect(request.request_id)
+        await self.send(request, flush=True)
+        return request.request_id
+
+    async def wait(self, request_id: str, timeout_s: float = 30.0) -> Answer:
+        await self.start_reading()
+        future = self.sync.answers.expect(request_id)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+        except TimeoutError:
+            raise FeedTimeout(self.sync.timeout_message(request_id, timeout_s)) from None
+        finally:
+            self.sync.answers.forget(request_id)
+
+    async def request(self, user_id: int, *, timeout_s: float = 30.0, **options: Any) -> Answer:
+        return await self.wait(await self.send_request(user_id, **options), timeout_s)
+
+    def subscribe(self, user_id: int | None = None, timeout_s: float | None = None) -> "AsyncSubscription":
+        """Answers on ranked-feeds as they arrive (one user's, or everyone's), for `async for`; iteration ends
+        after `timeout_s` without an answer when given. Registered at once: `await start_reading()` first to
+        receive from this moment (otherwise from the first iteration)."""
+        return AsyncSubscription(self, user_id, timeout_s)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> "AsyncFeedClient":
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
 
 
 def unique_ids(start: int | None = None) -> Iterator[int]:
