@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -25,6 +26,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from agents import metrics
 from agents.envelope import UserEventKind, decode_user_event, encode_user_event
 from agents.feeds import FeedService, error_answer
+from agents.forwarder import FlushBeforeCommit, Forwarder
 from agents.ops import Operations, user_snapshot
 from agents.runtime import Runtime
 from agents.topology import USER_TABLES, ensure_topics, partition_count, post_log_topic, user_events_topic
@@ -93,11 +95,7 @@ tweet_events = _raw_topic(TWEET_EVENTS)
 engagement_events = _raw_topic(ENGAGEMENT_EVENTS)
 social_graph_events = _raw_topic(SOCIAL_GRAPH_EVENTS)
 feed_requests = _raw_topic(FEED_REQUESTS)
-ranked_feeds = _raw_topic(RANKED_FEEDS)
-impressions = _raw_topic(IMPRESSIONS)
-dead_letters = _raw_topic(DEAD_LETTERS)
 user_events = _raw_topic(user_events_topic(settings), partitions=settings.partitions)
-post_log = _raw_topic(post_log_topic(settings), partitions=settings.partitions)
 
 
 def _user_table(name: str) -> faust.Table:
@@ -112,6 +110,8 @@ user_actions = UserActionSequences(action_table)
 social_graph = SocialGraph(social_table)
 served_history = ServedHistory(served_table)
 runtime = Runtime(app, settings)
+forwarder = Forwarder(settings.bootstrap, client_id=f"{settings.app_id}-worker")
+app.sensors.add(FlushBeforeCommit(forwarder))
 # Names the worker in a header on each answer (for operators and tests; not part of the JSON contract).
 WORKER_NAME = f"{settings.app_id}@{socket.gethostname()}:{settings.web_port}".encode()
 operations = Operations(
@@ -127,94 +127,96 @@ operations = Operations(
 )
 
 
-async def _dead_letter(event: faust.EventT, error: InvalidRecord) -> None:
+# Ingest agents read their topic in small batches and flush what they produced before the batch is
+# acknowledged; a batch waits at most this long to fill, which bounds the latency it adds.
+INGEST_BATCH = 500
+INGEST_WAIT_S = 0.005
+REQUEST_WAIT_S = 0.001
+
+
+def _dead_letter(event: faust.EventT, error: InvalidRecord) -> None:
     message = event.message
     metrics.dead_letters.labels(message.topic, error.reason).inc()
     log.warning("dead letter from %s[%d]@%d: %s", message.topic, message.partition, message.offset, error)
-    await dead_letters.send(
-        key=message.key,
-        value=message.value,
-        headers=dead_letter_headers(
-            reason=error.reason, detail=error.detail, source_topic=message.topic,
-            source_partition=message.partition, source_offset=message.offset,
-        ),
+    headers = dead_letter_headers(
+        reason=error.reason, detail=error.detail, source_topic=message.topic,
+        source_partition=message.partition, source_offset=message.offset,
     )
+    forwarder.send(DEAD_LETTERS, message.key, message.value, headers=headers)
 
 
-async def _to_user_events(kind: UserEventKind, user_id: int, event: dict[str, Any]) -> None:
-    await user_events.send(
-        key=key_bytes(user_id),
-        value=encode_user_event(kind, event, time.time() * 1000),
-        partition=partition_for_id(user_id, settings.partitions),
-    )
+def _to_user_events(kind: UserEventKind, user_id: int, event: dict[str, Any], received_ms: float) -> None:
+    value = encode_user_event(kind, event, received_ms)
+    partition = partition_for_id(user_id, settings.partitions)
+    forwarder.send(user_events_topic(settings), key_bytes(user_id), value, partition=partition)
+
+
+async def _ingest(stream: faust.StreamT, handle: Callable[[faust.EventT, float], None], wait_s: float) -> None:
+    """Validate and forward a public topic: each record goes on (or to dead-letters), none is dropped."""
+    await runtime.serving.wait()
+    async for events in stream.take_events(INGEST_BATCH, within=wait_s):
+        received_ms = time.time() * 1000
+        for event in events:
+            try:
+                handle(event, received_ms)
+            except InvalidRecord as error:
+                _dead_letter(event, error)
+                continue
+            metrics.records_ingested.labels(event.message.topic).inc()
+        await forwarder.flush()
+
+
+def _forward_tweet_event(event: faust.EventT, received_ms: float) -> None:
+    record = decode_tweet_event(event.value)
+    forwarder.send(post_log_topic(settings), key_bytes(record.post_id), orjson.dumps(record.to_dict()))
+
+
+def _forward_engagement(event: faust.EventT, received_ms: float) -> None:
+    record = decode_engagement(event.value)
+    _to_user_events("engagement", record.user_id, record.to_dict(), received_ms)
+
+
+def _forward_social_graph_event(event: faust.EventT, received_ms: float) -> None:
+    record = decode_social_graph_event(event.value)
+    _to_user_events("social", record.user_id, record.to_dict(), received_ms)
+
+
+def _forward_feed_request(event: faust.EventT, received_ms: float) -> None:
+    try:
+        record = decode_feed_request(event.value)
+    except InvalidRecord as error:
+        if error.request_id is not None:
+            # The requester can be told: answer now, keyed by user when the record held one.
+            answer = error_answer(error.request_id, error.user_id, f"invalid request: {error}", received_ms)
+            _send_answer(error.user_id, answer, fallback_key=event.message.key)
+        raise
+    waited_ms = received_ms - event.message.timestamp * 1000
+    if waited_ms > settings.request_ttl_ms:
+        metrics.expired_requests.inc()
+        reason = f"expired: the request waited {waited_ms / 1000:.0f}s, more than {settings.request_ttl_ms}ms"
+        _send_answer(record.user_id, error_answer(record.request_id, record.user_id, reason, received_ms))
+        return
+    _to_user_events("request", record.user_id, record.to_dict(), received_ms)
 
 
 @app.agent(tweet_events)
 async def ingest_tweet_events(stream: faust.StreamT) -> None:
-    await runtime.serving.wait()
-    async for event in stream.events():
-        try:
-            record = decode_tweet_event(event.value)
-        except InvalidRecord as error:
-            await _dead_letter(event, error)
-            continue
-        metrics.records_ingested.labels(TWEET_EVENTS).inc()
-        await post_log.send(key=key_bytes(record.post_id), value=orjson.dumps(record.to_dict()))
+    await _ingest(stream, _forward_tweet_event, INGEST_WAIT_S)
 
 
 @app.agent(engagement_events)
 async def ingest_engagements(stream: faust.StreamT) -> None:
-    await runtime.serving.wait()
-    async for event in stream.events():
-        try:
-            record = decode_engagement(event.value)
-        except InvalidRecord as error:
-            await _dead_letter(event, error)
-            continue
-        metrics.records_ingested.labels(ENGAGEMENT_EVENTS).inc()
-        await _to_user_events("engagement", record.user_id, record.to_dict())
+    await _ingest(stream, _forward_engagement, INGEST_WAIT_S)
 
 
 @app.agent(social_graph_events)
 async def ingest_social_graph(stream: faust.StreamT) -> None:
-    await runtime.serving.wait()
-    async for event in stream.events():
-        try:
-            record = decode_social_graph_event(event.value)
-        except InvalidRecord as error:
-            await _dead_letter(event, error)
-            continue
-        metrics.records_ingested.labels(SOCIAL_GRAPH_EVENTS).inc()
-        await _to_user_events("social", record.user_id, record.to_dict())
+    await _ingest(stream, _forward_social_graph_event, INGEST_WAIT_S)
 
 
 @app.agent(feed_requests)
 async def ingest_feed_requests(stream: faust.StreamT) -> None:
-    await runtime.serving.wait()
-    async for event in stream.events():
-        received_ms = time.time() * 1000
-        try:
-            record = decode_feed_request(event.value)
-        except InvalidRecord as error:
-            await _dead_letter(event, error)
-            if error.request_id is not None:
-                # The requester can be told: answer now, keyed by user when the record held one.
-                reason = f"invalid request: {error}"
-                answer = error_answer(error.request_id, error.user_id, reason, received_ms)
-                await _send_answer(error.user_id, answer, fallback_key=event.message.key)
-            continue
-        metrics.records_ingested.labels(FEED_REQUESTS).inc()
-        waited_ms = received_ms - event.message.timestamp * 1000
-        if waited_ms > settings.request_ttl_ms:
-            metrics.expired_requests.inc()
-            reason = f"expired: the request waited {waited_ms / 1000:.0f}s, more than {settings.request_ttl_ms}ms"
-            await _send_answer(record.user_id, error_answer(record.request_id, record.user_id, reason, received_ms))
-            continue
-        await user_events.send(
-            key=key_bytes(record.user_id),
-            value=encode_user_event("request", record.to_dict(), received_ms),
-            partition=partition_for_id(record.user_id, settings.partitions),
-        )
+    await _ingest(stream, _forward_feed_request, REQUEST_WAIT_S)
 
 
 @app.agent(user_events)
@@ -225,7 +227,7 @@ async def process_user_events(stream: faust.StreamT) -> None:
         try:
             user_event = decode_user_event(event.value)
         except ValueError as exc:
-            await _dead_letter(event, InvalidRecord("not_object", str(exc)))
+            _dead_letter(event, InvalidRecord("not_object", str(exc)))
             continue
         payload = user_event.event
         if user_event.kind == "engagement":
@@ -237,7 +239,7 @@ async def process_user_events(stream: faust.StreamT) -> None:
                 delta = {"type": "follower_delta", "author_id": author_id, "delta": 1}
                 if payload["type"] == "unfollow":
                     delta["delta"] = -1
-                await post_log.send(key=key_bytes(author_id), value=orjson.dumps(delta))
+                forwarder.send(post_log_topic(settings), key_bytes(author_id), orjson.dumps(delta))
         else:
             await runtime.feeds.answer(payload, user_event.received_at_ms)
 
@@ -283,16 +285,17 @@ async def inspect_user(web: faust.web.View, request: faust.web.Request, user_id:
     return await operations.inspect_user(web, request, user_id)
 
 
-async def _send_answer(user_id: int | None, answer: dict[str, Any], fallback_key: bytes | None = None) -> None:
+def _send_answer(user_id: int | None, answer: dict[str, Any], fallback_key: bytes | None = None) -> None:
     """Every answer leaves through here: keyed by user, tagged with the worker that produced it."""
     key = key_bytes(user_id) if user_id else fallback_key
-    await ranked_feeds.send(key=key, value=orjson.dumps(answer), headers=[("foryou.worker", WORKER_NAME)])
+    forwarder.send(RANKED_FEEDS, key, orjson.dumps(answer), headers=[("foryou.worker", WORKER_NAME)])
     metrics.feed_answers.labels(answer["status"]).inc()
 
 
-async def _send_impressions(user_id: int, records: list[dict[str, Any]]) -> None:
+def _send_impressions(user_id: int, records: list[dict[str, Any]]) -> None:
+    key = key_bytes(user_id)
     for record in records:
-        await impressions.send(key=key_bytes(user_id), value=orjson.dumps(record))
+        forwarder.send(IMPRESSIONS, key, orjson.dumps(record))
 
 
 runtime.bind_feeds(

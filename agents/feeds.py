@@ -6,7 +6,7 @@ tables and topic senders.
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 import orjson
@@ -25,8 +25,8 @@ from streams.query import parse_feed_request
 
 log = logging.getLogger(__name__)
 
-AnswerSender = Callable[[int, dict[str, Any]], Awaitable[None]]
-ImpressionSender = Callable[[int, list[dict[str, Any]]], Awaitable[None]]
+AnswerSender = Callable[[int, dict[str, Any]], None]
+ImpressionSender = Callable[[int, list[dict[str, Any]]], None]
 
 # Request ids remembered per user to recognise a redelivered request (after a crash between answering and
 # committing): enough for any client's in-flight requests.
@@ -74,9 +74,9 @@ class FeedSideEffects:
     def record_served(self, user_id: int, post_ids: Sequence[int], ts_ms: int) -> None:
         self.served.record(user_id, post_ids, ts_ms)
 
-    async def publish_impressions(self, impressions: list[dict[str, Any]]) -> None:
+    def publish_impressions(self, impressions: list[dict[str, Any]]) -> None:
         if impressions:
-            await self.send_impressions(int(impressions[0]["user_id"]), impressions)
+            self.send_impressions(int(impressions[0]["user_id"]), impressions)
 
 
 class FeedService:
@@ -135,7 +135,7 @@ class FeedService:
             reason = f"internal error: {type(exc).__name__}: {exc}"
             answer = error_answer(request_id, user_id, reason, received_ms)
             result = None
-        await self.send_answer(user_id, answer)
+        self.send_answer(user_id, answer)
         metrics.feed_latency.observe(answer["latency_ms"] / 1000)
         self._remember(user_id, request_id)
         if result is not None:

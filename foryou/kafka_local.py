@@ -153,7 +153,7 @@ class LocalKafka:
                 _SERVER_PROPERTIES.format(port=port, controller_port=controller_port, log_dirs=data)
             )
             fmt = subprocess.run(
-                [*java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", _cluster_id(),
+                [*java, "-cp", classpath, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
                  "-c", str(config)],
                 capture_output=True, text=True,
             )
@@ -228,7 +228,8 @@ def _port_free(port: int) -> bool:
 
 
 def _cluster_id() -> str:
-    # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters).
+    # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (22 characters); one may
+    # start with "-", hence `--cluster-id=` in one argument.
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
