@@ -18,7 +18,7 @@ import numpy as np
 
 from foryou.benchmarks import record, write_results
 from foryou.client import FeedClient, unique_ids
-from foryou.kafka_local import local_kafka
+from foryou.kafka_local import LocalKafka
 from foryou.processes import WorkerProcess
 from foryou.settings import state_dir
 from phoenix.actions import ACTIONS
@@ -78,6 +78,21 @@ def _wait_for_posts(worker: WorkerProcess, count: int, timeout_s: float = 600.0)
     raise TimeoutError(f"worker holds {(worker.status() or {}).get('posts')} of {count} posts")
 
 
+def _wait_for_no_lag(worker: WorkerProcess, timeout_s: float = 600.0) -> None:
+    """Until the worker has processed everything produced so far (its own consumer-lag metric reads 0)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        samples = [
+            float(line.rsplit(" ", 1)[1])
+            for line in worker.metrics_text().splitlines()
+            if line.startswith("foryou_consumer_lag_records{")
+        ]
+        if samples and sum(samples) == 0:
+            return
+        time.sleep(1.0)
+    raise TimeoutError("the worker did not catch up with its input")
+
+
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -86,12 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.quick:
         args.requests, args.burst = 60, 100
-    broker = local_kafka()
-    started_broker = False
+    # Its own empty broker unless KAFKA_BOOTSTRAP names one: a new consumer group reads the public topics
+    # from the beginning, and history left by other runs would be measured as backlog.
+    broker = LocalKafka(state_dir() / "kafka-bench")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP")
+    started_broker = not bootstrap
     if not bootstrap:
-        started_broker = broker.running_pid() is None
-        bootstrap = broker.start()
+        bootstrap = broker.start(fresh=True)
     run = state_dir() / "bench" / f"feed-{uuid.uuid4().hex[:8]}"
     env = {"FORYOU_POLICY": "phoenix", "FORYOU_CHECKPOINT": args.checkpoint}
     worker = WorkerProcess(
@@ -107,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"worker ready in {join_s:.1f}s; producing the world ...", flush=True)
             users, posts = _populate(client, args, rng)
             _wait_for_posts(worker, posts)
+            _wait_for_no_lag(worker)
             print(f"world ingested in {time.monotonic() - started:.1f}s; warming up ...", flush=True)
             explained = client.request(users[0], explain=True, max_results=50, timeout_s=120)
             sources = {

@@ -6,6 +6,12 @@
         World.events() gives the exact interleaving of both topics (it regenerates from the seed).
     simulate --preset P --seed S --steps N --out DIR [--policy random|chrono|oracle ...]
         Offline closed loop per policy: DIR/<policy>.engagement-log.jsonl, DIR/summary.txt, DIR/metrics.png.
+    replay --preset P --seed S [--rate EVENTS_PER_S] [--window-hours H] [--history DIR]
+        Produce the world's posts, deletes and follows (and a saved history's engagements and social-graph
+        events) into the public topics, rebased so that the world's last event happens now (replay.py).
+    evaluate --preset P --seed S --checkpoint C --log LOG [--bench PATH]
+        The trained ranker against the ground truth on the log's held-out requests (evaluate.py); writes
+        world.pairwise_accuracy_vs_truth and world.ndcg10_vs_truth into PATH (bench/results/world.json).
 
 Subcommands are registered in `build_parser` (one `_add_*` function each) so more can be added alongside.
 """
@@ -15,38 +21,14 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 import orjson
 
 from foryou.world.config import PRESETS, preset
+from foryou.world.progress import Progress
 from foryou.world.wire import SOCIAL_GRAPH_EVENTS, TWEET_EVENTS
 
 _PROGRESS_EVERY = 1_000  # events written between progress-bar updates
-
-
-class Progress:
-    """A one-line progress bar on a stream (stderr by default), redrawn at each whole percent."""
-
-    def __init__(self, label: str, total: int, stream: TextIO | None = None, width: int = 30) -> None:
-        self.label, self.total, self.width = label, max(total, 1), width
-        self.stream = stream or sys.stderr
-        self.done = 0
-        self._shown = -1
-
-    def advance(self, count: int = 1) -> None:
-        self.done += count
-        percent = min(100, self.done * 100 // self.total)
-        if percent != self._shown:
-            self._shown = percent
-            filled = self.width * percent // 100
-            bar = "#" * filled + "." * (self.width - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {percent:3d}% {self.done}/{self.total}")
-            self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -113,6 +95,59 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from foryou.settings import kafka_bootstrap
+    from foryou.world.config import HOUR_MS
+    from foryou.world.experiment import replay, world_anchor, world_stream
+    from foryou.world.history import load_history
+    from foryou.world.world import World
+
+    world = World.generate(preset(args.preset, seed=args.seed))
+    history = load_history(args.history) if args.history else None
+    shift = world_anchor(world)
+    events = world_stream(
+        world, shift, int(args.window_hours * HOUR_MS),
+        history.engagements if history else (), history.social_graph_events if history else (),
+    )
+    bootstrap = kafka_bootstrap()
+    counts = replay(bootstrap, events, rate=args.rate)
+    print(f"produced {counts} to {bootstrap}; world time = wall time - {shift.offset_ms} ms")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from foryou.world.evaluate import format_ranking, ranking_records, ranking_vs_truth, write_bench
+    from foryou.world.world import World
+
+    world = World.generate(preset(args.preset, seed=args.seed))
+    report = ranking_vs_truth(world, args.checkpoint, args.log)
+    print(format_ranking(report))
+    params = {"preset": args.preset, "seed": args.seed}
+    print(f"wrote {write_bench(args.bench, ranking_records(report, params))}")
+    return 0
+
+
+def _add_replay(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    cmd = sub.add_parser("replay", help="produce the world into the public topics, rebased to now")
+    cmd.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+    cmd.add_argument("--window-hours", type=float, default=47.0,
+                     help="replay posts of the world's last H hours only (keep it under the 48 h retention)")
+    cmd.add_argument("--history", help="a directory saved by the demo's history step, replayed too")
+    cmd.set_defaults(run=_replay)
+
+
+def _add_evaluate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    cmd = sub.add_parser("evaluate", help="trained ranker vs the ground truth; writes bench records")
+    cmd.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    cmd.add_argument("--seed", type=int, default=0)
+    cmd.add_argument("--checkpoint", required=True)
+    cmd.add_argument("--log", required=True, help="the engagement log the checkpoint was trained on")
+    cmd.add_argument("--bench", default="bench/results/world.json")
+    cmd.set_defaults(run=_evaluate)
+
+
 def _add_generate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     cmd = sub.add_parser("generate", help="write the world's tweet-events and social-graph-events as JSONL")
     cmd.add_argument("--preset", choices=sorted(PRESETS), default="demo")
@@ -137,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
     _add_simulate(sub)
+    _add_replay(sub)
+    _add_evaluate(sub)
     return parser
 
 

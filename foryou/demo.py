@@ -1,0 +1,358 @@
+"""`foryou demo` (`make demo`): the whole system on a simulated world, in one command.
+
+1. the broker: the local one (started, and stopped at the end, unless it ran already) or KAFKA_BOOTSTRAP;
+2. a small world (`foryou.world`, preset tiny by default) and its users' last hours simulated offline with
+   an exploring policy (`foryou.world.history`), giving an engagement log;
+3. a small Phoenix trained on that log (`python -m phoenix.train --config demo`), cached under
+   .local/demo/cache/<key>: the key hashes the world config, the history length, the training budget and
+   the sources that shape them (`_MODEL_SOURCES`), so an unchanged rerun skips the simulation and training;
+4. the trained ranker against the ground truth offline (pairwise accuracy, NDCG@10);
+5. one closed loop per policy over Kafka (reverse-chron, phoenix-untrained, phoenix-trained), each with its
+   own worker and its own replay of the world and history (see foryou/world/experiment.py), with a live
+   progress line; then an explained feed for one user from the trained worker;
+6. the comparison table, plots over time and bench/results/world.json.
+
+Workers are stopped on exit and on Ctrl-C; the broker only if this demo started it.
+"""
+
+import argparse
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_PATH = REPO / "bench" / "results" / "world.json"
+# The sources whose behaviour shapes the history and the trained model (the cache key hashes them).
+_MODEL_SOURCES = tuple(f"phoenix/{name}.py" for name in (
+    "actions", "batch", "checkpoint", "config", "examples", "hashing", "log", "model", "train")) + tuple(
+    f"foryou/world/{name}.py" for name in (
+        "client", "config", "history", "offline", "population", "posts", "simulate", "truth", "vocab", "wire",
+        "world"))
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _step(number: int, text: str) -> None:
+    _say(f"\n[{number}/6] {text}")
+
+
+def code_version() -> str:
+    """A hash of the sources that shape the history and the model."""
+    digest = hashlib.sha256()
+    for name in _MODEL_SOURCES:
+        digest.update(name.encode())
+        digest.update((REPO / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cache_key(config: Any, history_hours: float, train_steps: int, version: str) -> str:
+    import dataclasses
+
+    inputs = {"world": dataclasses.asdict(config), "history_hours": history_hours, "train_steps": train_steps,
+              "code": version, "phoenix_config": "demo"}
+    return hashlib.sha256(orjson.dumps(inputs, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+class _Broker:
+    """The broker for this run: KAFKA_BOOTSTRAP, or the local one (stopped at the end if started here)."""
+
+    def __init__(self) -> None:
+        self.started_here = False
+        self.bootstrap = ""
+
+    def __enter__(self) -> "_Broker":
+        from foryou.kafka_local import local_kafka
+
+        if os.environ.get("KAFKA_BOOTSTRAP"):
+            self.bootstrap = os.environ["KAFKA_BOOTSTRAP"]
+            _say(f"using the broker at {self.bootstrap} (KAFKA_BOOTSTRAP)")
+            return self
+        broker = local_kafka()
+        running = broker.running_pid() is not None
+        self.bootstrap = broker.start()
+        self.started_here = not running
+        _say(f"{'started' if self.started_here else 'using the running'} local broker at {self.bootstrap}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started_here:
+            from foryou.kafka_local import local_kafka
+
+            local_kafka().stop()
+            _say("stopped the local broker")
+
+
+def _interrupt_on_sigterm() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def prepare_model(args: argparse.Namespace, world: Any, cache: Path) -> tuple[Any, Path]:
+    """The history and the trained checkpoint, from the cache or made now."""
+    from foryou.world.history import LOG_FILE, load_history, simulate_history
+
+    checkpoint = cache / "phoenix.ckpt"
+    if checkpoint.exists() and (cache / LOG_FILE).exists():
+        _say(f"cached: {cache} (same world, history, budget and code)")
+        return load_history(cache), checkpoint
+    _say(f"simulating the users' last {args.history_hours:g} hours offline (exploring policy)")
+    started = time.monotonic()
+    history = simulate_history(world, cache / "tmp", hours=args.history_hours, seed=args.seed)
+    lines = sum(1 for _ in history.log_path.open("rb"))
+    _say(f"  {lines} impressions, {len(history.engagements)} engagement events in {time.monotonic() - started:.0f}s")
+    _say(f"training Phoenix (config demo, {args.train_steps} steps) on {history.log_path}")
+    partial = cache / "tmp" / "phoenix.ckpt"
+    command = [sys.executable, "-m", "phoenix.train", "--data", str(history.log_path), "--out", str(partial),
+               "--config", "demo", "--steps", str(args.train_steps), "--seed", str(args.seed)]
+    subprocess.run(command, check=True)
+    for path in (cache / "tmp").iterdir():
+        path.rename(cache / path.name)
+    (cache / "tmp").rmdir()
+    return load_history(cache), checkpoint
+
+
+def _lag_line(label: str) -> Callable[[int], None]:
+    started = time.monotonic()
+
+    def show(lag: int) -> None:
+        sys.stderr.write(f"\r  {label}: {lag} records to go ({time.monotonic() - started:.0f}s)   ")
+        sys.stderr.flush()
+
+    return show
+
+
+def run_policy(
+    spec: Any, *, args: argparse.Namespace, bootstrap: str, world: Any, history: Any, metrics: Any,
+    out: Path, on_worker: Callable[[Any], None],
+) -> tuple[Any, dict[str, Any] | None]:
+    """Worker, replay, catch-up, closed loop for one policy; returns the loop result and, for the trained
+    policy, an explained feed (the worker is left running for the caller to stop)."""
+    from foryou.world.client import ClientBehaviour
+    from foryou.world.config import HOUR_MS
+    from foryou.world.experiment import replay, start_worker, wait_ingested, world_anchor, world_stream
+    from foryou.world.kafka_io import AnswerReader, EventProducer
+    from foryou.world.loop import ClosedLoop, LoopConfig
+
+    worker = start_worker(bootstrap, spec, out / "workers")
+    on_worker(worker)
+    _say(f"  worker {worker.app_id}: metrics at {worker.url}/metrics, log {worker.log_path}")
+    shift = world_anchor(world)
+    events = world_stream(world, shift, int(args.window_hours * HOUR_MS), history.engagements,
+                          history.social_graph_events)
+    replay(bootstrap, events, label="  replaying world and history")
+    worker.wait_ready(300)
+    wait_ingested(worker, bootstrap, on_wait=_lag_line("worker catching up"))
+    sys.stderr.write("\n")
+    answers = AnswerReader(bootstrap)
+    try:
+        loop = ClosedLoop(
+            world=world, behaviour=ClientBehaviour(world), answers=answers, producer=EventProducer(bootstrap),
+            shift=shift, metrics=metrics, policy=spec.name,
+            config=LoopConfig(batch_size=args.batch_size, duration_s=args.loop_seconds, seed=args.seed),
+        )
+
+        def show(stats: Any) -> None:
+            sys.stderr.write(f"\r  {stats.line()}   ")
+            sys.stderr.flush()
+
+        result = loop.run(history.states, on_round=show)
+        sys.stderr.write("\n")
+        explained = explained_feed(world, loop, answers, result) if spec.name == "phoenix-trained" else None
+    finally:
+        answers.close()
+    (out / f"metrics-{spec.name}.prom").write_text(worker.metrics_text())
+    return result, explained
+
+
+def explained_feed(world: Any, loop: Any, answers: Any, result: Any) -> dict[str, Any] | None:
+    """An explain=True request for the user who asked most often in the loop."""
+    from foryou.world.wire import FEED_REQUESTS, wire_key
+
+    requests: dict[int, int] = {}
+    for impression in result.impressions:
+        requests[impression.user_id] = requests.get(impression.user_id, 0) + 1
+    if not requests:
+        return None
+    user_id = max(requests, key=requests.__getitem__)
+    request = loop.behaviour.feed_request(result.states[user_id], f"explain-{time.time_ns()}", 10)
+    request.update(explain=True, is_bottom_request=False, served_ids=[])
+    loop.producer.send(FEED_REQUESTS, wire_key(user_id), request)
+    loop.producer.flush()
+    answer = answers.collect([request["request_id"]], 30).get(request["request_id"])
+    if answer is not None:
+        answer["world_now_ms"] = loop.now_world_ms()
+    return answer
+
+
+def format_explained(world: Any, answer: dict[str, Any]) -> Iterator[str]:
+    from foryou.world.truth import GroundTruth
+
+    user_id, posts = answer["user_id"], answer["posts"]
+    yield f"explained feed for user {user_id} (model {answer['model']}, {answer['latency_ms']:.0f} ms):"
+    values = np.zeros(len(posts))
+    if posts:
+        post_ids = np.array([p["post_id"] for p in posts])
+        known = world.post_index(post_ids, strict=False) >= 0
+        values[known] = GroundTruth(world).expected_value(
+            np.full(int(known.sum()), user_id), post_ids[known], answer["world_now_ms"])
+    yield (f"  {'rank':>4} {'post':>10} {'author':>6} {'net':>3} {'source':>17} {'weighted':>8} {'div':>5}"
+           f" {'oon':>4} {'score':>6} {'truth EV':>8}  top predicted actions")
+    for post, value in zip(posts, values, strict=True):
+        explain = post.get("explain") or {}
+        probabilities = explain.get("probabilities") or {}
+        top = sorted(probabilities.items(), key=lambda item: -item[1])[:3]
+        network = "in" if post["in_network"] else "oon"
+        yield (f"  {post['rank']:>4} {post['post_id']:>10} {post['author_id']:>6} {network:>3}"
+               f" {explain.get('source', '-'):>17} {_num(explain.get('weighted_score'), 8, 3)}"
+               f" {_num(explain.get('diversity_multiplier'), 5, 2)} {_num(explain.get('oon_multiplier'), 4, 1)}"
+               f" {post['score']:6.3f} {value:8.3f}  " + ", ".join(f"{name} {p:.2f}" for name, p in top))
+    stages = (answer.get("explain") or {}).get("stages") or []
+    if stages:
+        yield "  stages (candidates in -> out, removed):"
+        for stage in stages:
+            removed = ", ".join(f"{reason} {count}" for reason, count in stage["removed"].items())
+            yield (f"    {stage['kind']:>23} {stage['name']:<32} {stage['in']:>5} -> {stage['out']:<5}"
+                   f" {stage['ms']:7.1f} ms {removed}")
+
+
+def _num(value: float | None, width: int, digits: int) -> str:
+    return "-".rjust(width) if value is None else f"{value:{width}.{digits}f}"
+
+
+def comparison_lines(metrics: Any) -> Iterator[str]:
+    from foryou.world.evaluate import ENGAGEMENT_RATIO_TARGET
+    from foryou.world.experiment import PHOENIX_TRAINED, REVERSE_CHRON
+
+    policies = metrics.policies()
+    if PHOENIX_TRAINED in policies and REVERSE_CHRON in policies:
+        trained, chrono = metrics.total(PHOENIX_TRAINED), metrics.total(REVERSE_CHRON)
+        ratio = trained.engagements_per_impression / chrono.engagements_per_impression
+        fewer = trained.negatives_per_impression < chrono.negatives_per_impression
+        verdict = "met" if ratio >= ENGAGEMENT_RATIO_TARGET and fewer else "NOT met"
+        yield (f"phoenix-trained vs reverse-chron: {ratio:.2f}x engagements per impression, negatives per "
+               f"impression {trained.negatives_per_impression:.4f} vs {chrono.negatives_per_impression:.4f}"
+               f" (target >= {ENGAGEMENT_RATIO_TARGET}x with fewer negatives: {verdict})")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="foryou demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny", help="world preset (tiny, demo, large)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--history-hours", type=float, default=36.0,
+                        help="hours of the world's end simulated offline for training and history")
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--loop-seconds", type=float, default=60.0, help="closed-loop time per policy")
+    parser.add_argument("--batch-size", type=int, default=24, help="feed requests in flight per round")
+    parser.add_argument("--window-hours", type=float, default=47.0,
+                        help="posts of the world's last H hours are replayed (under the 48 h retention)")
+    parser.add_argument("--policies", nargs="+", default=["reverse-chron", "phoenix-untrained", "phoenix-trained"])
+    parser.add_argument("--out", type=Path, default=None, help="results directory (default .local/demo)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from foryou.settings import state_dir
+
+    args = parse_args(argv)
+    out = (args.out or state_dir() / "demo").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _interrupt_on_sigterm()
+    workers: list[Any] = []
+    started = time.monotonic()
+    try:
+        with _Broker() as broker:
+            try:
+                return _run(args, broker.bootstrap, out, workers)
+            finally:
+                for worker in workers:
+                    worker.stop()
+                if workers:
+                    _say(f"stopped {len(workers)} worker(s)")
+    except KeyboardInterrupt:
+        _say("\ninterrupted: workers stopped")
+        return 130
+    finally:
+        _say(f"demo time {time.monotonic() - started:.0f}s")
+
+
+def _run(args: argparse.Namespace, bootstrap: str, out: Path, workers: list[Any]) -> int:
+    from foryou.world.config import preset
+    from foryou.world.evaluate import (
+        format_ranking,
+        online_records,
+        ranking_records,
+        ranking_vs_truth,
+        write_bench,
+    )
+    from foryou.world.experiment import PHOENIX_TRAINED, policy_specs
+    from foryou.world.kafka_io import ensure_public_topics
+    from foryou.world.metrics import OnlineMetrics
+    from foryou.world.world import World
+
+    _step(1, "public topics")
+    created = ensure_public_topics(bootstrap)
+    _say(f"  created {', '.join(created)}" if created else "  all present")
+    _step(2, f"world '{args.preset}' (seed {args.seed})")
+    config = preset(args.preset, seed=args.seed)
+    world = World.generate(config)
+    _say(f"  {world.num_users} users, {world.num_posts} posts over {config.duration_ms / 86_400_000:g} days, "
+         f"{world.event_count()} events")
+    _step(3, "history and a trained Phoenix")
+    cache = out / "cache" / cache_key(config, args.history_hours, args.train_steps, code_version())
+    cache.mkdir(parents=True, exist_ok=True)
+    history, checkpoint = prepare_model(args, world, cache)
+    _step(4, "offline: trained ranking vs the ground truth (held-out requests)")
+    ranking_path = cache / "ranking.json"
+    if ranking_path.exists():
+        ranking = orjson.loads(ranking_path.read_bytes())
+    else:
+        ranking = ranking_vs_truth(world, checkpoint, history.log_path)
+        ranking_path.write_bytes(orjson.dumps(ranking, option=orjson.OPT_INDENT_2))
+    _say(format_ranking(ranking))
+    _step(5, f"closed loops over Kafka, {args.loop_seconds:g}s per policy")
+    metrics = OnlineMetrics(window_ms=15_000)
+    explained = None
+    for spec in policy_specs(checkpoint):
+        if spec.name not in args.policies:
+            continue
+        _say(f"policy {spec.name}")
+        _, answer = run_policy(spec, args=args, bootstrap=bootstrap, world=world, history=history,
+                               metrics=metrics, out=out, on_worker=workers.append)
+        workers.pop().stop()
+        if spec.name == PHOENIX_TRAINED:
+            explained = answer
+    _step(6, "results")
+    if explained is not None:
+        for line in format_explained(world, explained):
+            _say(line)
+    _say("")
+    _say(metrics.summary())
+    for line in comparison_lines(metrics):
+        _say(line)
+    (out / "summary.txt").write_text(metrics.summary() + "\n\n" + format_ranking(ranking) + "\n")
+    plot = metrics.plot(out / "metrics.png")
+    params = {"preset": args.preset, "seed": args.seed, "loop_seconds": args.loop_seconds,
+              "train_steps": args.train_steps, "history_hours": args.history_hours}
+    bench = write_bench(BENCH_PATH, online_records(metrics, params) + ranking_records(ranking, params))
+    _say(f"\nplots: {plot}\ntable: {out / 'summary.txt'}\nbench records: {bench}")
+    _say(f"worker metrics (Prometheus text, scraped from each worker's /metrics before it stopped): "
+         f"{out}/metrics-<policy>.prom")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""How well a trained Phoenix ranks against the world's ground truth, and the world's benchmark records.
+
+Offline ranking (`ranking_vs_truth`): the held-out part of the engagement log the checkpoint was trained
+on (the same chronological split as `phoenix.evaluate`) is scored by the model; each post's score is the
+pipeline's weighted sum Σ w_a P(a) with the configured weights (streams/defaults.toml; the served ranking
+adds only the short-video vqv gate and the diversity and out-of-network multipliers). Pairwise accuracy
+and NDCG@10 are measured against the ground-truth expected value (`ground_truth_ranking_metrics`, under
+DEFAULT_WEIGHTS) within each held-out request, next to three references scored on the same lines: the
+untrained model (seed 0, as an untrained worker serves), newest-first and random order.
+
+Benchmark records (bench/results/world.json, a JSON list of {"name","metric","value","unit","target",
+"params","at"}): `world.engagements_per_impression` and `world.negatives_per_impression` per online policy
+(params.policy), and `world.pairwise_accuracy_vs_truth` (target 0.8) and `world.ndcg10_vs_truth` for the
+trained ranker. `write_bench` replaces records with the same name and policy and keeps the others.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from foryou.world.config import HOUR_MS
+from foryou.world.metrics import OnlineMetrics
+from foryou.world.offline import RankingMetrics, ground_truth_ranking_metrics
+from foryou.world.truth import GroundTruth
+from foryou.world.world import World
+
+PAIRWISE_TARGET = 0.8
+ENGAGEMENT_RATIO_TARGET = 1.3  # trained Phoenix vs reverse-chron, engagements per impression
+
+
+def pipeline_weights() -> np.ndarray:
+    """The serving pipeline's action weights in ACTIONS order."""
+    from streams.config import load_config
+
+    return load_config().weight_vector()
+
+
+def ranking_vs_truth(
+    world: World, checkpoint: str | Path, log_path: str | Path, *, seed: int = 0, batch_size: int = 128,
+) -> dict[str, Any]:
+    """Pairwise accuracy and NDCG@10 vs the ground truth on the held-out log (module docstring)."""
+    import jax
+
+    from phoenix.checkpoint import load_checkpoint
+    from phoenix.evaluate import model_outputs
+    from phoenix.examples import NegativeSampling
+    from phoenix.log import file_sha256, read_log
+    from phoenix.model import init_params
+    from phoenix.train import prepare
+
+    ckpt = load_checkpoint(checkpoint)
+    meta = ckpt.meta
+    same_data = meta.get("data_sha256") == file_sha256(log_path)
+    num_candidates = int(meta.get("options", {}).get("num_candidates", 8))
+    data = prepare(
+        read_log(log_path), num_candidates, float(meta.get("holdout_fraction", 0.1)),
+        NegativeSampling(4, 3 * HOUR_MS, seed), split_ts_ms=int(meta["split_ts_ms"]) if same_data else None,
+    )
+    examples = data.held_out_examples
+    users, posts, groups, times = [], [], [], []
+    for example in examples:
+        for post_id, _ in example.candidates:
+            users.append(example.user_id)
+            posts.append(post_id)
+            groups.append(example.group)
+            times.append(example.ts_ms)
+    arrays = np.asarray(users), np.asarray(posts), np.asarray(groups), np.asarray(times)
+    weights = pipeline_weights()
+
+    def model_scores(params: Any) -> np.ndarray:
+        probs, _ = model_outputs(jax.device_put(params), ckpt.cfg, data, num_candidates, batch_size)
+        return np.concatenate([probs[n, : len(ex.candidates)] @ weights for n, ex in enumerate(examples)])
+
+    truth = GroundTruth(world)
+    rng = np.random.default_rng(seed)
+    scores = {
+        "trained": model_scores(ckpt.params),
+        "untrained": model_scores(init_params(ckpt.cfg, jax.random.PRNGKey(0))),
+        "newest_first": world.created_ms(arrays[1]).astype(np.float64),
+        "random": rng.random(arrays[1].size),
+    }
+    results = {name: ground_truth_ranking_metrics(truth, s, *arrays) for name, s in scores.items()}
+    return {
+        "checkpoint": str(checkpoint),
+        "version": ckpt.version,
+        "log": str(log_path),
+        "held_out_lines": int(arrays[1].size),
+        "held_out_requests": results["trained"].groups,
+        "score": "pipeline weighted sum of the 19 predicted probabilities",
+        "metrics": {name: asdict(result) for name, result in results.items()},
+    }
+
+
+def format_ranking(report: Mapping[str, Any]) -> str:
+    lines = [f"{'ranking (held-out requests)':28} {'pairwise_acc':>12} {'ndcg@10':>9}"]
+    for name, values in report["metrics"].items():
+        lines.append(f"{name:28} {values['pairwise_accuracy']:12.4f} {values['ndcg_at_10']:9.4f}")
+    lines.append(f"{report['held_out_requests']} requests, {report['held_out_lines']} lines; "
+                 f"pairwise accuracy target {PAIRWISE_TARGET}")
+    return "\n".join(lines)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def record(name: str, metric: str, value: float, unit: str, params: Mapping[str, Any],
+           target: float | None = None) -> dict[str, Any]:
+    return {"name": name, "metric": metric, "value": round(float(value), 6), "unit": unit, "target": target,
+            "params": dict(params), "at": _now()}
+
+
+def online_records(metrics: OnlineMetrics, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """engagements and negatives per impression for every policy in `metrics`."""
+    records = []
+    for policy in metrics.policies():
+        total = metrics.total(policy)
+        detail = {**params, "policy": policy, "requests": total.requests, "impressions": total.impressions}
+        records.append(record("world.engagements_per_impression", "engagements_per_impression",
+                              total.engagements_per_impression, "ratio", detail))
+        records.append(record("world.negatives_per_impression", "negatives_per_impression",
+                              total.negatives_per_impression, "ratio", detail))
+    return records
+
+
+def ranking_records(report: Mapping[str, Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    trained = RankingMetrics(**report["metrics"]["trained"])
+    detail = {**params, "policy": "phoenix-trained", "checkpoint_version": report["version"],
+              "held_out_requests": trained.groups, "pairs": trained.pairs,
+              "references": {name: values["pairwise_accuracy"] for name, values in report["metrics"].items()}}
+    return [
+        record("world.pairwise_accuracy_vs_truth", "pairwise_accuracy", trained.pairwise_accuracy, "ratio",
+               detail, target=PAIRWISE_TARGET),
+        record("world.ndcg10_vs_truth", "ndcg_at_10", trained.ndcg_at_10, "ratio", detail),
+    ]
+
+
+def _key(entry: Mapping[str, Any]) -> tuple[str, str | None]:
+    return entry["name"], entry.get("params", {}).get("policy")
+
+
+def write_bench(path: str | Path, records: Iterable[Mapping[str, Any]]) -> Path:
+    """Merge `records` into the JSON list at `path` (same name and params.policy: replaced)."""
+    path = Path(path)
+    new = list(records)
+    replaced = {_key(entry) for entry in new}
+    existing: Sequence[Mapping[str, Any]] = orjson.loads(path.read_bytes()) if path.exists() else []
+    merged = [entry for entry in existing if _key(entry) not in replaced] + new
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(merged, option=orjson.OPT_INDENT_2) + b"\n")
+    return path

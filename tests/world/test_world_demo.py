@@ -1,0 +1,49 @@
+"""The demo's pure parts: the checkpoint cache key, the explained feed and the target verdict."""
+
+from foryou.demo import cache_key, comparison_lines, format_explained, parse_args
+from foryou.world.config import preset
+from foryou.world.metrics import OnlineMetrics, ServedPost
+from foryou.world.world import World
+
+
+def test_cache_key_follows_every_input() -> None:
+    base = cache_key(preset("tiny", seed=0), 36.0, 300, "abc")
+    assert base == cache_key(preset("tiny", seed=0), 36.0, 300, "abc")
+    changed = [
+        cache_key(preset("tiny", seed=1), 36.0, 300, "abc"),
+        cache_key(preset("tiny", seed=0, num_users=301), 36.0, 300, "abc"),
+        cache_key(preset("tiny", seed=0), 24.0, 300, "abc"),
+        cache_key(preset("tiny", seed=0), 36.0, 200, "abc"),
+        cache_key(preset("tiny", seed=0), 36.0, 300, "abd"),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_explained_feed_shows_posts_and_stages() -> None:
+    world = World.generate(preset("tiny", seed=0, num_users=40, num_posts=300))
+    post_id = int(world.post_ids()[-1])
+    author = int(world.author_ids(world.post_ids()[-1:])[0])
+    answer = {
+        "user_id": 1 if author != 1 else 2, "model": "demo-v1", "latency_ms": 12.0, "world_now_ms": world.config.end_ms,
+        "posts": [{"post_id": post_id, "author_id": author, "rank": 1, "score": 1.25, "in_network": False,
+                   "explain": {"probabilities": {"favorite": 0.3, "reply": 0.01, "dwell": 0.6}, "weighted_score": 0.45,
+                               "diversity_multiplier": 1.0, "oon_multiplier": 0.8, "source": "phoenix_retrieval",
+                               "retrieval_score": 0.2}}],
+        "explain": {"degraded": [], "stages": [{"kind": "filter", "name": "AgeFilter", "status": "ok", "in": 40,
+                                                "out": 31, "removed": {"too_old": 9}, "ms": 0.4, "error": None}]},
+    }
+    text = "\n".join(format_explained(world, answer))
+    assert "dwell 0.60, favorite 0.30, reply 0.01" in text
+    assert "phoenix_retrieval" in text and "0.450" in text and "oon" in text
+    assert "AgeFilter" in text and "40 -> 31" in text and "too_old 9" in text
+
+
+def test_verdict_needs_both_more_engagements_and_fewer_negatives() -> None:
+    metrics = OnlineMetrics(window_ms=1_000)
+    for policy, actions in (("reverse-chron", ["favorite", "report"]), ("phoenix-trained", ["favorite", "reply"])):
+        metrics.record_served(policy, 1, 0, [ServedPost(10, 2, 0, True), ServedPost(11, 3, 0, True)])
+        for action in actions:
+            metrics.record_engagement(1, 10, action, 1)
+    [line] = comparison_lines(metrics)
+    assert "2.00x" in line and ": met" in line
+    assert parse_args([]).policies == ["reverse-chron", "phoenix-untrained", "phoenix-trained"]
