@@ -19,7 +19,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from foryou.benchmarks import record
 from phoenix.config import DEMO
 from phoenix.index import RECALL_BOUND, AnnConfig
 from phoenix.ranker import HOME, Ranker
@@ -36,18 +36,6 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "bench" / "results" / "phoen
 RANK_TARGET_MS = {1000: 15.0}
 ANN_TARGET_MS = 5.0
 EF_SEARCH_SWEEP = (128, 256, 512, 1024, 2048)
-
-
-def _record(name: str, metric: str, value: float, unit: str, target: float | None, **params: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "metric": metric,
-        "value": float(value),
-        "unit": unit,
-        "target": target,
-        "params": params,
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
 
 
 def _timings(fn: Callable[[], object], repeats: int) -> np.ndarray:
@@ -92,7 +80,7 @@ def _request_flops(ranker: Ranker, history: list[ActionEntry], size: int) -> flo
 def bench_rank(quick: bool) -> list[dict[str, Any]]:
     records = []
     peak = matmul_peak(1024 if quick else 2048, 5 if quick else 10)
-    records.append(_record("matmul.peak", "gflops", peak, "GFLOP/s", None, dtype="float32"))
+    records.append(record("matmul.peak", "gflops", peak, "GFLOP/s", None, dtype="float32"))
     ranker = Ranker.untrained(DEMO, seed=0, candidate_buckets=(32, 256, 1024))
     rng = np.random.default_rng(0)
     history = _history(rng, DEMO.history_len)
@@ -108,10 +96,10 @@ def bench_rank(quick: bool) -> list[dict[str, Any]]:
         name = f"rank.s128.c{count}"
         params = {"config": "demo", "history": DEMO.history_len, "candidates": count, "repeats": repeats}
         records += [
-            _record(name, "median_ms", median, "ms", RANK_TARGET_MS.get(count), **params),
-            _record(name, "p99_ms", p99, "ms", None, **params),
-            _record(name, "compile_ms", max(first_ms - median, 0.0), "ms", None, **params),
-            _record(name, "gflops", flops / median / 1e6, "GFLOP/s", None, flops=flops, flops_source="xla"),
+            record(name, "median_ms", median, "ms", RANK_TARGET_MS.get(count), **params),
+            record(name, "p99_ms", p99, "ms", None, **params),
+            record(name, "compile_ms", max(first_ms - median, 0.0), "ms", None, **params),
+            record(name, "gflops", flops / median / 1e6, "GFLOP/s", None, flops=flops, flops_source="xla"),
         ]
         print(f"{name}: median {median:.2f} ms, p99 {p99:.2f} ms, {flops / median / 1e6:.1f} GFLOP/s", flush=True)
     print(f"matmul.peak: {peak:.1f} GFLOP/s", flush=True)
@@ -161,10 +149,10 @@ def bench_retrieval(size: int, label: str, queries: int) -> list[dict[str, Any]]
         flush=True,
     )
     return [
-        _record(f"retrieval.exact.{label}", "median_ms", float(np.median(exact_ms)), "ms", None, **params),
-        _record(f"retrieval.exact.{label}", "recall_at_100", 1.0, "ratio", None, **params),
-        _record(f"retrieval.ann.{label}", "median_ms", chosen["median_ms"], "ms", ANN_TARGET_MS, **ann_params),
-        _record(
+        record(f"retrieval.exact.{label}", "median_ms", float(np.median(exact_ms)), "ms", None, **params),
+        record(f"retrieval.exact.{label}", "recall_at_100", 1.0, "ratio", None, **params),
+        record(f"retrieval.ann.{label}", "median_ms", chosen["median_ms"], "ms", ANN_TARGET_MS, **ann_params),
+        record(
             f"retrieval.ann.{label}", "recall_at_100", chosen["recall_at_100"], "ratio", RECALL_BOUND, **ann_params
         ),
     ]

@@ -15,12 +15,12 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import orjson
 
+from foryou.benchmarks import record
 from stores.post_store import PostStore
 
 DAY_MS = 86_400_000
@@ -89,18 +89,6 @@ def _events(args: argparse.Namespace, weights: np.ndarray, rng: np.random.Genera
     return events
 
 
-def _record(name: str, metric: str, value: float, unit: str, params: dict) -> dict:
-    return {
-        "name": name,
-        "metric": metric,
-        "value": round(value, 4),
-        "unit": unit,
-        "target": None,
-        "params": params,
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv or [])
     rng = np.random.default_rng(args.seed)
@@ -134,12 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     # Wall-clock numbers move with the load other processes put on the machine: record it alongside.
     machine = {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
     records = [
-        _record(
+        record(
             "stores.post_store.apply",
             "posts_per_s",
             args.posts / apply_s,
             "posts/s",
-            {
+            None,
+            **{
                 **data,
                 "batch": args.batch,
                 "live_posts_after": live,
@@ -147,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
                 **machine,
             },
         ),
-        _record(
+        record(
             "stores.post_store.recent_posts.f500",
             "median_ms",
             statistics.median(latencies_ms),
             "ms",
-            {
+            None,
+            **{
                 **data,
                 "following": args.following,
                 "limit": args.limit,
@@ -166,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(records, option=orjson.OPT_INDENT_2))
-    for record in records:
-        print(f"{record['name']}: {record['value']} {record['unit']}")
+    for entry in records:
+        print(f"{entry['name']}: {entry['value']} {entry['unit']}")
     return 0
 
 
