@@ -78,21 +78,6 @@ def _wait_for_posts(worker: WorkerProcess, count: int, timeout_s: float = 600.0)
     raise TimeoutError(f"worker holds {(worker.status() or {}).get('posts')} of {count} posts")
 
 
-def _wait_for_no_lag(worker: WorkerProcess, timeout_s: float = 600.0) -> None:
-    """Until the worker has processed everything produced so far (its own consumer-lag metric reads 0)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        samples = [
-            float(line.rsplit(" ", 1)[1])
-            for line in worker.metrics_text().splitlines()
-            if line.startswith("foryou_consumer_lag_records{")
-        ]
-        if samples and sum(samples) == 0:
-            return
-        time.sleep(1.0)
-    raise TimeoutError("the worker did not catch up with its input")
-
-
 def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -123,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"worker ready in {join_s:.1f}s; producing the world ...", flush=True)
             users, posts = _populate(client, args, rng)
             _wait_for_posts(worker, posts)
-            _wait_for_no_lag(worker)
+            worker.wait_caught_up(timeout_s=600)
             print(f"world ingested in {time.monotonic() - started:.1f}s; warming up ...", flush=True)
             explained = client.request(users[0], explain=True, max_results=50, timeout_s=120)
             sources = {

@@ -91,6 +91,25 @@ class WorkerProcess:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
             return response.read().decode()
 
+    def consumer_lag(self) -> dict[str, float]:
+        """The worker's own `foryou_consumer_lag_records` samples (series -> records behind)."""
+        lag = {}
+        for line in self.metrics_text().splitlines():
+            if line.startswith("foryou_consumer_lag_records{"):
+                series, _, value = line.rpartition(" ")
+                lag[series] = float(value)
+        return lag
+
+    def wait_caught_up(self, timeout_s: float = 300.0) -> None:
+        """Block until the worker has processed everything produced so far (its lag metric reads 0)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            lag = self.consumer_lag()
+            if lag and sum(lag.values()) == 0:
+                return
+            time.sleep(1.0)
+        raise TimeoutError(f"worker still behind its input after {timeout_s:.0f}s: {self.consumer_lag()}")
+
     def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

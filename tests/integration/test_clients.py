@@ -23,29 +23,10 @@ from topics.validation import InvalidRecord
 CATCH_UP_S = 300.0
 
 
-def consumer_lag_series(worker: WorkerProcess) -> dict[str, float]:
-    series = {}
-    for line in worker.metrics_text().splitlines():
-        if line.startswith("foryou_consumer_lag_records{"):
-            name, _, value = line.rpartition(" ")
-            series[name] = float(value)
-    return series
-
-
-def wait_until_caught_up(worker: WorkerProcess, timeout_s: float = CATCH_UP_S) -> None:
-    """Until the worker's own lag metric shows every consumed partition at its end."""
-
-    def caught_up() -> bool:
-        lag = consumer_lag_series(worker)
-        return bool(lag) and sum(lag.values()) == 0
-
-    eventually(caught_up, timeout_s=timeout_s, interval_s=1.0)
-
-
 @pytest.fixture(scope="module")
 def worker(start_worker: StartWorker) -> WorkerProcess:
     started = start_worker(FORYOU_POLICY="reverse-chron")
-    wait_until_caught_up(started)
+    started.wait_caught_up(CATCH_UP_S)
     return started
 
 
@@ -245,7 +226,7 @@ def test_inspect_user_is_routed_to_the_worker_owning_the_users_partition(
     """Two workers of one group: whichever is asked, the answer comes from the owner of the user's
     partition, the same worker that answers the user's feed requests (named in the `foryou.worker` header)."""
     second = start_worker(app_id=worker.app_id, FORYOU_POLICY="reverse-chron")
-    wait_until_caught_up(second)
+    second.wait_caught_up(CATCH_UP_S)
     # One user per partition, so both workers own some of them.
     users: dict[int, int] = {}
     while len(users) < 4:

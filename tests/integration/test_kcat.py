@@ -17,7 +17,6 @@ from confluent_kafka import Consumer, TopicPartition
 from foryou.processes import WorkerProcess
 from tests.integration.conftest import StartWorker
 from tests.integration.helpers import wait_for_posts
-from tests.integration.test_clients import wait_until_caught_up
 from topics.partitioning import partition_for_key
 from topics.specs import FEED_REQUESTS, RANKED_FEEDS, SOCIAL_GRAPH_EVENTS, TWEET_EVENTS
 
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def worker(start_worker: StartWorker) -> WorkerProcess:
     started = start_worker(FORYOU_POLICY="reverse-chron")
-    wait_until_caught_up(started)
+    started.wait_caught_up()
     return started
 
 

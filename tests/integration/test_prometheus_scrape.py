@@ -20,7 +20,6 @@ from foryou.client import FeedClient
 from foryou.processes import WorkerProcess, free_port
 from tests.integration.conftest import StartWorker
 from tests.integration.helpers import eventually, wait_for_posts
-from tests.integration.test_clients import wait_until_caught_up
 from tests.test_compose_and_dashboard import PROMETHEUS_SYNTHETIC, dashboard_metric_names
 from topics.specs import ENGAGEMENT_EVENTS, FEED_REQUESTS, SOCIAL_GRAPH_EVENTS, TWEET_EVENTS
 
@@ -92,7 +91,7 @@ class PrometheusServer:
 @pytest.fixture(scope="module")
 def worker(start_worker: StartWorker) -> WorkerProcess:
     started = start_worker(FORYOU_POLICY="phoenix")
-    wait_until_caught_up(started)
+    started.wait_caught_up()
     return started
 
 
