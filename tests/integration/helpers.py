@@ -14,14 +14,21 @@ from foryou.processes import WorkerProcess
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T | None], timeout_s: float = 60.0, interval_s: float = 0.2) -> T:
+def eventually(
+    check: Callable[[], T | None],
+    timeout_s: float = 60.0,
+    interval_s: float = 0.2,
+    explain: Callable[[], str] | None = None,
+) -> T:
+    """Poll `check` until it returns something truthy; on timeout fail with what `explain` says."""
     deadline = time.monotonic() + timeout_s
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
+            detail = f": {explain()}" if explain is not None else ""
+            raise AssertionError(f"condition not met within {timeout_s}s{detail}")
         time.sleep(interval_s)
 
 
@@ -55,6 +62,25 @@ def metric_value(worker: WorkerProcess, name: str, **labels: str) -> float:
             continue
         total += float(value)
     return total
+
+
+def wait_for_stable_split(workers: list[WorkerProcess], topic: str, partitions: int, settle_s: float = 3.0) -> None:
+    """Until the group's assignment of `topic` is split over all `workers` (each owns some, together all)
+    and stays the same for `settle_s`: a second rebalance can follow the first one after a worker joins."""
+
+    def assignment() -> tuple[int, ...]:
+        return tuple(int(metric_value(worker, "foryou_assigned_partitions", topic=topic)) for worker in workers)
+
+    def split() -> tuple[int, ...] | None:
+        owned = assignment()
+        return owned if sum(owned) == partitions and min(owned) > 0 else None
+
+    def stable() -> bool:
+        before = eventually(split, timeout_s=120)
+        time.sleep(settle_s)
+        return assignment() == before
+
+    eventually(stable, timeout_s=180, explain=lambda: f"assignment of {topic}: {assignment()}")
 
 
 def _labels_match(series: str, labels: dict[str, str]) -> bool:
