@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,29 @@ def _index(vectors: np.ndarray, ann: AnnConfig | None = None, batch_size: int = 
     index = PostIndex(embed, DIM, "g0", ann=ann or AnnConfig(min_size=10**9), batch_size=batch_size)
     index.embed_calls = calls  # type: ignore[attr-defined]
     return index
+
+
+def _recall(index: PostIndex, queries: np.ndarray) -> float:
+    recalls = []
+    for query in queries:
+        exact = {p for p, _, _ in index.search(query, 100, mode="exact")}
+        approx = {p for p, _, _ in index.search(query, 100, mode="ann")}
+        recalls.append(len(exact & approx) / 100)
+    return float(np.mean(recalls))
+
+
+def _near_queries(vectors: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Like a trained user tower's: close to some post."""
+    rng = np.random.default_rng(seed)
+    q = vectors[rng.choice(len(vectors), count, replace=False)] + 0.3 * rng.standard_normal((count, DIM)) / np.sqrt(DIM)
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _far_queries(count: int, seed: int) -> np.ndarray:
+    """Like an untrained user tower's: all near one direction that no post is particularly close to."""
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal(DIM) + 0.4 * rng.standard_normal((count, DIM)) / np.sqrt(DIM)
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _brute_force(vectors: np.ndarray, alive: np.ndarray, query: np.ndarray, k: int) -> list[int]:
@@ -75,28 +100,56 @@ def test_ann_recall_above_documented_bound_and_tombstones() -> None:
     vectors = _corpus(n, seed=3)
     index = _index(vectors, AnnConfig(min_size=5_000), batch_size=4096)
     index.add_many(range(1, n + 1), [1] * n)
-    assert index.maintain()  # builds the HNSW graph now that the corpus is large enough
-    assert index.corpus.ann is not None
-    rng = np.random.default_rng(4)
-    recalls = []
-    for row in rng.choice(n, 20, replace=False):
-        query = vectors[row] + 0.3 * rng.standard_normal(DIM).astype(np.float32) / np.sqrt(DIM)
-        query /= np.linalg.norm(query)
-        exact = {p for p, _, _ in index.search(query, 100, mode="exact")}
-        approx = {p for p, _, _ in index.search(query, 100, mode="ann")}
-        recalls.append(len(exact & approx) / 100)
-    assert np.mean(recalls) >= RECALL_BOUND
-    # Removed posts never come back from the graph; compaction happens once tombstones pile up.
+    assert index.maintain()  # builds the IVF index now that the corpus is large enough
+    assert index.corpus.ann is not None and not index.needs_maintenance()
+    assert _recall(index, _near_queries(vectors, 20, seed=4)) >= RECALL_BOUND
+    assert _recall(index, _far_queries(20, seed=5)) >= RECALL_BOUND
+    # The bound depends on probing enough cells: scanning a few misses much of the top-100.
+    default = index.ann
+    index.ann = dataclasses.replace(default, nprobe_fraction=0.02)
+    assert _recall(index, _far_queries(20, seed=5)) < RECALL_BOUND
+    index.ann = default
+    # Removed posts never come back from the index; compaction happens once tombstones pile up.
     top = [p for p, _, _ in index.search(vectors[0], 50, mode="ann")]
     for post in top:
         index.remove(post)
     assert not set(top) & {p for p, _, _ in index.search(vectors[0], 50, mode="ann")}
     for post in range(1, 5001):
         index.remove(post)
+    trained_on = index.corpus.ann.trained_on
     assert index.needs_maintenance() and index.maintain()
     live = n - len(set(top) | set(range(1, 5001)))
     assert index.corpus.dead == 0 and len(index) == live
     assert index.corpus.ann is not None and index.corpus.ann.ntotal == live
+    assert index.corpus.ann.trained_on == trained_on  # compaction reused the trained cells
+    assert _recall(index, _near_queries(vectors[5000:], 20, seed=6)) >= RECALL_BOUND
+
+
+def test_ann_takes_new_posts_honours_exclusions_and_retrains_after_growth() -> None:
+    n = 40_000
+    vectors = _corpus(n, seed=7)
+    authors = np.where(np.arange(1, n + 1) % 2 == 0, 1, np.arange(1, n + 1) % 97 + 2)  # author 1: half the posts
+    index = _index(vectors, AnnConfig(min_size=5_000, retrain_growth=4.0), batch_size=4096)
+    index.add_many(range(1, 8001), authors[:8000].tolist())
+    assert index.maintain() and index.corpus.ann is not None
+    nlist = index.corpus.ann.nlist
+    index.add_many(range(8001, 20_001), authors[8000:20_000].tolist())
+    query = vectors[15_000]
+    assert index.search(query, 1, mode="ann")[0][0] == 15_001  # added after the build, found by the index
+    assert index.corpus.ann.ntotal == 20_000 and not index.needs_maintenance()
+    excluded_posts = {p for p, _, _ in index.search(query, 30, mode="exact")}
+    hits = index.search(query, 100, {1}, excluded_posts, mode="ann")
+    exact = index.search(query, 100, {1}, excluded_posts, mode="exact")
+    assert len(hits) == 100 and all(a != 1 and p not in excluded_posts for p, a, _ in hits)
+    assert len({p for p, _, _ in hits} & {p for p, _, _ in exact}) >= RECALL_BOUND * 100
+    scores = [s for _, _, s in hits]
+    assert scores == sorted(scores, reverse=True)
+    np.testing.assert_allclose(scores, [float(vectors[p - 1] @ query) for p, _, _ in hits], rtol=1e-5)
+    index.add_many(range(20_001, n + 1), authors[20_000:].tolist())
+    index.flush()
+    assert index.needs_maintenance() and index.maintain()  # 5x the posts it was trained on: retrain
+    assert index.corpus.ann.trained_on == n and index.corpus.ann.nlist > nlist
+    assert _recall(index, _near_queries(vectors, 20, seed=8)) >= RECALL_BOUND
 
 
 def test_rebuild_reembeds_and_replaces_generation() -> None:
@@ -111,6 +164,7 @@ def test_rebuild_reembeds_and_replaces_generation() -> None:
     best_before = index.search(vectors[7], 1)[0][0]
     index.rebuild(embed, generation="g1")
     assert index.generation == "g1"
+    assert index.corpus.ann is None  # below min_size: exact search only
     assert best_before == 8 and index.search(vectors[7], 1)[0][0] != 8
     index.add(501 - 1, 0)  # already present
     assert len(index) == 500
