@@ -51,6 +51,7 @@ demo: install
 bench: install
 	$(FORYOU) bench phoenix
 	$(FORYOU) bench stores
+	$(FORYOU) bench pipeline
 	$(FORYOU) bench feed
 
 clean:

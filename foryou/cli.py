@@ -253,7 +253,12 @@ def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-_BENCH_SUITES = {"phoenix": "phoenix.bench", "feed": "foryou.bench_feed", "stores": "stores.bench"}
+_BENCH_SUITES = {
+    "phoenix": "phoenix.bench",
+    "feed": "foryou.bench_feed",
+    "pipeline": "foryou.bench_pipeline",
+    "stores": "stores.bench",
+}
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from scoring.offset import ScoreOffset
-from streams.candidate import Candidate
+from streams.candidate import Candidate, Updates
 from streams.query import FeedQuery
 from streams.stages import Scorer
 
@@ -24,24 +24,20 @@ class AuthorDiversityScorer(Scorer):
         self._floor = floor
         self._offset = offset
 
-    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         ranked = sorted(
             (i for i, c in enumerate(candidates) if c.weighted_score is not None),
             key=lambda i: -(candidates[i].weighted_score or 0.0),
         )
         seen_per_author: defaultdict[int, int] = defaultdict(int)
-        multipliers: dict[int, float] = {}
+        multipliers: list[float | None] = [None] * len(candidates)
+        scores = [c.score for c in candidates]
         for i in ranked:
             author = candidates[i].author_id
-            multipliers[i] = diversity_multiplier(seen_per_author[author], self._decay, self._floor)
+            multiplier = diversity_multiplier(seen_per_author[author], self._decay, self._floor)
             seen_per_author[author] += 1
-        scored = []
-        for i, c in enumerate(candidates):
-            multiplier = multipliers.get(i)
-            if multiplier is None or c.score is None:
-                scored.append(c.with_fields(diversity_multiplier=None))
-            else:
-                scored.append(
-                    c.with_fields(diversity_multiplier=multiplier, score=self._offset.scale(c.score, multiplier))
-                )
-        return scored
+            score = scores[i]
+            if score is not None:
+                multipliers[i] = multiplier
+                scores[i] = self._offset.scale(score, multiplier)
+        return {"diversity_multiplier": multipliers, "score": scores}

@@ -16,6 +16,8 @@ below a negative one, breaking the guarantee above; negative posts are already b
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from phoenix.actions import NEGATIVE_ACTIONS
 
 
@@ -37,6 +39,13 @@ class ScoreOffset:
         if combined < 0:
             return (combined + self.negative_sum) / self.total_sum * self.offset
         return combined + self.offset
+
+    def apply_all(self, combined: np.ndarray) -> np.ndarray:
+        """`apply` of every value of a float64 array (the same arithmetic, so the same results)."""
+        if self.total_sum == 0:
+            return np.maximum(combined, 0.0)
+        negative = (combined + self.negative_sum) / self.total_sum * self.offset
+        return np.where(combined < 0, negative, combined + self.offset)
 
     def scale(self, score: float, multiplier: float) -> float:
         """The score with its value above the offset multiplied; scores below the offset are unchanged."""

@@ -4,7 +4,7 @@ configured factor (above the offset, see scoring.offset), so in-network posts wi
 from collections.abc import Sequence
 
 from scoring.offset import ScoreOffset
-from streams.candidate import Candidate
+from streams.candidate import Candidate, Updates
 from streams.query import FeedQuery
 from streams.stages import Scorer
 
@@ -17,13 +17,17 @@ class OONScorer(Scorer):
         self._factor = factor
         self._offset = offset
 
-    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
-        scored = []
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        multipliers: list[float | None] = []
+        scores: list[float | None] = []
+        scale = self._offset.scale
         for c in candidates:
             if c.score is None:
-                scored.append(c.with_fields(oon_multiplier=None))
+                multipliers.append(None)
+                scores.append(None)
                 continue
             # in_network None (its hydrator failed) is not penalised: only known out-of-network posts are.
             multiplier = self._factor if c.in_network is False else 1.0
-            scored.append(c.with_fields(oon_multiplier=multiplier, score=self._offset.scale(c.score, multiplier)))
-        return scored
+            multipliers.append(multiplier)
+            scores.append(scale(c.score, multiplier))
+        return {"oon_multiplier": multipliers, "score": scores}

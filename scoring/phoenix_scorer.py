@@ -13,7 +13,7 @@ import numpy as np
 
 from phoenix.actions import NUM_ACTIONS, surface_id
 from streams import metrics
-from streams.candidate import Candidate
+from streams.candidate import Candidate, Updates
 from streams.offload import run_blocking
 from streams.ports import RankerPort
 from streams.query import FeedQuery
@@ -29,7 +29,7 @@ class PhoenixScorer(Scorer):
         self._executor = executor
         self._surface = surface_id(surface)
 
-    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         targets = [c.model_target() for c in candidates]
         metrics.PHOENIX_BATCH_SIZE.observe(len(targets))
         start = time.perf_counter()
@@ -42,4 +42,5 @@ class PhoenixScorer(Scorer):
             raise ValueError(f"ranker returned shape {matrix.shape} for {len(candidates)} candidates")
         if not np.isfinite(matrix).all():
             raise ValueError("ranker returned non-finite probabilities")
-        return [c.with_fields(phoenix_scores=tuple(row)) for c, row in zip(candidates, matrix.tolist(), strict=True)]
+        matrix.flags.writeable = False  # its rows become the candidates' scores, as frozen as the candidates
+        return {"phoenix_scores": list(matrix)}

@@ -12,7 +12,7 @@ import numpy as np
 
 from phoenix.actions import ACTION_INDEX, ACTIONS
 from scoring.offset import ScoreOffset
-from streams.candidate import Candidate
+from streams.candidate import Candidate, Updates
 from streams.query import FeedQuery
 from streams.stages import Scorer
 
@@ -44,12 +44,13 @@ class WeightedScorer(Scorer):
         totals = probabilities @ self._weights
         return totals - np.where(vqv_counts, 0.0, probabilities[:, VQV] * self._weights[VQV])
 
-    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         scorable = [i for i, c in enumerate(candidates) if c.phoenix_scores is not None]
-        weighted: dict[int, float] = {}
+        weighted: list[float | None] = [None] * len(candidates)
         if scorable:
             probabilities = np.array([candidates[i].phoenix_scores for i in scorable], dtype=np.float64)
             vqv_counts = np.array([vqv_eligible(candidates[i], self._vqv_min_duration_ms) for i in scorable])
-            combined = self.combined(probabilities, vqv_counts).tolist()
-            weighted = {i: self._offset.apply(value) for i, value in zip(scorable, combined, strict=True)}
-        return [c.with_fields(weighted_score=weighted.get(i), score=weighted.get(i)) for i, c in enumerate(candidates)]
+            scores = self._offset.apply_all(self.combined(probabilities, vqv_counts)).tolist()
+            for i, value in zip(scorable, scores, strict=True):
+                weighted[i] = value
+        return {"weighted_score": weighted, "score": weighted}

@@ -41,13 +41,21 @@ post bodies (needed for the repost and reply filters) come in one multi-get per 
 no timeline can still yield a post newer than the `limit`-th selected one: it touches about `limit` bodies,
 not every entry of every followed timeline. `stores.bench` measures it (bench/results/stores.json).
 
+Reads reuse the Post objects decoded by earlier reads (up to `decoded_posts` of them) when the bytes read are
+the bytes decoded then: building frozen Post objects was most of a feed request's post reads, and requests
+read the same posts over and over. A body never changes while its post lives, so no write touches this.
+
 Clock: `apply` and `recent_posts` default to the wall clock; a replay of simulated time must pass `now_ms`.
-Writers (`apply`, `trim`) are serialised by a lock; readers never block.
+Writers (`apply`, `trim`) are serialised by a lock; readers never wait for writers (they take a short lock
+of their own only to remember newly decoded posts).
 """
 
+import dataclasses
 import heapq
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from itertools import islice, repeat
 from typing import Final, Literal
 
 import numpy as np
@@ -66,6 +74,7 @@ DEFAULT_MAX_VIDEO_PER_AUTHOR: Final = 5
 DEFAULT_TOMBSTONE_MARGIN_MS: Final = 3_600_000
 DEFAULT_MAX_FUTURE_MS: Final = 5 * 60_000
 DEFAULT_BLOCK_CACHE_BYTES: Final = 64 << 20
+DEFAULT_DECODED_POSTS: Final = 50_000
 
 _KIND_CODES: Final[dict[str, int]] = {"original": 0, "secondary": 1, "video": 2}
 _ORIGINAL, _SECONDARY, _VIDEO = 0, 1, 2
@@ -159,6 +168,59 @@ def _encode_post(post: Post, mask: int) -> bytes:
 def _decode_post(value: bytes) -> tuple[Post, int]:
     fields = _codec.loads(value)
     return Post(*fields[:_N_POST_FIELDS]), fields[_N_POST_FIELDS]
+
+
+# Posts are frozen slotted dataclasses; a batch read builds them field by field through the slots' own
+# setters (what the generated __init__ does one call at a time), a third of the cost for a thousand posts.
+_POST_SETTERS: Final = tuple(getattr(Post, field.name).__set__ for field in dataclasses.fields(Post))
+assert len(_POST_SETTERS) == _N_POST_FIELDS, "the stored layout lists every Post field"
+
+
+def _decode_posts(values: Sequence[bytes]) -> list[Post]:
+    """`_decode_post(value)[0]` of every stored value."""
+    rows = [_codec.loads(value) for value in values]
+    posts: list[Post] = list(map(object.__new__, repeat(Post, len(rows))))
+    for setter, column in zip(_POST_SETTERS, zip(*rows, strict=True), strict=False):
+        deque(map(setter, posts, column), maxlen=0)
+    return posts
+
+
+class _DecodedPosts:
+    """Posts decoded by earlier reads, reused when the bytes read now are the very bytes decoded then.
+
+    A live post's stored value never changes, and a deleted or dropped post reads as None, so a hit is always
+    what decoding would give: no write path needs to invalidate anything. Feed requests read the same posts
+    over and over (the followed authors' recent posts, popular retrieved ones); building the frozen Post
+    objects was most of a batch read. Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: dict[int, tuple[bytes, Post]] = {}
+        self._lock = threading.Lock()  # readers run on several threads; eviction iterates the dict
+
+    def decode(self, post_ids: Sequence[int], values: Sequence[bytes | None]) -> list[Post | None]:
+        """The posts stored as `values` (None for None) under `post_ids`."""
+        entries = self._entries
+        posts: list[Post | None] = [None] * len(values)
+        missed: list[tuple[int, bytes]] = []  # (position, value)
+        for position, (post_id, value) in enumerate(zip(post_ids, values, strict=True)):
+            if value is None:
+                continue
+            entry = entries.get(post_id)
+            if entry is not None and entry[0] == value:
+                posts[position] = entry[1]
+            else:
+                missed.append((position, value))
+        if missed:
+            decoded = _decode_posts([value for _, value in missed])
+            with self._lock:
+                for (position, value), post in zip(missed, decoded, strict=True):
+                    posts[position] = post
+                    entries[post_ids[position]] = (value, post)
+                for post_id in list(islice(entries, max(0, len(entries) - self._capacity))):
+                    del entries[post_id]
+        return posts
 
 
 def _post_from_event(event: Mapping) -> Post:
@@ -262,6 +324,7 @@ class PostStore:
         tombstone_margin_ms: int = DEFAULT_TOMBSTONE_MARGIN_MS,
         max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
         block_cache_bytes: int = DEFAULT_BLOCK_CACHE_BYTES,
+        decoded_posts: int = DEFAULT_DECODED_POSTS,
     ) -> None:
         if timeline_cap < 1:
             raise ValueError("timeline_cap must be at least 1")
@@ -276,6 +339,7 @@ class PostStore:
             _VIDEO: max_video_per_author,
         }
         self._db = Rdict(path, _options(block_cache_bytes))
+        self._decoded = _DecodedPosts(decoded_posts)
         self._write_lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------------- writes
@@ -510,11 +574,8 @@ class PostStore:
         ids = list(dict.fromkeys(post_ids))
         if not ids:
             return {}
-        found: dict[int, Post] = {}
-        for post_id, stored in zip(ids, self._db.get([_post_key(i) for i in ids]), strict=True):
-            if stored is not None:
-                found[post_id] = _decode_post(stored)[0]
-        return found
+        posts = self._decoded.decode(ids, self._db.get([_post_key(i) for i in ids]))
+        return {post_id: post for post_id, post in zip(ids, posts, strict=True) if post is not None}
 
     def is_deleted(self, post_id: int) -> bool:
         return self._db.get(_tombstone_key(post_id)) is not None
@@ -522,6 +583,16 @@ class PostStore:
     def follower_count(self, author_id: int) -> int:
         stored = self._db.get(_FOLLOWERS + _codec.key_i64(author_id))
         return 0 if stored is None else max(0, _codec.unpack_i64(stored))
+
+    def follower_counts(self, author_ids: Iterable[int]) -> dict[int, int]:
+        """`follower_count` of every given author, in one multi-get."""
+        ids = list(dict.fromkeys(author_ids))
+        if not ids:
+            return {}
+        stored = self._db.get([_FOLLOWERS + _codec.key_i64(i) for i in ids])
+        return {
+            i: 0 if value is None else max(0, _codec.unpack_i64(value)) for i, value in zip(ids, stored, strict=True)
+        }
 
     def timeline(self, author_id: int, kind: TimelineKind) -> list[tuple[int, int]]:
         """(post_id, created_at_ms) of one of an author's timelines, newest first."""
@@ -621,8 +692,7 @@ class PostStore:
     def _fetch(self, post_ids: list[int]) -> list[Post | None]:
         if not post_ids:
             return []
-        bodies = self._db.get([_post_key(post_id) for post_id in post_ids])
-        return [None if stored is None else _decode_post(stored)[0] for stored in bodies]
+        return self._decoded.decode(post_ids, self._db.get([_post_key(post_id) for post_id in post_ids]))
 
     def close(self) -> None:
         self._db.close()

@@ -1,8 +1,8 @@
-"""Candidate hydrators. Each owns the Candidate fields it declares; the framework takes only those."""
+"""Candidate hydrators. Each returns values for the Candidate fields it declares, one per candidate."""
 
 from collections.abc import Sequence
 
-from streams.candidate import Candidate
+from streams.candidate import Candidate, Updates
 from streams.ports import PostStore
 from streams.query import FeedQuery
 from streams.stages import CandidateHydrator
@@ -14,9 +14,9 @@ class InNetworkHydrator(CandidateHydrator):
     name = "InNetwork"
     fields = frozenset({"in_network"})
 
-    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         following = query.user_features.following if query.user_features is not None else frozenset()
-        return [c.with_fields(in_network=c.author_id in following) for c in candidates]
+        return {"in_network": [c.author_id in following for c in candidates]}
 
 
 class CoreDataHydrator(CandidateHydrator):
@@ -30,23 +30,28 @@ class CoreDataHydrator(CandidateHydrator):
     def __init__(self, post_store: PostStore) -> None:
         self._post_store = post_store
 
-    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         posts = self._post_store.get_many({c.post_id for c in candidates})
         referenced: set[int] = set()
         for post in posts.values():
-            referenced.update(i for i in (post.repost_of_post_id, post.quote_of_post_id) if i is not None)
+            if post.repost_of_post_id is not None:
+                referenced.add(post.repost_of_post_id)
+            if post.quote_of_post_id is not None:
+                referenced.add(post.quote_of_post_id)
         missing = referenced - posts.keys()
-        lookup = {**posts, **(self._post_store.get_many(missing) if missing else {})}
-        hydrated = []
-        for c in candidates:
-            core = posts.get(c.post_id)
-            if core is None:
-                hydrated.append(c.with_fields(core=None, original=None, quoted=None))
-                continue
-            original = lookup.get(core.repost_of_post_id) if core.repost_of_post_id is not None else None
-            quoted = lookup.get(core.quote_of_post_id) if core.quote_of_post_id is not None else None
-            hydrated.append(c.with_fields(core=core, original=original, quoted=quoted))
-        return hydrated
+        lookup = {**posts, **self._post_store.get_many(missing)} if missing else posts
+        cores = [posts.get(c.post_id) for c in candidates]
+        return {
+            "core": cores,
+            "original": [
+                lookup.get(core.repost_of_post_id) if core is not None and core.repost_of_post_id is not None else None
+                for core in cores
+            ],
+            "quoted": [
+                lookup.get(core.quote_of_post_id) if core is not None and core.quote_of_post_id is not None else None
+                for core in cores
+            ],
+        }
 
 
 class AuthorHydrator(CandidateHydrator):
@@ -59,9 +64,9 @@ class AuthorHydrator(CandidateHydrator):
     def __init__(self, post_store: PostStore) -> None:
         self._post_store = post_store
 
-    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
-        counts = {author: self._post_store.follower_count(author) for author in {c.author_id for c in candidates}}
-        return [c.with_fields(author_follower_count=counts[c.author_id]) for c in candidates]
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        counts = self._post_store.follower_counts({c.author_id for c in candidates})
+        return {"author_follower_count": [counts[c.author_id] for c in candidates]}
 
 
 class SubscriptionHydrator(CandidateHydrator):
@@ -72,8 +77,8 @@ class SubscriptionHydrator(CandidateHydrator):
     name = "Subscription"
     fields = frozenset({"subscription_author_id"})
 
-    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
-        return [c.with_fields(subscription_author_id=_subscription_author(c)) for c in candidates]
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        return {"subscription_author_id": [_subscription_author(c) for c in candidates]}
 
 
 def _subscription_author(candidate: Candidate) -> int | None:
@@ -94,13 +99,13 @@ class VisibilityHydrator(CandidateHydrator):
     def __init__(self, post_store: PostStore) -> None:
         self._post_store = post_store
 
-    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
-        hydrated = []
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        deleted, labels = [], []
         for c in candidates:
             ids = [c.post_id]
             if c.core is not None and c.core.repost_of_post_id is not None:
                 ids.append(c.core.repost_of_post_id)
-            deleted = any(self._post_store.is_deleted(i) for i in ids)
-            labels = [p.safety_label for p in (c.content, c.core) if p is not None and p.safety_label]
-            hydrated.append(c.with_fields(deleted=deleted, safety_label=labels[0] if labels else None))
-        return hydrated
+            deleted.append(any(self._post_store.is_deleted(i) for i in ids))
+            shown = [p.safety_label for p in (c.content, c.core) if p is not None and p.safety_label]
+            labels.append(shown[0] if shown else None)
+        return {"deleted": deleted, "safety_label": labels}

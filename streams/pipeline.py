@@ -7,10 +7,10 @@ filters on the selected candidates, backfilled from the selector's reserve when 
 Side effects are returned with the answer as a coroutine function for the caller to run after sending.
 
 Failure policy:
-- A query hydrator, source or candidate hydrator that raises, or that breaks its contract (a hydrator
-  returning another count or order of candidates, or values for fields it does not own), is left out: the
-  request is answered without its data, `degraded` names it, it is logged and counted. Candidates lacking
-  that data are then handled by the filters (e.g. no core data -> CoreDataHydration removes them).
+- A query hydrator, source or candidate hydrator that raises, or that breaks its contract (values for
+  fields it does not own, or a number of values other than of candidates), is left out: the request is
+  answered without its data, `degraded` names it, it is logged and counted. Candidates lacking that data
+  are then handled by the filters (e.g. no core data -> CoreDataHydration removes them).
 - A scorer that raises or breaks its contract leaves the candidates as they were (scores of the earlier
   scorers are kept). If afterwards any candidate has no final score (the Phoenix or weighted scorer
   failed), every candidate is scored by the pipeline's fallback (recency: reverse-chronological order),
@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from streams import metrics
-from streams.candidate import Candidate
+from streams.candidate import Candidate, Updates, write_fields
 from streams.query import FeedQuery
 from streams.result import FeedResult, PostExplain, RankedPost, StageKind, StageReport
 from streams.stages import CandidateHydrator, Filter, QueryHydrator, Scorer, Selector, SideEffect, Source
@@ -40,35 +40,19 @@ T = TypeVar("T")
 
 
 class ContractViolation(RuntimeError):
-    """A stage returned something its kind does not allow (e.g. dropped or reordered candidates)."""
+    """A stage returned something its kind does not allow (e.g. values for another stage's fields, or a
+    filter losing candidates)."""
 
 
-def check_same_candidates(stage_name: str, before: Sequence[Candidate], after: Sequence[Candidate]) -> None:
-    """Raise ContractViolation unless `after` holds the same posts as `before`, in the same order."""
-    if len(after) != len(before):
-        raise ContractViolation(f"{stage_name} returned {len(after)} candidates for {len(before)}")
-    for position, (old, new) in enumerate(zip(before, after, strict=True)):
-        if old.post_id != new.post_id:
-            raise ContractViolation(
-                f"{stage_name} changed the candidate at position {position} ({old.post_id} -> {new.post_id})"
-            )
-
-
-def merge_owned_fields(
-    base: Sequence[Candidate], outputs: Sequence[tuple[frozenset[str], Sequence[Candidate]]]
-) -> list[Candidate]:
-    """`base` with, from each output, only the fields its stage owns."""
-    if not outputs:
-        return list(base)
-    merged = []
-    for i, candidate in enumerate(base):
-        updates: dict[str, Any] = {}
-        for owned, candidates in outputs:
-            source = candidates[i]
-            for name in owned:
-                updates[name] = getattr(source, name)
-        merged.append(candidate.with_fields(**updates))
-    return merged
+def check_updates(stage_name: str, owned: frozenset[str], count: int, updates: Updates) -> Updates:
+    """`updates` if they hold only fields the stage owns, with `count` values each; else ContractViolation."""
+    foreign = updates.keys() - owned
+    if foreign:
+        raise ContractViolation(f"{stage_name} returned values for fields it does not own: {sorted(foreign)}")
+    for name, values in updates.items():
+        if len(values) != count:
+            raise ContractViolation(f"{stage_name} returned {len(values)} values of {name} for {count} candidates")
+    return updates
 
 
 async def _timed(work: Awaitable[T]) -> tuple[T | Exception, float]:
@@ -235,18 +219,20 @@ class CandidatePipeline:
             else:
                 run.disabled(kind, hydrator.name, len(candidates))
         results = await asyncio.gather(*(_timed(h.hydrate(query, candidates)) for h in enabled))
-        outputs: list[tuple[frozenset[str], Sequence[Candidate]]] = []
+        # Written only once the whole group is done: concurrent hydrators all saw the same candidates.
+        accepted: list[Updates] = []
         for hydrator, (result, ms) in zip(enabled, results, strict=True):
             if not isinstance(result, Exception):
                 try:
-                    check_same_candidates(hydrator.name, candidates, result)
-                    outputs.append((hydrator.fields, result))
+                    accepted.append(check_updates(hydrator.name, hydrator.fields, len(candidates), result))
                 except ContractViolation as violation:
                     result = violation
             error = run.fail(kind, hydrator.name, result) if isinstance(result, Exception) else None
             status = "failed" if error else "ok"
             run.report(StageReport(kind, hydrator.name, status, len(candidates), len(candidates), ms, error=error))
-        return merge_owned_fields(candidates, outputs)
+        for updates in accepted:
+            write_fields(candidates, updates)
+        return candidates
 
     def _filter(
         self,
@@ -281,8 +267,7 @@ class CandidatePipeline:
             result, ms = await _timed(scorer.score(query, candidates))
             if not isinstance(result, Exception):
                 try:
-                    check_same_candidates(scorer.name, candidates, result)
-                    candidates = merge_owned_fields(candidates, [(scorer.fields, result)])
+                    write_fields(candidates, check_updates(scorer.name, scorer.fields, len(candidates), result))
                 except ContractViolation as violation:
                     result = violation
             error = run.fail("scorer", scorer.name, result) if isinstance(result, Exception) else None
@@ -292,7 +277,8 @@ class CandidatePipeline:
             return candidates, False
         if self.scorers and f"fallback:{self.fallback_name}" not in run.degraded:
             run.degraded.append(f"fallback:{self.fallback_name}")
-        return [c.with_fields(score=self.fallback_score(query, c)) for c in candidates], True
+        write_fields(candidates, {"score": [self.fallback_score(query, c) for c in candidates]})
+        return candidates, True
 
     async def _select(self, run: _Run, query: FeedQuery, candidates: list[Candidate]) -> list[Candidate]:
         start = time.perf_counter()

@@ -2,8 +2,10 @@
 
 The pipeline depends on these Protocols only; the real stores (RocksDB-backed Faust tables), the Phoenix
 `Ranker` and the Faust sink are written elsewhere and satisfy them structurally, and the tests use
-in-memory fakes. Store reads are synchronous local reads and are called inline from the async stages;
-the ranker is CPU-bound and is always called off the event loop (see `scoring.phoenix_scorer`).
+in-memory fakes. Store reads are synchronous local reads, called inline from the async stages except
+Thunder's query, which runs in a thread so that it overlaps retrieval (see `streams.sources`); so a post
+store must allow reads from several threads. The ranker is CPU-bound and is always called off the event
+loop (see `scoring.phoenix_scorer`).
 """
 
 from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
@@ -32,7 +34,9 @@ class PostStore(Protocol):
         """Live posts of these authors, newest first."""
         ...
 
-    def follower_count(self, author_id: int) -> int: ...
+    def follower_counts(self, author_ids: Iterable[int]) -> dict[int, int]:
+        """Every given author's follower count (0 when unknown)."""
+        ...
 
 
 class UserStateStore(Protocol):

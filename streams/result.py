@@ -4,6 +4,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from phoenix.actions import ACTIONS
 from streams.candidate import Candidate
 
@@ -60,7 +62,8 @@ class PostExplain:
     def of(cls, candidate: Candidate) -> "PostExplain":
         probabilities = None
         if candidate.phoenix_scores is not None:
-            probabilities = dict(zip(ACTIONS, candidate.phoenix_scores, strict=True))
+            row = np.asarray(candidate.phoenix_scores, dtype=np.float64).tolist()
+            probabilities = dict(zip(ACTIONS, row, strict=True))
         return cls(
             probabilities=probabilities,
             weighted_score=candidate.weighted_score,

@@ -3,7 +3,7 @@
 
 from concurrent.futures import Executor
 
-from streams.candidate import Candidate
+from streams.candidate import Candidate, new_candidates
 from streams.filters.previously_seen import seen_post_ids
 from streams.filters.previously_served import served_filter_applies
 from streams.offload import run_blocking
@@ -40,14 +40,19 @@ class ThunderSource(Source):
         following = query.user_features.following
         if not following:
             return []
-        posts = self._post_store.recent_posts(
+        # Off the event loop, on the default pool (never the model's executor, which may be a single thread):
+        # the sources start together, so this store query runs while retrieval computes.
+        posts = await run_blocking(
+            None,
+            self._post_store.recent_posts,
             following,
             limit=self._limit,
             exclude=excluded_post_ids(query, self._served_filter_all_requests),
             now_ms=query.now_ms,
             max_age_ms=self._max_age_ms,
         )
-        return [Candidate(post_id=p.post_id, author_id=p.author_id, source="thunder") for p in posts[: self._limit]]
+        posts = posts[: self._limit]
+        return new_candidates("thunder", [p.post_id for p in posts], [p.author_id for p in posts])
 
 
 class PhoenixRetrievalSource(Source):
@@ -80,7 +85,10 @@ class PhoenixRetrievalSource(Source):
             exclude_authors=exclude_authors,
             exclude_posts=excluded_post_ids(query, self._served_filter_all_requests),
         )
-        return [
-            Candidate(post_id=post_id, author_id=author_id, source="phoenix_retrieval", retrieval_score=float(score))
-            for post_id, author_id, score in found[: self._k]
-        ]
+        found = found[: self._k]
+        return new_candidates(
+            "phoenix_retrieval",
+            [post_id for post_id, _, _ in found],
+            [author_id for _, author_id, _ in found],
+            [float(score) for _, _, score in found],
+        )

@@ -2,11 +2,14 @@
 
 Semantics (those of x-algorithm's candidate-pipeline, enforced by streams.pipeline):
 - QueryHydrator: runs concurrently with the others; returns values for the query fields it owns.
-- Source: runs concurrently with the others; results are concatenated in declaration order.
-- CandidateHydrator: runs concurrently with the others of its group; returns one candidate per input, same
-  order, and only the fields it owns are taken from its output.
+- Source: runs concurrently with the others; results are concatenated in declaration order. It returns new
+  candidates each time: the pipeline writes the hydrated and scored fields into them.
+- CandidateHydrator: runs concurrently with the others of its group; returns `Updates`: for fields it owns,
+  one value per candidate in the candidates' order (it cannot drop or reorder candidates, and values for a
+  field it does not own, or of another count, are a contract violation). Writes happen after the group ends.
 - Filter: runs in declaration order; splits candidates into kept and removed (with a reason each).
-- Scorer: runs in declaration order; same order and count; only its own fields are taken.
+- Scorer: runs in declaration order; returns `Updates` for its own fields, like a candidate hydrator, written
+  before the next scorer runs.
 - Selector: orders the scored candidates and splits them into the selected top K and a ranked reserve.
 - SideEffect: runs after the answer is produced, scheduled by the caller.
 """
@@ -17,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from streams.candidate import Candidate
+from streams.candidate import Candidate, Updates
 from streams.query import FeedQuery
 
 
@@ -45,8 +48,8 @@ class CandidateHydrator(Stage):
     fields: ClassVar[frozenset[str]]
 
     @abstractmethod
-    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
-        """The candidates, same order and count, with this hydrator's fields set."""
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        """Values of (some of) `fields`, one per candidate, in order."""
 
 
 @dataclass(slots=True)
@@ -61,17 +64,23 @@ class Filter(Stage):
     def filter(self, query: FeedQuery, candidates: Sequence[Candidate]) -> FilterResult: ...
 
 
-def partition(candidates: Sequence[Candidate], removal_reason: Callable[[Candidate], str | None]) -> FilterResult:
-    """Split candidates by a per-candidate judgement: a reason to remove, or None to keep."""
+def split(candidates: Sequence[Candidate], reasons: Sequence[str | None]) -> FilterResult:
+    """Split candidates by their removal reasons (one per candidate, None to keep)."""
+    if reasons.count(None) == len(reasons):  # the common case: nothing to remove
+        return FilterResult(kept=list(candidates), removed=[])
     result = FilterResult(kept=[], removed=[])
-    for candidate in candidates:
-        reason = removal_reason(candidate)
+    for candidate, reason in zip(candidates, reasons, strict=True):
         if reason is None:
             result.kept.append(candidate)
         else:
             result.removed.append(candidate)
             result.reasons[reason] += 1
     return result
+
+
+def partition(candidates: Sequence[Candidate], removal_reason: Callable[[Candidate], str | None]) -> FilterResult:
+    """Split candidates by a per-candidate judgement: a reason to remove, or None to keep."""
+    return split(candidates, [removal_reason(candidate) for candidate in candidates])
 
 
 class CandidateFilter(Filter):
@@ -82,15 +91,16 @@ class CandidateFilter(Filter):
         """Why the candidate goes, or None to keep it."""
 
     def filter(self, query: FeedQuery, candidates: Sequence[Candidate]) -> FilterResult:
-        return partition(candidates, lambda candidate: self.removal_reason(query, candidate))
+        removal_reason = self.removal_reason
+        return split(candidates, [removal_reason(query, candidate) for candidate in candidates])
 
 
 class Scorer(Stage):
     fields: ClassVar[frozenset[str]]
 
     @abstractmethod
-    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
-        """The candidates, same order and count, with this scorer's fields set."""
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        """Values of (some of) `fields`, one per candidate, in order."""
 
 
 @dataclass(slots=True)

@@ -35,12 +35,12 @@ class AuthorSocialgraphFilter(Filter):
         if features is None:
             return partition(candidates, lambda _: UNAVAILABLE)
 
+        hidden = features.blocked | features.muted  # one check for the common case: nobody hidden involved
+
         def reason(candidate: Candidate) -> str | None:
             accounts = involved_accounts(candidate)
-            if any(a in features.blocked for a in accounts):
-                return "blocked_author"
-            if any(a in features.muted for a in accounts):
-                return "muted_author"
-            return None
+            if hidden.isdisjoint(accounts):
+                return None
+            return "blocked_author" if not features.blocked.isdisjoint(accounts) else "muted_author"
 
         return partition(candidates, reason)

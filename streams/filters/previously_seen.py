@@ -20,6 +20,6 @@ class PreviouslySeenFilter(Filter):
         seen = seen_post_ids(query)
 
         def reason(candidate: Candidate) -> str | None:
-            return "previously_seen" if any(i in seen for i in candidate.related_post_ids()) else None
+            return None if seen.isdisjoint(candidate.related_post_ids()) else "previously_seen"
 
         return partition(candidates, reason)

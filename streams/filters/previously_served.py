@@ -30,6 +30,6 @@ class PreviouslyServedFilter(Filter):
         served = query.served_ids
 
         def reason(candidate: Candidate) -> str | None:
-            return "previously_served" if any(i in served for i in candidate.related_post_ids()) else None
+            return None if served.isdisjoint(candidate.related_post_ids()) else "previously_served"
 
         return partition(candidates, reason)

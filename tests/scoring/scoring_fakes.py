@@ -1,15 +1,19 @@
 """Builders for scorer tests."""
 
+import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from phoenix.actions import ACTION_INDEX, NUM_ACTIONS
 from stores.records import Post, UserFeatures
-from streams.candidate import Candidate
+from streams.candidate import Candidate, write_fields
 from streams.config import load_config
+from streams.pipeline import check_updates
 from streams.query import FeedQuery
+from streams.stages import Scorer
 
 NOW_MS = 1_700_000_000_000
 CONFIG = load_config(env={})
@@ -31,11 +35,20 @@ def query(max_results: int = 10, **fields: Any) -> FeedQuery:
     )
 
 
-def probabilities(base: float = 0.0, **by_action: float) -> tuple[float, ...]:
-    row = [base] * NUM_ACTIONS
+def scored(scorer: Scorer, q: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Copies of the candidates with the scorer's values written in, checked and written as the framework
+    does (the given candidates are left as they are)."""
+    copies = [replace(c) for c in candidates]
+    updates = asyncio.run(scorer.score(q, copies))
+    write_fields(copies, check_updates(scorer.name, scorer.fields, len(copies), updates))
+    return copies
+
+
+def probabilities(base: float = 0.0, **by_action: float) -> np.ndarray:
+    row = np.full(NUM_ACTIONS, base, dtype=np.float64)
     for name, value in by_action.items():
         row[ACTION_INDEX[name]] = value
-    return tuple(row)
+    return row
 
 
 class TableRanker:

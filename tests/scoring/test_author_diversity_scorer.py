@@ -1,10 +1,8 @@
-import asyncio
-
 import pytest
 
 from scoring.author_diversity import AuthorDiversityScorer, diversity_multiplier
 from scoring.offset import ScoreOffset
-from tests.scoring.scoring_fakes import CONFIG, candidate, query
+from tests.scoring.scoring_fakes import CONFIG, candidate, query, scored
 
 OFFSET = ScoreOffset.from_weights(CONFIG.weights, 1.0)
 
@@ -24,7 +22,7 @@ def test_multiplier_formula():
 def test_three_posts_of_one_author_decay_in_weighted_score_order():
     # Given out of order; the author's best post (id 2) keeps its score.
     candidates = [weighted(1, 7, 2.0), weighted(2, 7, 3.0), weighted(3, 8, 2.5), weighted(4, 7, 1.5)]
-    out = asyncio.run(AuthorDiversityScorer(0.7, 0.1, OFFSET).score(query(), candidates))
+    out = scored(AuthorDiversityScorer(0.7, 0.1, OFFSET), query(), candidates)
     assert [c.post_id for c in out] == [1, 2, 3, 4]
     m = {c.post_id: c.diversity_multiplier for c in out}
     assert m[2] == pytest.approx(1.0) and m[3] == pytest.approx(1.0)
@@ -38,14 +36,12 @@ def test_three_posts_of_one_author_decay_in_weighted_score_order():
 
 
 def test_negative_posts_are_not_lifted_or_lowered():
-    out = asyncio.run(
-        AuthorDiversityScorer(0.7, 0.1, OFFSET).score(query(), [weighted(1, 7, 2.0), weighted(2, 7, 0.4)])
-    )
+    out = scored(AuthorDiversityScorer(0.7, 0.1, OFFSET), query(), [weighted(1, 7, 2.0), weighted(2, 7, 0.4)])
     assert out[1].diversity_multiplier == pytest.approx(0.73)
     assert out[1].score == 0.4
 
 
 def test_unscored_candidates_get_no_multiplier():
-    out = asyncio.run(AuthorDiversityScorer(0.7, 0.1, OFFSET).score(query(), [candidate(1, 7), weighted(2, 7, 2.0)]))
+    out = scored(AuthorDiversityScorer(0.7, 0.1, OFFSET), query(), [candidate(1, 7), weighted(2, 7, 2.0)])
     assert out[0].diversity_multiplier is None and out[0].score is None
     assert out[1].diversity_multiplier == 1.0

@@ -1,10 +1,8 @@
-import asyncio
-
 import pytest
 
 from scoring.offset import ScoreOffset
 from scoring.oon import OONScorer
-from tests.scoring.scoring_fakes import CONFIG, candidate, query
+from tests.scoring.scoring_fakes import CONFIG, candidate, query, scored
 
 OFFSET = ScoreOffset.from_weights(CONFIG.weights, 1.0)
 
@@ -17,7 +15,7 @@ def test_out_of_network_scores_are_multiplied_by_the_factor():
         candidate(4, 40, in_network=False, score=0.5),  # negative post: below the offset, unchanged
         candidate(5, 50, in_network=False),
     ]
-    out = asyncio.run(OONScorer(0.8, OFFSET).score(query(), candidates))
+    out = scored(OONScorer(0.8, OFFSET), query(), candidates)
     assert [c.oon_multiplier for c in out] == [1.0, 0.8, 1.0, 0.8, None]
     assert [c.score for c in out[:4]] == pytest.approx([2.0, 1.8, 2.0, 0.5])
     assert out[4].score is None

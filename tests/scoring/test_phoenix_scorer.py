@@ -1,4 +1,3 @@
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -6,7 +5,7 @@ from prometheus_client import REGISTRY
 
 from phoenix.actions import surface_id
 from scoring.phoenix_scorer import PhoenixScorer
-from tests.scoring.scoring_fakes import TableRanker, candidate, post, probabilities, query
+from tests.scoring.scoring_fakes import TableRanker, candidate, post, probabilities, query, scored
 
 P1 = probabilities(0.1, favorite=0.5)
 P2 = probabilities(0.2)
@@ -15,17 +14,19 @@ P9 = probabilities(0.3, repost=0.7)
 
 def test_writes_19_probabilities_in_candidate_order():
     ranker = TableRanker({(1, 10): P1, (2, 20): P2})
-    out = asyncio.run(PhoenixScorer(ranker).score(query(), [candidate(2, 20), candidate(1, 10)]))
+    out = scored(PhoenixScorer(ranker), query(), [candidate(2, 20), candidate(1, 10)])
     assert [c.post_id for c in out] == [2, 1]
     assert out[0].phoenix_scores == pytest.approx(P2) and out[1].phoenix_scores == pytest.approx(P1)
     assert len(out[0].phoenix_scores) == 19
+    with pytest.raises(ValueError):  # the rows are read-only, like the candidates they belong to
+        out[0].phoenix_scores[0] = 1.0
     assert ranker.calls[0][2] == surface_id("home_for_you")
 
 
 def test_a_repost_is_scored_as_its_original_post_and_author():
     ranker = TableRanker({(9, 90): P9, (1, 10): P1})
     repost = candidate(5, 50, core=post(5, 50, repost_of_post_id=9, repost_of_user_id=90))
-    out = asyncio.run(PhoenixScorer(ranker).score(query(), [repost, candidate(1, 10)]))
+    out = scored(PhoenixScorer(ranker), query(), [repost, candidate(1, 10)])
     assert ranker.calls[0][1] == [(9, 90), (1, 10)]
     assert out[0].phoenix_scores == pytest.approx(P9)
     assert out[0].post_id == 5  # still the repost that is served
@@ -34,14 +35,14 @@ def test_a_repost_is_scored_as_its_original_post_and_author():
 def test_a_repost_without_original_author_falls_back_to_the_original_record():
     ranker = TableRanker({(9, 90): P9})
     repost = candidate(5, 50, core=post(5, 50, repost_of_post_id=9), original=post(9, 90))
-    asyncio.run(PhoenixScorer(ranker).score(query(), [repost]))
+    scored(PhoenixScorer(ranker), query(), [repost])
     assert ranker.calls[0][1] == [(9, 90)]
 
 
 def test_runs_on_a_given_executor_and_records_batch_size():
     before = REGISTRY.get_sample_value("foryou_phoenix_batch_candidates_sum") or 0.0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="phoenix-test") as pool:
-        out = asyncio.run(PhoenixScorer(TableRanker({(1, 10): P1}), executor=pool).score(query(), [candidate(1, 10)]))
+        out = scored(PhoenixScorer(TableRanker({(1, 10): P1}), executor=pool), query(), [candidate(1, 10)])
     assert out[0].phoenix_scores is not None
     assert REGISTRY.get_sample_value("foryou_phoenix_batch_candidates_sum") == before + 1
 
@@ -49,4 +50,4 @@ def test_runs_on_a_given_executor_and_records_batch_size():
 def test_a_wrongly_shaped_answer_is_an_error():
     ranker = TableRanker({(1, 10): P1, (2, 20): P2}, shape_error=True)
     with pytest.raises(ValueError, match="shape"):
-        asyncio.run(PhoenixScorer(ranker).score(query(), [candidate(1, 10), candidate(2, 20)]))
+        scored(PhoenixScorer(ranker), query(), [candidate(1, 10), candidate(2, 20)])

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from scoring.offset import ScoreOffset
@@ -31,3 +32,9 @@ def test_scale_leaves_negative_posts_and_scales_above_the_offset():
 def test_all_zero_weights_do_not_divide_by_zero():
     zero = ScoreOffset.from_weights(dict.fromkeys(CONFIG.weights, 0.0), 1.0)
     assert zero.apply(0.0) == 0.0
+
+
+@pytest.mark.parametrize("offset", [OFFSET, ScoreOffset.from_weights(dict.fromkeys(CONFIG.weights, 0.0), 1.0)])
+def test_apply_all_is_apply_of_every_value(offset: ScoreOffset):
+    combined = [-OFFSET.negative_sum, -3.3, -1e-9, 0.0, 1e-9, 0.7, 25.0]
+    assert offset.apply_all(np.array(combined)).tolist() == [offset.apply(c) for c in combined]

@@ -1,4 +1,6 @@
-from scoring.selector import TopKSelector
+import random
+
+from scoring.selector import TopKSelector, ranking_order
 from tests.scoring.scoring_fakes import candidate, post, query
 
 
@@ -16,3 +18,17 @@ def test_ties_go_to_the_newer_post_then_the_higher_id():
         candidate(3, 10, core=post(3, 10, age_ms=1_000), score=1.0),
     ]
     assert [c.post_id for c in TopKSelector().select(query(), candidates).selected] == [3, 2, 1]
+
+
+def test_the_order_is_the_sort_by_score_then_newer_then_higher_id():
+    rng = random.Random(7)
+    candidates = [
+        candidate(i, 10, core=post(i, 10, age_ms=rng.choice([1_000, 2_000])), score=rng.choice([None, 0.0, 0.5, 2.0]))
+        for i in rng.sample(range(1, 10_000), 300)
+    ]
+    expected = sorted(
+        candidates,
+        key=lambda c: (-(c.score if c.score is not None else float("-inf")), -c.created_at_ms, -c.post_id),
+    )
+    assert [candidates[i] for i in ranking_order(candidates)] == expected
+    assert ranking_order([]) == []

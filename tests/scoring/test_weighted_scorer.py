@@ -1,12 +1,10 @@
-import asyncio
-
 import numpy as np
 import pytest
 
 from phoenix.actions import ACTIONS
 from scoring.offset import ScoreOffset
 from scoring.weighted import WeightedScorer
-from tests.scoring.scoring_fakes import CONFIG, candidate, post, probabilities, query
+from tests.scoring.scoring_fakes import CONFIG, candidate, post, probabilities, query, scored
 
 OFFSET = ScoreOffset.from_weights(CONFIG.weights, 1.0)
 MIN_VIDEO_MS = 10_000
@@ -17,7 +15,7 @@ def scorer() -> WeightedScorer:
 
 
 def score(*candidates):
-    return asyncio.run(scorer().score(query(), list(candidates)))
+    return scored(scorer(), query(), list(candidates))
 
 
 def test_weighted_sum_then_offset():

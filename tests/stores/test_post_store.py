@@ -101,6 +101,42 @@ def test_create_is_stored_with_every_field(store: PostStore) -> None:
     assert not store.is_deleted(10)
 
 
+def test_get_many_returns_the_stored_posts_field_for_field_and_skips_unknown_ids(store: PostStore) -> None:
+    events = [
+        create(10, 2, NOW - 1000, text="héllo", media="video", video_duration_ms=12_000, safety_label="nsfw"),
+        reply(11, 3, NOW - 900, 10, 2, 10),
+        repost(12, 4, NOW - 800, 10, 2),
+        create(13, 5, NOW - 700, quote_of_post_id=10, subscriber_only=True, media="photo"),
+    ]
+    store.apply(events, now_ms=NOW)
+    found = store.get_many([13, 99, 10, 11, 12, 10])
+    assert list(found) == [13, 10, 11, 12]
+    for post_id, post in found.items():
+        assert post == store.get(post_id)
+        event = next(e for e in events if e["post_id"] == post_id)
+        assert post == Post(**{name: event.get(name) for name in Post.__dataclass_fields__})
+    assert store.get_many([98, 99]) == {}
+
+
+def test_reads_reuse_decoded_posts_only_while_the_stored_post_is_the_same(tmp_path) -> None:
+    store = PostStore(str(tmp_path / "posts"), decoded_posts=2)
+    store.apply([create(1, 2, NOW - 3, text="first"), create(2, 2, NOW - 2), create(3, 2, NOW - 1)], now_ms=NOW)
+    first = store.get_many([1])[1]
+    assert store.get_many([1])[1] is first  # decoded once, reused
+    assert list(store.get_many([2, 3])) == [2, 3]  # pushes 1 out of the bounded cache
+    assert store.get_many([1])[1] == first and store.get_many([1])[1] is not first
+    assert [p.post_id for p in store.recent_posts([2], 10, now_ms=NOW)] == [3, 2, 1]
+
+    store.apply([delete(1, 2, NOW)], now_ms=NOW)
+    assert store.get_many([1, 2]).keys() == {2}
+    later = NOW + 3 * DAY  # the post, then its tombstone, age out; the id may then come back as a new post
+    store.trim(later)
+    store.apply([create(1, 2, later - 1, text="second")], now_ms=later)
+    assert store.get_many([1])[1].text == "second"
+    assert [p.text for p in store.recent_posts([2], 10, now_ms=later)] == ["second"]
+    store.close()
+
+
 def test_replies_and_reposts_go_to_the_secondary_timeline(store: PostStore) -> None:
     store.apply([create(1, 5, NOW - 300), reply(2, 6, NOW - 200, 1, 5, 1), repost(3, 6, NOW - 100, 1, 5)], now_ms=NOW)
     assert store.timeline(6, "secondary") == [(3, NOW - 100), (2, NOW - 200)]
@@ -185,6 +221,17 @@ def test_follower_deltas_accumulate_and_never_read_negative(store: PostStore) ->
     assert store.follower_count(8) == 0
     store.apply([{"type": "follower_delta", "author_id": 8, "delta": 4}])
     assert store.follower_count(8) == 1
+
+
+def test_follower_counts_reads_many_authors_like_follower_count(store: PostStore) -> None:
+    store.apply(
+        [
+            {"type": "follower_delta", "author_id": 7, "delta": 5},
+            {"type": "follower_delta", "author_id": 8, "delta": -2},
+        ]
+    )
+    assert store.follower_counts([7, 8, 9, 7]) == {7: 5, 8: 0, 9: 0}
+    assert store.follower_counts([]) == {}
 
 
 # ---------------------------------------------------------------------------------- offsets and recovery

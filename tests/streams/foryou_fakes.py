@@ -102,9 +102,10 @@ class FakePostStore:
         ]
         return sorted(found, key=lambda p: -p.created_at_ms)[:limit]
 
-    def follower_count(self, author_id: int) -> int:
-        self._call("follower_count", author_id)
-        return self.followers.get(author_id, 0)
+    def follower_counts(self, author_ids: Iterable[int]) -> dict[int, int]:
+        ids = list(author_ids)
+        self._call("follower_counts", ids)
+        return {i: self.followers.get(i, 0) for i in ids}
 
 
 class FakeUserState:

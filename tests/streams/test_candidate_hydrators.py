@@ -1,10 +1,11 @@
-"""Each candidate hydrator sets its fields and keeps the candidates' order and count."""
+"""Each candidate hydrator returns values for its own fields only, one per candidate, in order."""
 
 import asyncio
 
 import pytest
 
 from stores.records import UserFeatures
+from streams.candidate import Candidate, write_fields
 from streams.hydrators import (
     AuthorHydrator,
     CoreDataHydrator,
@@ -12,7 +13,9 @@ from streams.hydrators import (
     SubscriptionHydrator,
     VisibilityHydrator,
 )
-from streams.pipeline import check_same_candidates
+from streams.pipeline import check_updates
+from streams.query import FeedQuery
+from streams.stages import CandidateHydrator
 from tests.streams.foryou_fakes import FakePostStore, candidate, ids, post, query
 
 STORE = FakePostStore(
@@ -33,6 +36,13 @@ def bare(*pairs: tuple[int, int]):
     return [candidate(p, a, hydrate_core=False) for p, a in pairs]
 
 
+def hydrated(hydrator: CandidateHydrator, q: FeedQuery, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates with the hydrator's values written in, as the framework does (checked the same way)."""
+    updates = asyncio.run(hydrator.hydrate(q, candidates))
+    write_fields(candidates, check_updates(hydrator.name, hydrator.fields, len(candidates), updates))
+    return candidates
+
+
 HYDRATORS = [
     InNetworkHydrator(),
     CoreDataHydrator(STORE),
@@ -43,15 +53,24 @@ HYDRATORS = [
 
 
 @pytest.mark.parametrize("hydrator", HYDRATORS, ids=lambda h: h.name)
-def test_order_and_count_are_kept(hydrator):
+def test_returns_every_owned_field_for_every_candidate_in_order(hydrator):
     given = bare((5, 50), (1, 10), (404, 10), (2, 20), (1, 10))
-    out = asyncio.run(hydrator.hydrate(query(features=UserFeatures(following=frozenset({10}))), given))
-    check_same_candidates(hydrator.name, given, out)
-    assert ids(out) == [5, 1, 404, 2, 1]
+    updates = asyncio.run(hydrator.hydrate(query(features=UserFeatures(following=frozenset({10}))), given))
+    assert updates.keys() == hydrator.fields
+    assert all(len(values) == len(given) for values in updates.values())
+    assert ids(given) == [5, 1, 404, 2, 1]
+
+
+def test_values_follow_the_candidates_order():
+    features = UserFeatures(following=frozenset({10}))
+    out = hydrated(CoreDataHydrator(STORE), query(features=features), bare((5, 50), (1, 10), (404, 10), (1, 10)))
+    assert [c.core.post_id if c.core else None for c in out] == [5, 1, None, 1]
+    flags = hydrated(InNetworkHydrator(), query(features=features), bare((5, 50), (1, 10), (2, 20), (3, 10)))
+    assert [c.in_network for c in flags] == [False, True, False, True]
 
 
 def test_core_data_reads_posts_originals_and_quotes_and_leaves_missing_ones_empty():
-    out = asyncio.run(CoreDataHydrator(STORE).hydrate(query(), bare((1, 10), (2, 20), (3, 10), (404, 10))))
+    out = hydrated(CoreDataHydrator(STORE), query(), bare((1, 10), (2, 20), (3, 10), (404, 10)))
     assert out[0].core.text == "one" and out[0].original is None
     assert out[1].original.post_id == 9 and out[1].content.text == "original"
     assert out[2].quoted.text == "quoted"
@@ -60,20 +79,21 @@ def test_core_data_reads_posts_originals_and_quotes_and_leaves_missing_ones_empt
 
 def test_in_network_and_author_data():
     features = UserFeatures(following=frozenset({10}))
-    flags = asyncio.run(InNetworkHydrator().hydrate(query(features=features), bare((1, 10), (2, 20))))
+    flags = hydrated(InNetworkHydrator(), query(features=features), bare((1, 10), (2, 20)))
     assert [c.in_network for c in flags] == [True, False]
-    authors = asyncio.run(AuthorHydrator(STORE).hydrate(query(), bare((1, 10), (2, 20), (6, 60))))
-    assert [c.author_follower_count for c in authors] == [1000, 5, 0]
+    authors = hydrated(AuthorHydrator(STORE), query(), bare((1, 10), (2, 20), (6, 60), (7, 10)))
+    assert [c.author_follower_count for c in authors] == [1000, 5, 0, 1000]
+    assert STORE.calls[-1][0] == "follower_counts"  # one batched read, not one per author
 
 
 def test_subscription_names_the_author_of_the_shown_content():
-    core = asyncio.run(CoreDataHydrator(STORE).hydrate(query(), bare((1, 10), (2, 20), (5, 50))))
-    out = asyncio.run(SubscriptionHydrator().hydrate(query(), core))
+    core = hydrated(CoreDataHydrator(STORE), query(), bare((1, 10), (2, 20), (5, 50)))
+    out = hydrated(SubscriptionHydrator(), query(), core)
     assert [c.subscription_author_id for c in out] == [None, 30, 50]  # the repost of 9 requires 9's author
 
 
 def test_visibility_sees_deleted_originals_and_labels_of_quoted_content():
-    core = asyncio.run(CoreDataHydrator(STORE).hydrate(query(), bare((1, 10), (2, 20), (4, 40))))
-    out = asyncio.run(VisibilityHydrator(STORE).hydrate(query(), core))
+    core = hydrated(CoreDataHydrator(STORE), query(), bare((1, 10), (2, 20), (4, 40)))
+    out = hydrated(VisibilityHydrator(STORE), query(), core)
     assert [c.deleted for c in out] == [False, True, False]
     assert out[2].safety_label == "graphic" and out[0].safety_label is None

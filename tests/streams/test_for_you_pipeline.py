@@ -3,6 +3,7 @@
 import asyncio
 
 import numpy as np
+import orjson
 import pytest
 
 from phoenix.actions import ACTIONS
@@ -278,3 +279,5 @@ def test_wire_form(explain: bool):
     if explain:
         assert {"degraded", "stages"} == set(wire["explain"])
         assert len(wire["posts"][0]["explain"]["probabilities"]) == 19
+        assert all(type(p) is float for p in wire["posts"][0]["explain"]["probabilities"].values())
+    assert orjson.loads(orjson.dumps(wire)) == wire  # plain JSON types only (no numpy scalars)

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from scoring.recency import recency_score
 from scoring.selector import TopKSelector
-from streams.candidate import Candidate
+from streams.candidate import Candidate, Updates
 from streams.pipeline import CandidatePipeline, ContractViolation
 from streams.query import FeedQuery
 from streams.stages import (
@@ -41,8 +42,22 @@ class FollowerHydrator(CandidateHydrator):
     name = "Followers"
     fields = frozenset({"author_follower_count"})
 
-    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
-        return [c.with_fields(author_follower_count=c.author_id * 10) for c in candidates]
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        return {"author_follower_count": [c.author_id * 10 for c in candidates]}
+
+
+class InNetworkHydrator(CandidateHydrator):
+    """Reads the follower count (owned by FollowerHydrator) to decide; records what it saw."""
+
+    name = "InNetworkFromFollowers"
+    fields = frozenset({"in_network"})
+
+    def __init__(self) -> None:
+        self.seen_counts: list[int | None] = []
+
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        self.seen_counts = [c.author_follower_count for c in candidates]
+        return {"in_network": [c.author_follower_count is not None for c in candidates]}
 
 
 class BadHydrator(CandidateHydrator):
@@ -54,23 +69,35 @@ class BadHydrator(CandidateHydrator):
         self.name = f"Bad-{mode}"
         self._mode = mode
 
-    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
-        out = [c.with_fields(in_network=True, author_follower_count=-1) for c in candidates]
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        values = [True] * len(candidates)
         if self._mode == "drop":
-            return out[1:]
-        if self._mode == "reorder":
-            return out[::-1]
+            return {"in_network": values[1:]}
+        if self._mode == "extra":
+            return {"in_network": [*values, True]}
+        if self._mode == "mutate":
+            candidates[0].in_network = True  # type: ignore[misc]  # frozen: raises FrozenInstanceError
         if self._mode == "raise":
             raise RuntimeError("hydrator down")
-        return out  # "foreign": writes a field it does not own besides its own
+        assert self._mode == "foreign"
+        return {"in_network": values, "author_follower_count": [-1] * len(candidates)}
+
+
+class FollowAllHydrator(CandidateHydrator):
+    name = "FollowAll"
+    fields = frozenset({"in_network"})
+
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        return {"in_network": [True] * len(candidates)}
 
 
 class ConstantScorer(Scorer):
     name = "Constant"
     fields = frozenset({"score", "weighted_score"})
 
-    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
-        return [c.with_fields(score=float(c.post_id), weighted_score=float(c.post_id)) for c in candidates]
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        scores = [float(c.post_id) for c in candidates]
+        return {"score": scores, "weighted_score": scores}
 
 
 class BadScorer(Scorer):
@@ -80,10 +107,12 @@ class BadScorer(Scorer):
         self.name = f"BadScorer-{mode}"
         self._mode = mode
 
-    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         if self._mode == "raise":
             raise RuntimeError("scorer crashed")
-        return [c.with_fields(score=-1.0) for c in candidates][::-1]
+        if self._mode == "short":
+            return {"score": [-1.0] * (len(candidates) - 1)}
+        return {"score": [-1.0] * len(candidates), "weighted_score": [-1.0] * len(candidates)}  # "foreign"
 
 
 class DropOdd(CandidateFilter):
@@ -160,22 +189,30 @@ class CapturingScorer(ConstantScorer):
         self.seen: list[Candidate] = []
         self.query: FeedQuery | None = None
 
-    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> list[Candidate]:
+    async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         self.seen, self.query = list(candidates), query
         return await super().score(query, candidates)
 
 
-def test_hydrators_run_and_only_their_own_fields_are_taken():
+def test_hydrators_run_and_their_values_are_written():
     capture = CapturingScorer()
-    # BadHydrator("foreign") also writes author_follower_count=-1: ignored, FollowerHydrator owns that field.
-    result = run(make(three(), hydrators=[FollowerHydrator(), BadHydrator("foreign")], scorers=[capture]))
+    result = run(make(three(), hydrators=[FollowerHydrator(), FollowAllHydrator()], scorers=[capture]))
     assert result.degraded == []
     assert [c.author_follower_count for c in capture.seen] == [110, 120, 130]
     assert all(c.in_network for c in capture.seen)
     assert {s.name: s.status for s in result.stages}["Followers"] == "ok"
 
 
-@pytest.mark.parametrize("mode", ["drop", "reorder", "raise"])
+def test_hydrators_of_a_group_see_none_of_each_others_values_and_the_next_group_sees_them():
+    concurrent, dependent = InNetworkHydrator(), InNetworkHydrator()
+    pipeline = replace(make(three(), hydrators=[FollowerHydrator(), concurrent]), dependent_hydrators=[dependent])
+    result = run(pipeline)
+    assert result.degraded == []
+    assert concurrent.seen_counts == [None, None, None]
+    assert dependent.seen_counts == [110, 120, 130]
+
+
+@pytest.mark.parametrize("mode", ["drop", "extra", "foreign", "mutate", "raise"])
 def test_a_hydrator_breaking_its_contract_is_rejected_and_the_request_degrades(mode: str):
     before = (
         REGISTRY.get_sample_value(
@@ -183,11 +220,13 @@ def test_a_hydrator_breaking_its_contract_is_rejected_and_the_request_degrades(m
         )
         or 0.0
     )
-    pipeline = make(three(), hydrators=[BadHydrator(mode), FollowerHydrator()])
+    capture = CapturingScorer()
+    pipeline = make(three(), hydrators=[BadHydrator(mode), FollowerHydrator()], scorers=[capture])
     result = run(pipeline)
     assert result.degraded == [f"hydrator:Bad-{mode}"]
     assert sorted(p.post_id for p in result.posts) == [1, 2, 3]
-    assert not any(p.in_network for p in result.posts)  # the rejected hydrator's field was not taken
+    assert not any(p.in_network for p in result.posts)  # the rejected hydrator's values were not written
+    assert [c.author_follower_count for c in capture.seen] == [110, 120, 130]  # the others' were
     report = next(s for s in result.stages if s.name == f"Bad-{mode}")
     assert report.status == "failed" and report.error
     after = REGISTRY.get_sample_value(
@@ -269,11 +308,13 @@ def test_a_failing_first_scorer_falls_back_to_reverse_chron_and_says_so():
     assert result.posts[0].score > result.posts[1].score > result.posts[2].score
 
 
-def test_a_scorer_breaking_order_is_rejected_and_earlier_scores_are_kept():
-    result = run(make(three(), scorers=[ConstantScorer(), BadScorer("reorder")]))
-    assert result.degraded == ["scorer:BadScorer-reorder"]
+@pytest.mark.parametrize("mode", ["short", "foreign"])
+def test_a_scorer_breaking_its_contract_is_rejected_and_earlier_scores_are_kept(mode: str):
+    result = run(make(three(), scorers=[ConstantScorer(), BadScorer(mode)]))
+    assert result.degraded == [f"scorer:BadScorer-{mode}"]
     assert result.model == "model-v1"
     assert [(p.post_id, p.score) for p in result.posts] == [(3, 3.0), (2, 2.0), (1, 1.0)]
+    assert [p.explain.weighted_score for p in result.posts] == [3.0, 2.0, 1.0]
 
 
 def test_post_selection_filters_are_backfilled_from_the_reserve():
