@@ -249,7 +249,8 @@ async def trim_post_store() -> None:
     if runtime.post_store is not None:
         removed = await asyncio.to_thread(runtime.post_store.trim, int(time.time() * 1000))
         if removed:
-            log.info("post store: trimmed %d posts past retention", removed)
+            runtime.forget_posts(removed)
+            log.info("post store: trimmed %d posts past retention", len(removed))
 
 
 @app.timer(interval=10.0)

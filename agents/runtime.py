@@ -113,6 +113,12 @@ class Runtime(Service):
             elif kind == "delete":
                 index.remove(event["post_id"])
 
+    def forget_posts(self, post_ids: list[int]) -> None:
+        """Posts gone from the store past retention leave the retrieval index too (it would keep growing)."""
+        if self.ranker is not None:
+            for post_id in post_ids:
+                self.ranker.index.remove(post_id)
+
     async def maybe_reload_model(self) -> None:
         if self.ranker is not None and await asyncio.to_thread(self.ranker.maybe_reload):
             metrics.model_info.clear()

@@ -474,14 +474,15 @@ class PostStore:
         else:
             batch.delete(key)
 
-    def trim(self, now_ms: int) -> int:
+    def trim(self, now_ms: int) -> list[int]:
         """Drop posts older than the retention (and their timeline entries); forget old tombstones.
 
-        Returns the number of posts dropped. Work is split into WriteBatches of bounded size, each
-        consistent on its own, so a trim interrupted by a crash leaves a valid store.
+        Returns the ids of the posts dropped (the worker removes them from the retrieval index too). Work is
+        split into WriteBatches of bounded size, each consistent on its own, so a trim interrupted by a crash
+        leaves a valid store.
         """
         post_cutoff = now_ms - self.retention_ms
-        dropped = 0
+        dropped: list[int] = []
         while True:
             with self._write_lock:
                 index_keys = self._scan_keys(_CREATED, _CREATED + _codec.key_i64(post_cutoff), _TRIM_CHUNK)
@@ -498,7 +499,7 @@ class PostStore:
                     if batch.get(post_key) is not None:
                         batch.delete(post_key)
                         batch.count_delta -= 1
-                        dropped += 1
+                        dropped.append(_codec.read_key_i64(index_key, 9))
                     timelines.update((author_id, kind) for kind in _mask_kinds(mask))
                 for author_id, kind in timelines:
                     self._timeline_cut(batch, author_id, kind, post_cutoff)

@@ -57,6 +57,7 @@ class PostExplain:
     oon_multiplier: float | None
     source: str
     retrieval_score: float | None
+    author_follower_count: int | None  # from the author hydrator; None when it did not run or failed
 
     @classmethod
     def of(cls, candidate: Candidate) -> "PostExplain":
@@ -71,6 +72,7 @@ class PostExplain:
             oon_multiplier=candidate.oon_multiplier,
             source=candidate.source,
             retrieval_score=candidate.retrieval_score,
+            author_follower_count=candidate.author_follower_count,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -81,6 +83,7 @@ class PostExplain:
             "oon_multiplier": self.oon_multiplier,
             "source": self.source,
             "retrieval_score": self.retrieval_score,
+            "author_follower_count": self.author_follower_count,
         }
 
 

@@ -307,15 +307,15 @@ def test_trim_drops_old_posts_and_old_tombstones(tmp_path) -> None:
         )
         assert store.timeline(4, "video") == [(3, NOW - 15 * HOUR)]
         later = NOW + 4 * HOUR  # post cutoff NOW - 20h, tombstone cutoff NOW - 21h
-        assert store.trim(later) == 1
+        assert store.trim(later) == [1]
         assert store.get(1) is None
         assert store.timeline(2, "original") == [(2, NOW - 10 * HOUR)]
         assert store.timeline(2, "video") == []
         assert store.count() == 3
         assert store.is_deleted(9)  # a tombstone lasts retention + margin after the delete
-        assert store.trim(later) == 0
+        assert store.trim(later) == []
 
-        assert store.trim(NOW + 20 * HOUR) == 3  # cutoff NOW - 4h: everything else
+        assert sorted(store.trim(NOW + 20 * HOUR)) == [2, 3, 4]  # cutoff NOW - 4h: everything else
         assert not store.is_deleted(9)
         assert store.count() == 0
         assert store.timeline(4, "secondary") == []
@@ -326,7 +326,7 @@ def test_trim_drops_old_posts_and_old_tombstones(tmp_path) -> None:
 def test_trim_handles_more_posts_than_one_chunk(store: PostStore) -> None:
     store.apply([create(i, i % 50, NOW - DAY + i) for i in range(1, 6_001)], now_ms=NOW)
     assert store.count() == 6_000
-    assert store.trim(NOW + DAY + 5_001) == 5_000
+    assert len(store.trim(NOW + DAY + 5_001)) == 5_000
     assert store.count() == 1_000
     assert min(store.get_many(range(1, 6_001))) == 5_001
 

@@ -133,6 +133,7 @@ def test_for_you_ranks_filters_and_explains():
     assert by_id[202].explain.oon_multiplier == CONFIG.oon.factor
     assert by_id[101].explain.oon_multiplier == 1.0
     assert by_id[202].explain.source == "phoenix_retrieval"
+    assert by_id[101].explain.author_follower_count == 500  # author 10, from the author hydrator
 
     # Explain: every stage is reported with counts, removal reasons and time.
     stages = {(s.kind, s.name): s for s in result.stages}
