@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from faust.sensors import Sensor
 
+from topics.partitioning import LIBRDKAFKA_PARTITIONER
+
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
@@ -31,6 +33,7 @@ class Forwarder:
                 "acks": "all",
                 "enable.idempotence": True,  # retries never duplicate or reorder within a partition
                 "linger.ms": 1,
+                "partitioner": LIBRDKAFKA_PARTITIONER,  # answers keyed by user land where Java clients expect
                 "message.max.bytes": 2 * 1024 * 1024,  # a dead letter carries a record of up to 1 MiB
                 "log_level": 3,
             }

@@ -37,6 +37,7 @@ import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 
 from foryou.settings import kafka_bootstrap
+from topics.partitioning import LIBRDKAFKA_PARTITIONER
 from topics.schemas import (
     Engagement,
     FeedRequest,
@@ -285,7 +286,13 @@ class FeedClient(_EventProducers[None]):
     def __init__(self, bootstrap: str | None = None, *, client_id: str = "foryou-client") -> None:
         self.bootstrap = bootstrap or kafka_bootstrap()
         self._producer = Producer(
-            {"bootstrap.servers": self.bootstrap, "client.id": client_id, "linger.ms": 2, "acks": "all"}
+            {
+                "bootstrap.servers": self.bootstrap,
+                "client.id": client_id,
+                "linger.ms": 2,
+                "acks": "all",
+                "partitioner": LIBRDKAFKA_PARTITIONER,
+            }
         )
         self._client_id = client_id
         self.answers = AnswerRouter()

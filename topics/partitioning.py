@@ -3,12 +3,16 @@
 This is what the Java client (and aiokafka, and librdkafka's "murmur2_random") does with a non-null key.
 The app repartitions every user-keyed input with `partition_for_id`, so records land on the same
 partition whatever partitioner their producer used (librdkafka's default, "consistent_random", hashes
-with CRC32 instead).
+with CRC32 instead). foryou's own producers set `LIBRDKAFKA_PARTITIONER`, so every record it writes
+(answers, impressions, dead letters, client and world events) sits where a Java consumer expects its key.
 """
 
 from typing import Final
 
 from topics.schemas import key_bytes
+
+# librdkafka's name for the Java client's partitioner (murmur2 for keys, random for null keys).
+LIBRDKAFKA_PARTITIONER: Final = "murmur2_random"
 
 # Constants of org.apache.kafka.common.utils.Utils.murmur2 (MurmurHash2, 32-bit, fixed seed).
 _SEED: Final = 0x9747B28C

@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from foryou.world.progress import Progress
 from foryou.world.wire import WireValue, WorldEvent
+from topics.partitioning import LIBRDKAFKA_PARTITIONER
 from topics.specs import ENGAGEMENT_EVENTS, FEED_REQUESTS, RANKED_FEEDS, SOCIAL_GRAPH_EVENTS, TWEET_EVENTS
 
 # The public topics a worker consumes.
@@ -38,6 +39,7 @@ class EventProducer:
             "linger.ms": 5,
             "acks": "all",
             "queue.buffering.max.messages": 500_000,
+            "partitioner": LIBRDKAFKA_PARTITIONER,
         })
 
     def send(self, topic: str, key: bytes, value: WireValue) -> None:

@@ -20,7 +20,7 @@ from tests.integration.helpers import (
     wait_for_stable_split,
     worker_json,
 )
-from topics.partitioning import partition_for_id
+from topics.partitioning import partition_for_id, partition_for_key
 from topics.specs import RANKED_FEEDS
 from topics.validation import InvalidRecord
 
@@ -244,6 +244,7 @@ def test_inspect_user_is_routed_to_the_worker_owning_the_users_partition(
         client.follow(user, author)
     client.flush()
     reader = TopicReader(client.bootstrap, RANKED_FEEDS)
+    ranked_feed_partitions = len(reader.consumer.list_topics(RANKED_FEEDS, timeout=30).topics[RANKED_FEEDS].partitions)
     try:
         request_ids = {client.send_request(user): user for user in users.values()}
         for request_id in request_ids:
@@ -254,6 +255,9 @@ def test_inspect_user_is_routed_to_the_worker_owning_the_users_partition(
             body = orjson.loads(message.value())
             if body["request_id"] in request_ids:
                 answered_by[body["user_id"]] = dict(message.headers())["foryou.worker"].decode()
+                # Keyed by user on the partition the Java client's partitioner picks (not librdkafka's CRC32).
+                assert message.key() == str(body["user_id"]).encode()
+                assert message.partition() == partition_for_key(message.key(), ranked_feed_partitions)
     finally:
         reader.close()
 
