@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH_PATH = REPO / "bench" / "results" / "world.json"
 # The sources whose behaviour shapes the history and the trained model (the cache key hashes them).
 _MODEL_SOURCES = tuple(f"phoenix/{name}.py" for name in (
-    "actions", "batch", "checkpoint", "config", "examples", "hashing", "log", "model", "train")) + tuple(
+    "actions", "age", "batch", "checkpoint", "config", "examples", "hashing", "log", "model", "train")) + tuple(
     f"foryou/world/{name}.py" for name in (
         "client", "config", "history", "offline", "population", "posts", "simulate", "truth", "vocab", "wire",
         "world"))

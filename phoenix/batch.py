@@ -3,6 +3,9 @@
 Layout: histories are left-aligned, oldest first (slot 0 = oldest kept entry), padding after the last real
 entry; candidates likewise fill the first slots. The model derives rotary positions from the masks, so the
 arrays may also be built directly (e.g. by training code) as long as masked slots are padding.
+
+`candidate_ages` holds each candidate's post-age bucket (`phoenix.age`) when the config has `age_buckets`
+> 0, and is None otherwise (so a batch for an age-free config is exactly what it was before ages existed).
 """
 
 from collections.abc import Sequence
@@ -12,6 +15,7 @@ import jax
 import numpy as np
 
 from phoenix.actions import NUM_ACTIONS, surface_id
+from phoenix.age import age_buckets
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
 from stores.records import ActionEntry
@@ -31,6 +35,7 @@ class RankingBatch:
     candidate_author_hashes: np.ndarray  # [B, C, H] int32
     candidate_surfaces: np.ndarray  # [B, C] int32
     candidate_mask: np.ndarray  # [B, C] bool
+    candidate_ages: np.ndarray | None = None  # [B, C] int32 age bucket ids (0 = unknown); None without ages
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -88,8 +93,13 @@ def make_batch(
     candidates: Sequence[Sequence[tuple[int, int]]],
     candidate_surface: int = surface_id("home_for_you"),
     num_candidates: int | None = None,
+    candidate_ages_ms: Sequence[Sequence[float]] | None = None,
 ) -> RankingBatch:
-    """Batch of B requests; C = num_candidates or the longest candidate list (at least 1)."""
+    """Batch of B requests; C = num_candidates or the longest candidate list (at least 1).
+
+    `candidate_ages_ms` gives each candidate's age in ms (NaN = unknown), parallel to `candidates`; None
+    means every age is unknown. Ignored when the config has no age input.
+    """
     if not len(user_ids) == len(histories) == len(candidates):
         raise ValueError("user_ids, histories and candidates must have the same length")
     longest = max((len(c) for c in candidates), default=0)
@@ -118,4 +128,24 @@ def make_batch(
         candidate_author_hashes=hash_ids(cand_authors, "author", cfg),
         candidate_surfaces=np.where(cand_mask, candidate_surface, 0).astype(np.int32),
         candidate_mask=cand_mask,
+        candidate_ages=_candidate_age_buckets(cfg, candidate_ages_ms, candidates, width),
     )
+
+
+def _candidate_age_buckets(
+    cfg: PhoenixConfig,
+    ages_ms: Sequence[Sequence[float]] | None,
+    candidates: Sequence[Sequence[tuple[int, int]]],
+    width: int,
+) -> np.ndarray | None:
+    if cfg.age_buckets == 0:
+        return None
+    ages = np.full((len(candidates), width), np.nan)
+    if ages_ms is not None:
+        if len(ages_ms) != len(candidates):
+            raise ValueError("candidate_ages_ms must have one entry per request")
+        for i, (row, cands) in enumerate(zip(ages_ms, candidates, strict=True)):
+            if len(row) != len(cands):
+                raise ValueError(f"request {i} has {len(cands)} candidates but {len(row)} ages")
+            ages[i, : len(row)] = row
+    return age_buckets(ages, cfg.age_buckets)

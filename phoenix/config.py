@@ -2,6 +2,10 @@
 
 A `PhoenixConfig` fully determines the parameter shapes and the id hashing, so it is saved inside every
 checkpoint and a checkpoint is always loaded with the configuration it was trained with.
+
+`age_buckets` (B) switches the candidate post-age input on (see `phoenix.age` and `phoenix.model`): 0 means
+off, the architecture and params of configs from before the field existed, so their checkpoints (whose
+saved config lacks the field) load and score unchanged; B >= 2 adds a [B, D] `age_table`.
 """
 
 from dataclasses import asdict, dataclass, fields
@@ -25,6 +29,7 @@ class PhoenixConfig:
     retrieval_dim: int = 64  # R: two-tower embedding width
     hash_seed: int = 0
     attn_logit_cap: float = 30.0  # grok-style soft cap: cap * tanh(logits / cap)
+    age_buckets: int = 0  # candidate post-age buckets (phoenix.age); 0 = no age input
 
     def __post_init__(self) -> None:
         if self.num_q_heads % self.num_kv_heads:
@@ -33,6 +38,8 @@ class PhoenixConfig:
             raise ValueError("every vocabulary needs padding bucket 0 plus at least one real bucket")
         if self.key_size % 2:
             raise ValueError("rotary embeddings need an even key_size")
+        if self.age_buckets == 1 or self.age_buckets < 0:
+            raise ValueError("age_buckets must be 0 (off) or at least 2 (unknown plus one age bucket)")
 
     @property
     def ffn_size(self) -> int:

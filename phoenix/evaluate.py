@@ -19,6 +19,7 @@ Metrics (see phoenix.metrics; ties count as half right / are averaged over rando
   evenly spaced), the share of engaged posts found among the top k of a corpus made of every distinct
   post shown in the held-out part, scored by user_embedding . candidate_embedding (the popularity
   baseline ranks the corpus by author popularity, the same list for every user).
+A config with ages sees each candidate's post age at its impression, as in training.
 Histories use up to S entries, as serving does; batches are bucketed by history length (a few compiles).
 """
 
@@ -73,6 +74,7 @@ def _forward_fn(cfg: PhoenixConfig) -> Callable[[Params, dict[str, Any]], tuple[
             arrays["candidate_post_hashes"],
             arrays["candidate_author_hashes"],
             arrays["candidate_surfaces"],
+            arrays["candidate_ages"],
         )
         return jax.nn.sigmoid(logits), user_embedding_from_prefix(params, cfg, prefix)
 

@@ -5,6 +5,8 @@ Time rules (why the code looks the way it does):
   is a group of one). Its time is the earliest ts_ms among its lines.
 - A user's history at time t holds only lines with ts_ms strictly earlier than t, so lines at the same
   millisecond (a request's own lines, or two requests at one instant) never see each other's labels.
+- A candidate's age is its line's ts_ms minus its post's creation time (`post_created_at_ms`; unknown when
+  absent): the age the post had when the user was shown it, which is what serving sees at request time.
 """
 
 import bisect
@@ -93,12 +95,15 @@ def sample_negatives(
     drawn uniformly from all users' lines in the window [t - window_ms, t) before the group, so posts are
     popularity-weighted (drawn in proportion to their recent engagements) and never from the future. Posts
     by the user, by the authors the group engaged with, and repeats are excluded; where the window holds too
-    few candidates a group gets fewer negatives. Deterministic for a given seed.
+    few candidates a group gets fewer negatives. A negative carries its post's creation time (from any line
+    of that post that has one), so its age is its own post's age at the group's time. Deterministic for a
+    given seed.
     """
     if per_positive <= 0:
         raise ValueError("per_positive must be positive")
     engaged = sorted((imp for imp in impressions if imp.engaged), key=lambda imp: imp.ts_ms)
     pool_ts = np.fromiter((imp.ts_ms for imp in engaged), dtype=np.int64, count=len(engaged))
+    created = {imp.post_id: imp.post_created_at_ms for imp in impressions if imp.post_created_at_ms is not None}
     rng = np.random.default_rng(seed)
     by_key: dict[tuple[int, str] | tuple[int, int], list[Impression]] = {}
     for imp in engaged:
@@ -134,6 +139,7 @@ def sample_negatives(
                         first.surface,
                         (),
                         request_id,
+                        created.get(candidate.post_id),
                     )
                 )
         # Shuffle so that the order of a request's lines carries no label information.
@@ -173,6 +179,7 @@ class RankingExample:
     candidates: tuple[tuple[int, int], ...]  # (post_id, author_id)
     surfaces: tuple[int, ...]
     labels: np.ndarray  # [len(candidates), NUM_ACTIONS] float32
+    ages_ms: tuple[float, ...]  # each candidate's post age at its impression; NaN = unknown
 
 
 def examples_from_groups(groups: Iterable[RequestGroup], num_candidates: int) -> list[RankingExample]:
@@ -194,6 +201,7 @@ def examples_from_groups(groups: Iterable[RequestGroup], num_candidates: int) ->
                     candidates=tuple((imp.post_id, imp.author_id) for imp in chunk),
                     surfaces=tuple(surface_id(imp.surface) for imp in chunk),
                     labels=labels,
+                    ages_ms=tuple(imp.post_age_ms for imp in chunk),
                 )
             )
     return examples
@@ -278,6 +286,7 @@ def examples_to_batch(
         [history.history(ex.user_id, ex.ts_ms, slots) for ex in examples],
         [ex.candidates for ex in examples],
         num_candidates=num_candidates,
+        candidate_ages_ms=[ex.ages_ms for ex in examples],
     )
     surfaces = np.zeros((len(examples), num_candidates), dtype=np.int32)
     labels = np.zeros((len(examples), num_candidates, NUM_ACTIONS), dtype=np.float32)

@@ -1,10 +1,14 @@
 """The engagement log: JSONL, one impression per line.
 
     {"user_id": int, "post_id": int, "author_id": int, "ts_ms": int, "surface": str,
-     "actions": [NAME, ...], "request_id": str | null}
+     "actions": [NAME, ...], "request_id": str | null, "post_created_at_ms": int | null}
 
 An empty `actions` list is an impression without engagement; lines sharing a `request_id` were shown to the
 user together (one ranking request). Ids are positive (0 means "absent" to the model's hashing).
+`post_created_at_ms` (optional: absent or null = unknown) is when the shown post was created (for a repost,
+the repost itself: when it entered feeds), an integer >= 0 on the same clock as `ts_ms`; it gives the
+candidate's age at the impression (`phoenix.age`). Writers omit it when unknown, so logs without creation
+times are byte-identical to those from before the field existed.
 """
 
 import hashlib
@@ -19,6 +23,7 @@ import orjson
 from phoenix.actions import ACTION_INDEX, NEGATIVE_ACTIONS, actions_to_mask
 
 _FIELDS = ("user_id", "post_id", "author_id", "ts_ms", "surface", "actions", "request_id")
+_OPTIONAL_FIELDS = ("post_created_at_ms",)
 _POSITIVE_ACTIONS_MASK = actions_to_mask([name for name in ACTION_INDEX if name not in NEGATIVE_ACTIONS])
 
 
@@ -40,6 +45,7 @@ class Impression:
     surface: str
     actions: tuple[str, ...]
     request_id: str | None = None
+    post_created_at_ms: int | None = None  # None = unknown
 
     @property
     def action_mask(self) -> int:
@@ -55,8 +61,13 @@ class Impression:
         """At least one non-negative action: the relevance label used by the ranking metrics."""
         return bool(self.action_mask & _POSITIVE_ACTIONS_MASK)
 
+    @property
+    def post_age_ms(self) -> float:
+        """The post's age at this impression in ms; NaN when its creation time is unknown."""
+        return float("nan") if self.post_created_at_ms is None else float(self.ts_ms - self.post_created_at_ms)
+
     def to_json(self) -> dict[str, object]:
-        return {
+        record: dict[str, object] = {
             "user_id": self.user_id,
             "post_id": self.post_id,
             "author_id": self.author_id,
@@ -65,6 +76,9 @@ class Impression:
             "actions": list(self.actions),
             "request_id": self.request_id,
         }
+        if self.post_created_at_ms is not None:
+            record["post_created_at_ms"] = self.post_created_at_ms
+        return record
 
 
 def _require_id(record: dict[str, object], key: str, line_no: int, allow_zero: bool = False) -> int:
@@ -88,7 +102,7 @@ def parse_line(line: str | bytes, line_no: int) -> Impression:
     missing = [key for key in _FIELDS if key not in record]
     if missing:
         raise LogFormatError(line_no, f"missing field(s) {', '.join(missing)}")
-    unknown = sorted(set(record) - set(_FIELDS))
+    unknown = sorted(set(record) - set(_FIELDS) - set(_OPTIONAL_FIELDS))
     if unknown:
         raise LogFormatError(line_no, f"unknown field(s) {', '.join(unknown)}")
     surface = record["surface"]
@@ -103,6 +117,9 @@ def parse_line(line: str | bytes, line_no: int) -> Impression:
     request_id = record["request_id"]
     if request_id is not None and not isinstance(request_id, str):
         raise LogFormatError(line_no, f"'request_id' must be a string or null, got {request_id!r}")
+    created = record.get("post_created_at_ms")
+    if created is not None:
+        created = _require_id(record, "post_created_at_ms", line_no, allow_zero=True)
     return Impression(
         user_id=_require_id(record, "user_id", line_no),
         post_id=_require_id(record, "post_id", line_no),
@@ -112,6 +129,7 @@ def parse_line(line: str | bytes, line_no: int) -> Impression:
         # Duplicates carry no information for a multi-hot label; keep the first-seen order.
         actions=tuple(dict.fromkeys(actions)),
         request_id=request_id,
+        post_created_at_ms=created,
     )
 
 

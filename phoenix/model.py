@@ -4,7 +4,16 @@ Token sequence per request: [user (1), history (S), candidates (C)].
 - User token: the user's `num_hashes` hashed embeddings, concatenated and projected to D.
 - History token: projection of [post embeddings, author embeddings, action embedding, surface embedding];
   the action embedding projects the 19-way multi-hot mapped to +1/-1 and is zero for padding.
-- Candidate token: projection of [post embeddings, author embeddings, surface embedding].
+- Candidate token: projection of [post embeddings, author embeddings, surface embedding], plus, when the
+  config has `age_buckets` B > 0, the row of a [B, D] `age_table` for the candidate's post-age bucket
+  (`phoenix.age`; bucket 0 = unknown). The row is added after the projection so the token stays a sum of
+  gathered rows (the serving code folds the projection into the tables and adds this row as is). The table
+  starts at zero, so an untrained model with ages scores exactly like one without them (the other params
+  are drawn from the same per-name streams), and it is learned from there; row 0 is learned like the
+  others, since in a log with some unknown creation times "unknown" is a population of its own (in a log
+  with none it gets no gradient and stays zero, i.e. "no age shift"). The age is the candidate's own input,
+  so candidate isolation is untouched; history tokens and the retrieval towers have no age (the retrieval
+  corpus is embedded once per post, not per request).
 Grok-style layers: RMSNorm before and after each sub-block, rotary positions, grouped-query attention with
 a tanh soft cap and softmax in float32, gated GELU feed-forward. A final RMSNorm and a linear head turn
 each candidate position into 19 independent logits (sigmoid gives the action probabilities).
@@ -237,9 +246,18 @@ class PhoenixNet(hk.Module):
         parts = [self._posts_and_authors(post_hashes, author_hashes), action_emb, self._surfaces(surfaces)]
         return self.history_proj(jnp.concatenate(parts, -1))
 
-    def candidate_tokens(self, post_hashes: jax.Array, author_hashes: jax.Array, surfaces: jax.Array) -> jax.Array:
+    def candidate_tokens(
+        self, post_hashes: jax.Array, author_hashes: jax.Array, surfaces: jax.Array, ages: jax.Array | None = None
+    ) -> jax.Array:
+        """Candidate tokens; `ages` [..., C] are age bucket ids (None = all unknown), unused without ages."""
         parts = [self._posts_and_authors(post_hashes, author_hashes), self._surfaces(surfaces)]
-        return self.candidate_proj(jnp.concatenate(parts, -1))
+        tokens = self.candidate_proj(jnp.concatenate(parts, -1))
+        if not self.cfg.age_buckets:
+            return tokens
+        table = hk.get_parameter("age_table", [self.cfg.age_buckets, self.cfg.emb_size], jnp.float32, init=jnp.zeros)
+        if ages is None:
+            ages = jnp.zeros(surfaces.shape, jnp.int32)
+        return tokens + jnp.take(table, ages, axis=0)
 
     def prefix(
         self,
@@ -269,9 +287,14 @@ class PhoenixNet(hk.Module):
         return Prefix(jnp.stack(keys), jnp.stack(values), valid, self.final_norm(x))
 
     def score_from_prefix(
-        self, prefix: Prefix, post_hashes: jax.Array, author_hashes: jax.Array, surfaces: jax.Array
+        self,
+        prefix: Prefix,
+        post_hashes: jax.Array,
+        author_hashes: jax.Array,
+        surfaces: jax.Array,
+        ages: jax.Array | None = None,
     ) -> jax.Array:
-        x = self.candidate_tokens(post_hashes, author_hashes, surfaces)
+        x = self.candidate_tokens(post_hashes, author_hashes, surfaces, ages)
         for i, layer in enumerate(self.layers):
             x = layer.against_prefix(x, prefix.keys[i], prefix.values[i], prefix.valid)
         return self.unembed(self.final_norm(x))
@@ -289,7 +312,10 @@ class PhoenixNet(hk.Module):
                     batch.history_surfaces,
                 ),
                 self.candidate_tokens(
-                    batch.candidate_post_hashes, batch.candidate_author_hashes, batch.candidate_surfaces
+                    batch.candidate_post_hashes,
+                    batch.candidate_author_hashes,
+                    batch.candidate_surfaces,
+                    batch.candidate_ages,
                 ),
             ],
             1,
@@ -364,6 +390,7 @@ def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
         candidate_author_hashes=np.ones((1, 1, h), np.int32),
         candidate_surfaces=np.ones((1, 1), np.int32),
         candidate_mask=np.ones((1, 1), bool),
+        candidate_ages=np.ones((1, 1), np.int32) if cfg.age_buckets else None,
     )
 
 
@@ -377,7 +404,8 @@ def init_params(cfg: PhoenixConfig, rng: jax.Array) -> Params:
 
     Haiku's own init runs ~250 tiny XLA programs (about 20 s of compilation on a 2-core CPU, 7 s when
     jitted), so only the param shapes are traced and each array is drawn from its own seeded numpy stream:
-    hashed tables N(0, 1), weights N(0, 1/fan_in), biases 0, norm scales 1.
+    hashed tables N(0, 1), the age table 0 (module docstring), weights N(0, 1/fan_in), biases 0, norm
+    scales 1.
     """
     shapes = jax.eval_shape(_transformed(cfg).init, rng, _dummy_batch(cfg))
     words = _seed_words(rng)
@@ -385,7 +413,9 @@ def init_params(cfg: PhoenixConfig, rng: jax.Array) -> Params:
     for module, leaves in shapes.items():
         for name, leaf in leaves.items():
             stream = np.random.default_rng([*words, zlib.crc32(f"{module}/{name}".encode())])
-            if name.endswith("_table"):
+            if name == "age_table":
+                value = np.zeros(leaf.shape, np.float32)
+            elif name.endswith("_table"):
                 value = stream.standard_normal(leaf.shape, dtype=np.float32)
             elif name == "w":
                 value = stream.standard_normal(leaf.shape, dtype=np.float32) / np.float32(np.sqrt(leaf.shape[0]))
@@ -448,9 +478,13 @@ def score_from_prefix(
     post_hashes: jax.Array,
     author_hashes: jax.Array,
     surfaces: jax.Array,
+    ages: jax.Array | None = None,
 ) -> jax.Array:
-    """[B, N, 19] logits for candidates [B, N, H] against a prefix; equals `rank_logits` up to rounding."""
-    return _transformed(cfg).apply[4](params, prefix, post_hashes, author_hashes, surfaces)
+    """[B, N, 19] logits for candidates [B, N, H] against a prefix; equals `rank_logits` up to rounding.
+
+    `ages` [B, N] are the candidates' age bucket ids (None = unknown; ignored by a config without ages).
+    """
+    return _transformed(cfg).apply[4](params, prefix, post_hashes, author_hashes, surfaces, ages)
 
 
 def user_embedding_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix) -> jax.Array:

@@ -8,6 +8,8 @@
   lines strictly earlier than each request, so they never see the future.
 - Negatives: a log without any non-engaged line gets sampled ones (`phoenix.examples.sample_negatives`,
   popularity-weighted from a recent window); the checkpoint meta says so.
+- Ages: with a config that has `age_buckets`, each candidate's post age at its impression (from the log's
+  optional `post_created_at_ms`) is an input; a log without creation times trains with every age unknown.
 - Loss: ranker = binary cross-entropy summed over the 19 action heads and averaged over real (non-padding)
   candidates (a mean over heads would leave the ranker's gradient ~19x weaker than retrieval's);
   retrieval = in-batch softmax of user_embedding . candidate_embedding / temperature, where each example's
@@ -191,7 +193,13 @@ def make_loss_fn(
         # Equal to rank_logits (candidates attend only to the prefix and themselves), at half the cost
         # since the user tower below reuses the same prefix.
         logits = score_from_prefix(
-            params, cfg, prefix, batch.candidate_post_hashes, batch.candidate_author_hashes, batch.candidate_surfaces
+            params,
+            cfg,
+            prefix,
+            batch.candidate_post_hashes,
+            batch.candidate_author_hashes,
+            batch.candidate_surfaces,
+            batch.candidate_ages,
         )
         weight = batch.candidate_mask[..., None].astype(jnp.float32)
         bce = optax.sigmoid_binary_cross_entropy(logits, inputs["labels"])

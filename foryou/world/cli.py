@@ -86,7 +86,7 @@ def _simulate(args: argparse.Namespace) -> int:
         result = simulate_offline(world, policies[name](), args.steps, seed=args.seed, policy_name=name,
                                   client=client, metrics=metrics)
         lines = export_engagement_log(result.impressions, result.engagements,
-                                      out / f"{name}.engagement-log.jsonl")
+                                      out / f"{name}.engagement-log.jsonl", world.created_ms)
         print(f"  {lines} impressions, {len(result.engagements)} engagement events", file=sys.stderr)
     summary = metrics.summary()
     (out / "summary.txt").write_text(summary + "\n")

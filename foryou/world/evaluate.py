@@ -6,7 +6,9 @@ pipeline's weighted sum Σ w_a P(a) with the configured weights (streams/default
 adds only the short-video vqv gate and the diversity and out-of-network multipliers). Pairwise accuracy
 and NDCG@10 are measured against the ground-truth expected value (`ground_truth_ranking_metrics`, under
 DEFAULT_WEIGHTS) within each held-out request, next to three references scored on the same lines: the
-untrained model (seed 0, as an untrained worker serves), newest-first and random order.
+untrained model (seed 0, as an untrained worker serves), newest-first and random order. A model whose
+config has ages gets each candidate's age at its impression from the log's `post_created_at_ms`, as serving
+gets it from the post's creation time at request time.
 
 Benchmark records (bench/results/world.json, a JSON list of {"name","metric","value","unit","target",
 "params","at"}): `world.engagements_per_impression` and `world.negatives_per_impression` per online policy

@@ -3,7 +3,8 @@
 `simulate_history` runs `simulate_offline` from `hours` before the world's end to its end with an
 exploration policy (random order over the offline candidates, so the log shows every kind of post at every
 rank). It gives three things:
-- the engagement log a Phoenix model is trained on (every examined post, with its actions);
+- the engagement log a Phoenix model is trained on (every examined post, with its actions and its
+  creation time, so a model with ages learns freshness);
 - the engagement and social-graph events to replay before a loop, so each worker starts with the users'
   histories and client-made follows, blocks and mutes (what real users would have);
 - the simulated users' states at the end, from which every policy's closed loop starts.
@@ -91,7 +92,7 @@ def simulate_history(
                               start_ms=start, client=client)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    export_engagement_log(result.impressions, result.engagements, directory / LOG_FILE)
+    export_engagement_log(result.impressions, result.engagements, directory / LOG_FILE, world.created_ms)
     _write_jsonl(directory / ENGAGEMENTS_FILE, result.engagements)
     _write_jsonl(directory / SOCIAL_FILE, result.social_graph_events)
     _write_jsonl(directory / STATES_FILE, (state_to_json(s) for s in result.states.values()))

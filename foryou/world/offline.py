@@ -3,7 +3,11 @@
 Engagement log (JSONL, one line per impression, an impression without engagement has "actions": []):
 
     {"user_id": int, "post_id": int, "author_id": int, "ts_ms": int, "surface": str, "actions": [NAME, ...],
-     "request_id": str}
+     "request_id": str, "post_created_at_ms": int}
+
+(the `phoenix.log` format). `post_created_at_ms` is the served post's creation time (for a repost, the
+repost's own: the ground truth's freshness is measured from it), written when the caller gives the world's
+creation times (`created_ms`, e.g. `World.created_ms`; the history and the CLI do), else left out.
 
 An engagement joins the impression of the same (user, post) that happened last at or before it (or, if it
 precedes them all, the first one); engagements on posts never impressed are left out. Actions are listed
@@ -17,7 +21,7 @@ Ranking metrics, per request group, against the ground truth's expected value v 
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +53,20 @@ class Impression:
 
 
 def export_engagement_log(
-    impressions: Iterable[Impression], engagements: Iterable[Mapping[str, Any]], path: str | Path
+    impressions: Iterable[Impression],
+    engagements: Iterable[Mapping[str, Any]],
+    path: str | Path,
+    created_ms: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> int:
-    """Write the engagement log (format above) and return the number of lines written."""
+    """Write the engagement log (format above) and return the number of lines written.
+
+    `created_ms` maps post ids to their creation times; without it the lines have no `post_created_at_ms`.
+    """
     impressions = list(impressions)
+    created: list[int | None] = [None] * len(impressions)
+    if created_ms is not None and impressions:
+        post_ids = np.fromiter((imp.post_id for imp in impressions), dtype=np.int64, count=len(impressions))
+        created = [int(ms) for ms in created_ms(post_ids)]
     by_pair: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
     for line, impression in enumerate(impressions):
         by_pair[(impression.user_id, impression.post_id)].append((impression.ts_ms, line))
@@ -70,7 +84,7 @@ def export_engagement_log(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as out:
-        for impression, names in zip(impressions, actions, strict=True):
+        for impression, names, post_created in zip(impressions, actions, created, strict=True):
             record = {
                 "user_id": impression.user_id,
                 "post_id": impression.post_id,
@@ -80,6 +94,8 @@ def export_engagement_log(
                 "actions": sorted(names, key=ACTION_INDEX.__getitem__),
                 "request_id": impression.request_id,
             }
+            if post_created is not None:
+                record["post_created_at_ms"] = post_created
             out.write(orjson.dumps(record) + b"\n")
     return len(impressions)
 

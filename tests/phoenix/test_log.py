@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -61,6 +62,10 @@ def test_impression_flags() -> None:
         (_line(actions="favorite"), "'actions' must be a list"),
         (_line(actions=["favourite"]), "unknown action 'favourite'"),
         (_line(request_id=7), "'request_id' must be a string or null"),
+        (_line(post_created_at_ms="5"), "'post_created_at_ms' must be an integer"),
+        (_line(post_created_at_ms=1.5), "'post_created_at_ms' must be an integer"),
+        (_line(post_created_at_ms=False), "'post_created_at_ms' must be an integer"),
+        (_line(post_created_at_ms=-1), "'post_created_at_ms' must be >= 0"),
     ],
 )
 def test_parse_line_rejects(line: bytes, reason: str) -> None:
@@ -81,3 +86,24 @@ def test_reader_names_the_bad_line(tmp_path: Path) -> None:
 
 def test_duplicate_actions_collapse() -> None:
     assert parse_line(_line(actions=["favorite", "favorite"]), 1).actions == ("favorite",)
+
+
+def test_post_created_at_is_optional() -> None:
+    assert parse_line(_line(), 1).post_created_at_ms is None  # absent: unknown
+    assert parse_line(_line(post_created_at_ms=None), 1).post_created_at_ms is None
+    line = parse_line(_line(post_created_at_ms=400), 1)
+    assert line.post_created_at_ms == 400 and line.post_age_ms == 600.0
+    assert np.isnan(parse_line(_line(), 1).post_age_ms)
+
+
+def test_round_trip_with_creation_times_and_unknown_left_out(tmp_path: Path) -> None:
+    impressions = [
+        Impression(1, 10, 2, 1000, "home_for_you", ("favorite",), "r1", 0),
+        Impression(1, 11, 3, 1000, "home_for_you", (), "r1", None),
+    ]
+    path = tmp_path / "log.jsonl"
+    write_log(path, impressions)
+    assert read_log(path) == impressions
+    first, second = (orjson.loads(line) for line in path.read_bytes().splitlines())
+    assert first["post_created_at_ms"] == 0
+    assert "post_created_at_ms" not in second  # unknown is written as before the field existed

@@ -54,6 +54,20 @@ def test_export_engagement_log(tmp_path: Path) -> None:
         export_engagement_log(impressions, [_engagement(1, 100, "like", 1_000)], path)
 
 
+def test_export_writes_creation_times_that_phoenix_reads(tmp_path: Path) -> None:
+    from phoenix.log import read_log
+
+    impressions = [Impression(1, 100, 9, 1_000, "r1"), Impression(1, 101, 9, 1_000, "r1")]
+    path = tmp_path / "log.jsonl"
+    export_engagement_log(impressions, [_engagement(1, 100, "favorite", 1_100)], path,
+                          created_ms=lambda posts: posts * 3)
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert [line["post_created_at_ms"] for line in lines] == [300, 303]
+    parsed = read_log(path)
+    assert [line.post_age_ms for line in parsed] == [700.0, 697.0]
+    assert parsed[0].actions == ("favorite",)
+
+
 def test_ranking_metrics_perfect_reversed_and_tied(world: World) -> None:
     truth = GroundTruth(world)
     rng = np.random.default_rng(0)
