@@ -1,11 +1,18 @@
 """The worker's Phoenix inference service: ranking, retrieval and hot checkpoint reloads.
 
-Scoring a request runs the user+history prefix once (`model.encode_prefix`, history padded to one of a few
-bucket lengths) and then the candidates in chunks of a few bucketed sizes against the prefix keys/values
-(`model.score_from_prefix`: each candidate is one query over [prefix ; itself]). Every jitted function
-takes the params as an argument, so a reload with the same config reuses the compiled code, and `warmup()`
-compiles every bucket up front: a running worker never compiles. The prefix keys/values are padded to the
-full S+1 slots so that the candidate function has one shape per candidate bucket only.
+Scoring a request runs the user+history prefix once (`serving.prefix_keys_values`, history padded to one of
+a few bucket lengths: only the per-layer keys/values scoring needs) and then the candidates in chunks of a
+few bucketed sizes against them (`serving.candidate_logits`: each candidate is one query over
+[prefix ; itself]); both are folded rewrites of `model.encode_prefix` / `model.score_from_prefix`. The user
+embedding for retrieval runs the reference prefix and user tower. Every jitted function takes the params
+(or the weights folded from them) as an argument, so a reload with the same config reuses the compiled
+code, and `warmup()` compiles every bucket up front: a running worker never compiles. The prefix
+keys/values are padded to the full S+1 slots so that the candidate function has one shape per candidate
+bucket only.
+
+On the 2-core CPU, XLA already splits every large product of one program across both cores, while two
+programs dispatched together run one after the other; so the candidates of a request go through one
+program per chunk rather than being split across Python threads.
 
 Reloads build the new params and the re-embedded corpus off to the side, then swap one reference
 (`_Served`): a request reads that reference once and uses it throughout, so scoring never pauses and
@@ -14,6 +21,7 @@ never mixes two models.
 
 import dataclasses
 import functools
+import itertools
 import os
 import threading
 from collections.abc import Callable, Collection, Sequence
@@ -31,7 +39,15 @@ from phoenix.checkpoint import load_checkpoint, read_version
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
 from phoenix.index import AnnConfig, Hit, PostIndex, StaleGenerationError
-from phoenix.serving import FoldedPrefix, ServingWeights, candidate_logits, fold_prefix, fold_weights
+from phoenix.serving import (
+    FoldedPrefix,
+    PrefixWeights,
+    ServingWeights,
+    candidate_logits,
+    fold_prefix_weights,
+    fold_weights,
+    prefix_keys_values,
+)
 from stores.records import ActionEntry
 
 DEFAULT_CANDIDATE_BUCKETS = (32, 128, 512)
@@ -54,23 +70,20 @@ def _bucket(n: int, buckets: Sequence[int]) -> int:
 class CompiledFns:
     """Jitted entry points for one config (shared by every Ranker and every reload with that config)."""
 
-    prefix: Callable[..., Any]  # (params, user_h, hist...) -> (FoldedPrefix, user embedding [1, R])
+    prefix: Callable[..., Any]  # (prefix weights, user_h, hist...) -> FoldedPrefix
     score: Callable[..., Any]  # (weights, folded prefix, post_h [N,H], author_h [N,H], surface) -> [N, 19]
+    user: Callable[..., Any]  # (params, user_h, hist...) -> user embedding [1, R]
     embed: Callable[..., Any]  # (params, post_h, author_h) -> [N, R]
 
 
 @functools.cache
 def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
-    full = 1 + cfg.history_len
 
-    def prefix(params: model.Params, *history: jax.Array) -> tuple[FoldedPrefix, jax.Array]:
-        pre = model.encode_prefix(params, cfg, *history)
-        pad = full - pre.keys.shape[2]
-        keys = jnp.pad(pre.keys, ((0, 0), (0, 0), (0, pad), (0, 0), (0, 0)))
-        values = jnp.pad(pre.values, ((0, 0), (0, 0), (0, pad), (0, 0), (0, 0)))
-        valid = jnp.pad(pre.valid, ((0, 0), (0, pad)))
-        user = model.user_embedding_from_prefix(params, cfg, pre)
-        return fold_prefix(cfg, keys, values, valid), user
+    def prefix(weights: PrefixWeights, *history: jax.Array) -> FoldedPrefix:
+        return prefix_keys_values(weights, cfg, *history)
+
+    def user(params: model.Params, *history: jax.Array) -> jax.Array:
+        return model.user_embedding_from_prefix(params, cfg, model.encode_prefix(params, cfg, *history))
 
     def score(
         weights: ServingWeights,
@@ -84,13 +97,14 @@ def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
     def embed(params: model.Params, post_hashes: jax.Array, author_hashes: jax.Array) -> jax.Array:
         return model.candidate_embedding(params, cfg, post_hashes, author_hashes)
 
-    return CompiledFns(jax.jit(prefix), jax.jit(score), jax.jit(embed))
+    return CompiledFns(jax.jit(prefix), jax.jit(score), jax.jit(user), jax.jit(embed))
 
 
 @dataclass(frozen=True)
 class _Served:
     cfg: PhoenixConfig
     params: model.Params
+    prefix_weights: PrefixWeights
     weights: ServingWeights
     version: str
     fns: CompiledFns
@@ -143,9 +157,9 @@ class Ranker:
         return (*tuple(b for b in self._history_buckets if b < cfg.history_len), cfg.history_len)
 
     def _serve(self, cfg: PhoenixConfig, params: model.Params, version: str, mtime_ns: int | None) -> _Served:
-        weights = fold_weights(params, cfg)
         params = jax.device_put(jax.tree_util.tree_map(jnp.asarray, params))
-        return _Served(cfg, params, weights, version, compiled_fns(cfg), mtime_ns)
+        weights = fold_weights(params, cfg)
+        return _Served(cfg, params, fold_prefix_weights(params, cfg), weights, version, compiled_fns(cfg), mtime_ns)
 
     # -- ranking ---------------------------------------------------------------------------------------
 
@@ -163,8 +177,11 @@ class Ranker:
             enc.mask[None],
         )
 
-    def _prefix(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> tuple[FoldedPrefix, jax.Array]:
-        return state.fns.prefix(state.params, *self.prefix_args(state.cfg, user_id, history))
+    def _prefix(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> FoldedPrefix:
+        return state.fns.prefix(state.prefix_weights, *self.prefix_args(state.cfg, user_id, history))
+
+    def _user(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
+        return np.asarray(state.fns.user(state.params, *self.prefix_args(state.cfg, user_id, history)))[0]
 
     def score(
         self,
@@ -175,23 +192,25 @@ class Ranker:
     ) -> np.ndarray:
         """[C, 19] action probabilities, one row per (post_id, author_id) candidate, in input order."""
         state = self._state
-        if not len(candidates):
+        total = len(candidates)
+        if not total:
             return np.zeros((0, NUM_ACTIONS), np.float32)
-        folded, _ = self._prefix(state, user_id, history)
-        pairs = np.asarray(candidates, np.int64).reshape(-1, 2)
+        # The prefix runs asynchronously: the candidates' hashing below overlaps it.
+        folded = self._prefix(state, user_id, history)
+        pairs = _id_pairs(candidates)
         post_hashes = hash_ids(pairs[:, 0], "post", state.cfg)
         author_hashes = hash_ids(pairs[:, 1], "author", state.cfg)
         surface_arr = np.int32(surface)
         chunk = self.candidate_buckets[-1]
         pieces = []
-        for start in range(0, len(pairs), chunk):
-            count = min(chunk, len(pairs) - start)
-            pad = ((0, _bucket(count, self.candidate_buckets) - count), (0, 0))
+        for start in range(0, total, chunk):
+            count = min(chunk, total - start)
+            size = _bucket(count, self.candidate_buckets)
             probs = state.fns.score(
                 state.weights,
                 folded,
-                np.pad(post_hashes[start : start + count], pad),
-                np.pad(author_hashes[start : start + count], pad),
+                _padded(post_hashes[start : start + count], size),
+                _padded(author_hashes[start : start + count], size),
                 surface_arr,
             )
             pieces.append((probs, count))  # dispatched asynchronously; gathered below
@@ -216,7 +235,7 @@ class Ranker:
         return embed
 
     def user_embedding(self, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
-        return np.asarray(self._prefix(self._state, user_id, history)[1])[0]
+        return self._user(self._state, user_id, history)
 
     def retrieve(
         self,
@@ -231,7 +250,7 @@ class Ranker:
         """Top-k (post_id, author_id, score) from the corpus, best first (ANN once the corpus is large)."""
         for _ in range(3):
             state = self._state
-            query = np.asarray(self._prefix(state, user_id, history)[1])[0]
+            query = self._user(state, user_id, history)
             try:
                 return self.index.search(
                     query,
@@ -254,14 +273,14 @@ class Ranker:
     def _warm(self, state: _Served) -> None:
         cfg = state.cfg
         for length in self.history_buckets(cfg):
-            folded, emb = self._prefix(state, 1, _stub_history(length))
+            folded = jax.block_until_ready(self._prefix(state, 1, _stub_history(length)))
+            self._user(state, 1, _stub_history(length))
         for size in self.candidate_buckets:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
             jax.block_until_ready(state.fns.score(state.weights, folded, hashes, hashes, np.int32(HOME)))
         for size in EMBED_BUCKETS:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
             jax.block_until_ready(state.fns.embed(state.params, hashes, hashes))
-        jax.block_until_ready(emb)
 
     def maybe_reload(self) -> bool:
         """Swap in a newer checkpoint from `checkpoint_path` if there is one; True if the version changed.
@@ -300,6 +319,21 @@ class Ranker:
 
         self.index.rebuild(self._embedder(fresh), generation=fresh.version, on_install=install)
         return True
+
+
+def _id_pairs(candidates: Sequence[tuple[int, int]]) -> np.ndarray:
+    """[C, 2] int64 (post_id, author_id); from a list of tuples without numpy's slower nested-sequence parsing."""
+    if isinstance(candidates, np.ndarray):
+        return candidates.astype(np.int64, copy=False).reshape(-1, 2)
+    flat = np.fromiter(itertools.chain.from_iterable(candidates), np.int64, 2 * len(candidates))
+    return flat.reshape(-1, 2)
+
+
+def _padded(hashes: np.ndarray, size: int) -> np.ndarray:
+    """Hashes [n, H] followed by padding rows (hash 0) up to `size` rows."""
+    out = np.zeros((size, hashes.shape[1]), hashes.dtype)
+    out[: len(hashes)] = hashes
+    return out
 
 
 def _stub_history(length: int) -> list[ActionEntry]:

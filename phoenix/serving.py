@@ -1,4 +1,4 @@
-"""The candidate half of the Phoenix forward, rewritten for CPU inference over pre-folded weights.
+"""The Phoenix ranking forward (prefix and candidate halves), rewritten for CPU inference over folded weights.
 
 `model.score_from_prefix` is the readable reference; this computes the same function (equal up to float32
 rounding, checked by the tests) with fewer and larger matrix products, which is what a 2-core CPU is good
@@ -8,9 +8,16 @@ at. Once per checkpoint (`fold_weights`):
 - RMSNorm scales are folded into the weights that follow them; Q, K and V become one matrix, gate and up
   another; since every candidate sits at the same rotary position, the rotation (and 1/sqrt(key_size)) is
   a fixed linear map folded into the query and key weights.
-Once per request (`fold_prefix`): each layer's prefix keys are transposed per head, so attention is two
+Once per request (`FoldedPrefix`): each layer's prefix keys are transposed per head, so attention is two
 plain 2-D products per query head, [N, K] x [K, T] and [N, T] x [T, K], plus the candidate's own key and
 value as one extra softmax term (no candidate-by-candidate attention at all).
+
+The prefix half (`prefix_keys_values`, the reference being `model.encode_prefix`) computes only what scoring
+needs: the last layer's keys and values come straight from its input, so that layer's attention and
+feed-forward over the history (and the final norm feeding the user tower) are never run; the history
+token's action and surface blocks are folded into [19, D] and [NUM_SURFACES, D] matrices, RMSNorm scales and
+1/sqrt(key_size) into the projections, the rotary cos/sin come from a per-position table, and the
+keys/values come out already in `FoldedPrefix` layout.
 """
 
 from typing import NamedTuple
@@ -24,6 +31,11 @@ from phoenix.actions import NUM_SURFACES
 from phoenix.config import PhoenixConfig
 
 _NET = "phoenix"
+# Soft-capped attention logits lie in [-cap, cap], so exp(logit - cap) lies in [exp(-2 cap), 1]: it cannot
+# overflow, and up to this cap not underflow to zero either, so the candidates' softmax is shifted by the
+# constant cap instead of each row's max (one reduction and one pass over [N, T] fewer per head). A larger
+# cap falls back to the row max.
+FIXED_SHIFT_MAX_CAP = 40.0
 
 
 class LayerWeights(NamedTuple):
@@ -42,6 +54,36 @@ class ServingWeights(NamedTuple):
     layers: tuple[LayerWeights, ...]
     unembed: jax.Array  # [D, 19], final norm scale folded in
     unembed_bias: jax.Array  # [19]
+
+
+class PrefixLayerWeights(NamedTuple):
+    # Separate products rather than one wide one: ~129 rows are too few for XLA to split a product across
+    # cores, but independent products run concurrently.
+    query: jax.Array  # [D, Hq K], attn_in scale and 1/sqrt(K) folded in; rotary applied after
+    key: jax.Array  # [D, Hkv K], attn_in scale folded in; rotary applied after
+    value: jax.Array  # [D, Hkv K], attn_in scale folded in
+    out: jax.Array  # [Hq K, D]
+    attn_out_scale: jax.Array  # [D]
+    gate: jax.Array  # [D, F], ffn_in scale folded in
+    up: jax.Array  # [D, F], ffn_in scale folded in
+    down: jax.Array  # [F, D]
+    ffn_out_scale: jax.Array  # [D]
+
+
+class PrefixWeights(NamedTuple):
+    user_table: jax.Array  # [user_vocab, D] (the params' own array, not a copy)
+    user_proj: jax.Array  # [H D, D]
+    post_table: jax.Array  # [post_vocab, D] (the params' own array)
+    author_table: jax.Array  # [author_vocab, D] (the params' own array)
+    post_proj: jax.Array  # [H D, D]: the post blocks of the history projection
+    author_proj: jax.Array  # [H D, D]: the author blocks
+    action_proj: jax.Array  # [19, D]: action projection times its history-projection block
+    surface_rows: jax.Array  # [NUM_SURFACES, D]: surface table times its block, padding row zero
+    layers: tuple[PrefixLayerWeights, ...]  # every layer but the last
+    last_key: jax.Array  # [D, Hkv K]: the last layer's key projection, attn_in scale folded in
+    last_value: jax.Array  # [D, Hkv K]
+    rotary_cos: jax.Array  # [S+1, K/2]: cos of every rotary position's angles (a table: XLA would otherwise
+    rotary_sin: jax.Array  # [S+1, K/2]   recompute the trigonometry inside every fusion that uses it)
 
 
 class FoldedPrefix(NamedTuple):
@@ -72,7 +114,8 @@ def fold_weights(params: model.Params, cfg: PhoenixConfig) -> ServingWeights:
     post_rows = np.stack([post_table @ w_in[i * d : (i + 1) * d] for i in range(h)])
     author_rows = np.stack([author_table @ w_in[(h + i) * d : (h + i + 1) * d] for i in range(h)])
     surface_rows = _p(params, "", "surface_table") @ w_in[2 * h * d :]
-    surface_rows[0] = 0.0
+    # Hash 0 means an absent id (e.g. author 0): the model zeroes its rows, so the folded rows must be zero too.
+    post_rows[:, 0] = author_rows[:, 0] = surface_rows[0] = 0.0
     rot = _rotation(cfg)
     hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
     layers = []
@@ -109,10 +152,123 @@ def _f32(x: np.ndarray) -> jax.Array:
     return jnp.asarray(np.asarray(x, np.float32))
 
 
-def fold_prefix(cfg: PhoenixConfig, keys: jax.Array, values: jax.Array, valid: jax.Array) -> FoldedPrefix:
-    """Prefix keys/values [L, 1, T, Hkv, K] of one request -> per-head matrices for plain 2-D products."""
-    bias = jnp.where(valid[0], 0.0, -1e30).astype(jnp.float32)
-    return FoldedPrefix(jnp.transpose(keys[:, 0], (0, 2, 3, 1)), jnp.transpose(values[:, 0], (0, 2, 1, 3)), bias)
+def fold_prefix_weights(params: model.Params, cfg: PhoenixConfig) -> PrefixWeights:
+    """Per-checkpoint preparation of the prefix half (float64 on the host, stored as float32)."""
+    d, h, k = cfg.emb_size, cfg.num_hashes, cfg.key_size
+    w_hist = _p(params, "history_proj", "w")  # rows: [post x H, author x H, action, surface] blocks of D
+    surface_rows = _p(params, "", "surface_table") @ w_hist[(2 * h + 1) * d :]
+    surface_rows[0] = 0.0
+    layers = []
+    for i in range(cfg.num_layers):
+        prefix = f"layer_{i}/~/"
+        attn_in = _p(params, prefix + "attn_in_norm", "scale")[:, None]
+        ffn_in = _p(params, prefix + "ffn_in_norm", "scale")[:, None]
+        layers.append(
+            PrefixLayerWeights(
+                query=_f32(attn_in * _p(params, prefix + "attention/~/query", "w") * k**-0.5),
+                key=_f32(attn_in * _p(params, prefix + "attention/~/key", "w")),
+                value=_f32(attn_in * _p(params, prefix + "attention/~/value", "w")),
+                out=_f32(_p(params, prefix + "attention/~/out", "w")),
+                attn_out_scale=_f32(_p(params, prefix + "attn_out_norm", "scale")),
+                gate=_f32(ffn_in * _p(params, prefix + "ffn/~/gate", "w")),
+                up=_f32(ffn_in * _p(params, prefix + "ffn/~/up", "w")),
+                down=_f32(_p(params, prefix + "ffn/~/down", "w")),
+                ffn_out_scale=_f32(_p(params, prefix + "ffn_out_norm", "scale")),
+            )
+        )
+    half = k // 2
+    angles = np.arange(cfg.history_len + 1)[:, None] / 10_000.0 ** (np.arange(half) / half)
+    return PrefixWeights(
+        user_table=jnp.asarray(params[_NET]["user_table"], jnp.float32),
+        user_proj=_f32(_p(params, "user_proj", "w")),
+        post_table=jnp.asarray(params[_NET]["post_table"], jnp.float32),
+        author_table=jnp.asarray(params[_NET]["author_table"], jnp.float32),
+        post_proj=_f32(w_hist[: h * d]),
+        author_proj=_f32(w_hist[h * d : 2 * h * d]),
+        action_proj=_f32(_p(params, "action_proj", "w") @ w_hist[2 * h * d : (2 * h + 1) * d]),
+        surface_rows=_f32(surface_rows),
+        layers=tuple(layers[:-1]),
+        last_key=layers[-1].key,
+        last_value=layers[-1].value,
+        rotary_cos=_f32(np.cos(angles)),
+        rotary_sin=_f32(np.sin(angles)),
+    )
+
+
+def _rows(table: jax.Array, ids: jax.Array) -> jax.Array:
+    """[T, H] ids -> [T, H D] concatenated rows, zero for padding id 0 (as the model's lookup)."""
+    return (table[ids] * (ids > 0)[..., None]).reshape(ids.shape[0], -1)
+
+
+def _rotate(x: jax.Array, cos: jax.Array, signed_sin: jax.Array) -> jax.Array:
+    """Rotate-half rotary encoding of x [T, heads, K]: with halves (x1, x2), (x1 cos - x2 sin, x2 cos + x1 sin).
+
+    cos [T, 1, 1, K/2] and signed_sin [T, 1, 2, K/2] (-sin then +sin) per token. Written as x * cos plus the
+    half-swapped x * signed_sin (a reverse over an axis of 2), which XLA fuses into one cheap elementwise loop;
+    a concatenate of the two halves compiles to a much slower gather-like loop on CPU.
+    """
+    t, heads, k = x.shape
+    halves = x.reshape(t, heads, 2, k // 2)
+    return (halves * cos + halves[:, :, ::-1] * signed_sin).reshape(t, heads, k)
+
+
+def prefix_keys_values(
+    weights: PrefixWeights,
+    cfg: PhoenixConfig,
+    user_hashes: jax.Array,
+    history_post_hashes: jax.Array,
+    history_author_hashes: jax.Array,
+    history_actions: jax.Array,
+    history_surfaces: jax.Array,
+    history_mask: jax.Array,
+) -> FoldedPrefix:
+    """One request's user+history ([1, ...] arrays, history of any bucket length <= S) -> `FoldedPrefix` over
+    the full S+1 slots: `model.encode_prefix`'s keys and values up to float32 rounding, padded and transposed."""
+    hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
+    groups, cap = hq // hkv, cfg.attn_logit_cap
+    mask = history_mask.astype(bool)
+    actions = history_actions[0]
+    any_action = jnp.any(actions > 0, -1, keepdims=True)
+    history = (
+        _rows(weights.post_table, history_post_hashes[0]) @ weights.post_proj
+        + _rows(weights.author_table, history_author_hashes[0]) @ weights.author_proj
+        + ((2.0 * actions - 1.0) @ weights.action_proj) * any_action
+        + weights.surface_rows[history_surfaces[0]]
+    )
+    x = jnp.concatenate([_rows(weights.user_table, user_hashes) @ weights.user_proj, history])  # [T, D]
+    t = x.shape[0]
+    positions = model.prefix_positions(mask, cfg.history_len)[0]
+    cos = weights.rotary_cos[positions][:, None, None, :]
+    sin = weights.rotary_sin[positions][:, None, None, :]
+    signed_sin = jnp.concatenate([-sin, sin], 2)
+    valid = jnp.concatenate([jnp.ones((1,), bool), mask[0]])
+    causal = jnp.arange(t)[:, None] >= jnp.arange(t)[None, :]
+    bias = jnp.where(causal & valid[None, :], 0.0, -1e30).astype(jnp.float32)
+    keys, values = [], []
+    for layer in weights.layers:
+        xn = _normalise(x)
+        q = _rotate((xn @ layer.query).reshape(t, hq, k), cos, signed_sin).reshape(t, hkv, groups, k)
+        key = _rotate((xn @ layer.key).reshape(t, hkv, k), cos, signed_sin)
+        value = (xn @ layer.value).reshape(t, hkv, k)
+        logits = cap * jnp.tanh(jnp.einsum("thgk,shk->hgts", q, key) / cap) + bias
+        attended = jnp.einsum("hgts,shk->thgk", jax.nn.softmax(logits, axis=-1), value).reshape(t, hq * k)
+        x = x + _normalise(attended @ layer.out) * layer.attn_out_scale
+        xn = _normalise(x)
+        x = x + _normalise((jax.nn.gelu(xn @ layer.gate) * (xn @ layer.up)) @ layer.down) * layer.ffn_out_scale
+        keys.append(key)
+        values.append(value)
+    xn = _normalise(x)
+    keys.append(_rotate((xn @ weights.last_key).reshape(t, hkv, k), cos, signed_sin))
+    values.append((xn @ weights.last_value).reshape(t, hkv, k))
+    pad = 1 + cfg.history_len - t
+    stacked_keys = jnp.pad(jnp.stack(keys), ((0, 0), (0, pad), (0, 0), (0, 0)))  # [L, T_full, Hkv, K]
+    stacked_values = jnp.pad(jnp.stack(values), ((0, 0), (0, pad), (0, 0), (0, 0)))
+    full_valid = jnp.pad(valid, (0, pad))
+    return FoldedPrefix(
+        jnp.transpose(stacked_keys, (0, 2, 3, 1)),
+        jnp.transpose(stacked_values, (0, 2, 1, 3)),
+        jnp.where(full_valid, 0.0, -1e30).astype(jnp.float32),
+    )
 
 
 def _normalise(x: jax.Array) -> jax.Array:
@@ -145,9 +301,9 @@ def candidate_logits(
             v_self = qkv[:, (hq + hkv + kv) * k : (hq + hkv + kv + 1) * k]
             to_prefix = cap * jnp.tanh((q @ keys[kv]) / cap) + prefix.bias
             to_self = cap * jnp.tanh(jnp.sum(q * k_self, -1, keepdims=True) / cap)
-            top = jnp.maximum(jnp.max(to_prefix, -1, keepdims=True), to_self)
-            w_prefix = jnp.exp(to_prefix - top)
-            w_self = jnp.exp(to_self - top)
+            shift = cap if cap <= FIXED_SHIFT_MAX_CAP else jnp.maximum(jnp.max(to_prefix, -1, keepdims=True), to_self)
+            w_prefix = jnp.exp(to_prefix - shift)
+            w_self = jnp.exp(to_self - shift)
             total = jnp.sum(w_prefix, -1, keepdims=True) + w_self
             heads.append((w_prefix @ values[kv] + w_self * v_self) / total)
         attended = jnp.concatenate(heads, -1)

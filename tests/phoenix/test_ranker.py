@@ -119,6 +119,9 @@ def test_reload_swaps_version_params_and_corpus(tmp_path: Path) -> None:
     assert not errors
     assert ranker.version == second != first
     assert ranker.index.generation == second and len(ranker.index) == 50
-    assert np.abs(ranker.score(1, history, cands) - before).max() > 1e-3
+    after = ranker.score(1, history, cands)
+    assert np.abs(after - before).max() > 1e-3
+    # Nothing computed from the old model (e.g. by the scoring thread above) leaks into the new one's scores.
+    np.testing.assert_allclose(after, Ranker.from_checkpoint(path, candidate_buckets=BUCKETS).score(1, history, cands))
     assert ranker.retrieve(1, history, 5) != retrieved_before
     assert not ranker.maybe_reload()

@@ -1,0 +1,125 @@
+"""The folded serving forward (phoenix/serving.py) against the reference model (phoenix/model.py)."""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from phoenix import model, serving
+from phoenix.actions import NUM_ACTIONS, surface_id
+from phoenix.batch import RankingBatch, make_batch
+from phoenix.config import PhoenixConfig
+from stores.records import ActionEntry
+
+GQA = PhoenixConfig(
+    name="gqa",
+    emb_size=32,
+    num_layers=3,
+    num_q_heads=4,
+    num_kv_heads=2,
+    key_size=16,
+    widening_factor=2.0,
+    history_len=16,
+    user_vocab=257,
+    post_vocab=4099,
+    author_vocab=1031,
+    retrieval_dim=8,
+)
+SEARCH = surface_id("search")
+
+
+@functools.cache
+def _params(cfg: PhoenixConfig) -> model.Params:
+    return model.init_params(cfg, jax.random.PRNGKey(5))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _reference_prefix(params: model.Params, cfg: PhoenixConfig, *history: jax.Array) -> serving.FoldedPrefix:
+    """`model.encode_prefix` padded to S+1 slots and laid out as `FoldedPrefix`."""
+    pre = model.encode_prefix(params, cfg, *history)
+    pad = 1 + cfg.history_len - pre.keys.shape[2]
+    keys = jnp.pad(pre.keys[:, 0], ((0, 0), (0, pad), (0, 0), (0, 0)))
+    values = jnp.pad(pre.values[:, 0], ((0, 0), (0, pad), (0, 0), (0, 0)))
+    valid = jnp.pad(pre.valid[0], (0, pad))
+    return serving.FoldedPrefix(
+        jnp.transpose(keys, (0, 2, 3, 1)),
+        jnp.transpose(values, (0, 2, 1, 3)),
+        jnp.where(valid, 0.0, -1e30).astype(jnp.float32),
+    )
+
+
+_prefix = jax.jit(serving.prefix_keys_values, static_argnums=1)
+_candidate_logits = jax.jit(serving.candidate_logits, static_argnums=1)
+
+
+def _history(seed: int, n: int) -> list[ActionEntry]:
+    rng = np.random.default_rng(seed)
+    surfaces = ["home_for_you", "search", "profile", "notifications"]
+    return [
+        ActionEntry(
+            int(rng.integers(1, 10**9)),
+            int(rng.integers(1, 500)),
+            int(rng.integers(0, 1 << 19)),  # 0: an entry with no recorded action
+            surfaces[int(rng.integers(len(surfaces)))],
+            i,
+        )
+        for i in range(n)
+    ]
+
+
+def _history_args(batch: RankingBatch, length: int) -> tuple[np.ndarray, ...]:
+    return (
+        batch.user_hashes,
+        batch.history_post_hashes[:, :length],
+        batch.history_author_hashes[:, :length],
+        batch.history_actions[:, :length],
+        batch.history_surfaces[:, :length],
+        batch.history_mask[:, :length],
+    )
+
+
+@pytest.mark.parametrize(("history_len", "bucket"), [(0, 4), (5, 8), (16, 16), (30, 16)])
+def test_prefix_keys_values_equal_reference(history_len: int, bucket: int) -> None:
+    cfg = GQA
+    params = _params(cfg)
+    batch = make_batch(cfg, [3], [_history(history_len, history_len)], [[]])
+    args = _history_args(batch, bucket)
+    expected = _reference_prefix(params, cfg, *args)
+    got = _prefix(serving.fold_prefix_weights(params, cfg), cfg, *args)
+    for name, want, have in zip(serving.FoldedPrefix._fields, expected, got, strict=True):
+        assert want.shape == have.shape, name
+        np.testing.assert_allclose(np.asarray(have), np.asarray(want), atol=2e-5, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("cap", "width"),
+    [
+        (30.0, 8),  # softmax shifted by the constant cap
+        (30.0, 40),  # padded: padding rows leave the real ones unchanged
+        (2 * serving.FIXED_SHIFT_MAX_CAP, 8),  # a cap too large for the constant shift: row-max softmax
+    ],
+)
+def test_candidate_logits_equal_full_forward(cap: float, width: int) -> None:
+    cfg = dataclasses.replace(GQA, attn_logit_cap=cap)
+    params = _params(cfg)
+    history = _history(7, 11)
+    rng = np.random.default_rng(8)
+    cands = [(int(rng.integers(1, 10**9)), int(rng.integers(1, 500))) for _ in range(6)]
+    cands += [(int(rng.integers(1, 10**9)), 0), (0, int(rng.integers(1, 500)))]  # absent author / post: rows zero
+    batch = make_batch(cfg, [3], [history], [cands], candidate_surface=SEARCH)
+    expected = np.asarray(jax.jit(model.rank_logits, static_argnums=1)(params, cfg, batch))[0]
+    folded = _prefix(serving.fold_prefix_weights(params, cfg), cfg, *_history_args(batch, cfg.history_len))
+    pad = ((0, width - len(cands)), (0, 0))
+    got = _candidate_logits(
+        serving.fold_weights(params, cfg),
+        cfg,
+        folded,
+        np.pad(batch.candidate_post_hashes[0], pad),
+        np.pad(batch.candidate_author_hashes[0], pad),
+        np.int32(SEARCH),
+    )
+    assert got.shape == (width, NUM_ACTIONS)
+    np.testing.assert_allclose(np.asarray(got)[: len(cands)], expected, atol=2e-5, rtol=1e-5)
