@@ -72,6 +72,7 @@ DEMO: Final = PhoenixConfig(
     key_size=64,
     widening_factor=2.0,
     history_len=128,
+    age_buckets=16,
 )
 
 LARGE: Final = PhoenixConfig(
@@ -87,6 +88,7 @@ LARGE: Final = PhoenixConfig(
     post_vocab=1 << 18,
     author_vocab=1 << 16,
     retrieval_dim=128,
+    age_buckets=16,
 )
 
 CONFIGS: Final[dict[str, PhoenixConfig]] = {cfg.name: cfg for cfg in (DEMO, LARGE)}

@@ -8,7 +8,9 @@ embedding for retrieval runs the reference prefix and user tower. Every jitted f
 (or the weights folded from them) as an argument, so a reload with the same config reuses the compiled
 code, and `warmup()` compiles every bucket up front: a running worker never compiles. The prefix
 keys/values are padded to the full S+1 slots so that the candidate function has one shape per candidate
-bucket only.
+bucket only. A config with post ages (`age_buckets` > 0) always gets an age bucket array (bucket 0 for an
+unknown creation time), one without always gets None, so each config has one signature per bucket and the
+warm-up covers it.
 
 On the 2-core CPU, XLA already splits every large product of one program across both cores, while two
 programs dispatched together run one after the other; so the candidates of a request go through one
@@ -24,6 +26,7 @@ import functools
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +37,7 @@ import numpy as np
 
 from phoenix import model
 from phoenix.actions import NUM_ACTIONS, surface_id
+from phoenix.age import UNKNOWN_AGE_BUCKET, age_buckets, ages_ms
 from phoenix.batch import encode_history
 from phoenix.checkpoint import load_checkpoint, read_version
 from phoenix.config import PhoenixConfig
@@ -71,7 +75,7 @@ class CompiledFns:
     """Jitted entry points for one config (shared by every Ranker and every reload with that config)."""
 
     prefix: Callable[..., Any]  # (prefix weights, user_h, hist...) -> FoldedPrefix
-    score: Callable[..., Any]  # (weights, folded prefix, post_h [N,H], author_h [N,H], surface) -> [N, 19]
+    score: Callable[..., Any]  # (weights, folded prefix, post_h [N,H], author_h [N,H], surface, ages [N]|None)
     user: Callable[..., Any]  # (params, user_h, hist...) -> user embedding [1, R]
     embed: Callable[..., Any]  # (params, post_h, author_h) -> [N, R]
 
@@ -91,8 +95,9 @@ def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
         post_hashes: jax.Array,
         author_hashes: jax.Array,
         surface: jax.Array,
+        ages: jax.Array | None,
     ) -> jax.Array:
-        return jax.nn.sigmoid(candidate_logits(weights, cfg, folded, post_hashes, author_hashes, surface))
+        return jax.nn.sigmoid(candidate_logits(weights, cfg, folded, post_hashes, author_hashes, surface, ages))
 
     def embed(params: model.Params, post_hashes: jax.Array, author_hashes: jax.Array) -> jax.Array:
         return model.candidate_embedding(params, cfg, post_hashes, author_hashes)
@@ -189,8 +194,14 @@ class Ranker:
         history: Sequence[ActionEntry],
         candidates: Sequence[tuple[int, int]],
         surface: int = HOME,
+        created_at_ms: Sequence[int | None] | None = None,
+        now_ms: int | None = None,
     ) -> np.ndarray:
-        """[C, 19] action probabilities, one row per (post_id, author_id) candidate, in input order."""
+        """[C, 19] action probabilities, one row per (post_id, author_id) candidate, in input order.
+
+        `created_at_ms` (aligned with `candidates`, None = unknown) and the request time `now_ms` (default:
+        the wall clock) give the candidates' post ages; used only by a config with ages.
+        """
         state = self._state
         total = len(candidates)
         if not total:
@@ -201,6 +212,7 @@ class Ranker:
         post_hashes = hash_ids(pairs[:, 0], "post", state.cfg)
         author_hashes = hash_ids(pairs[:, 1], "author", state.cfg)
         surface_arr = np.int32(surface)
+        ages = _age_bucket_ids(state.cfg, total, created_at_ms, now_ms)
         chunk = self.candidate_buckets[-1]
         pieces = []
         for start in range(0, total, chunk):
@@ -212,6 +224,7 @@ class Ranker:
                 _padded(post_hashes[start : start + count], size),
                 _padded(author_hashes[start : start + count], size),
                 surface_arr,
+                None if ages is None else _padded_ages(ages[start : start + count], size),
             )
             pieces.append((probs, count))  # dispatched asynchronously; gathered below
         return np.concatenate([np.asarray(probs)[:count] for probs, count in pieces])
@@ -277,7 +290,8 @@ class Ranker:
             self._user(state, 1, _stub_history(length))
         for size in self.candidate_buckets:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
-            jax.block_until_ready(state.fns.score(state.weights, folded, hashes, hashes, np.int32(HOME)))
+            ages = _padded_ages(np.zeros(0, np.int32), size) if cfg.age_buckets else None
+            jax.block_until_ready(state.fns.score(state.weights, folded, hashes, hashes, np.int32(HOME), ages))
         for size in EMBED_BUCKETS:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
             jax.block_until_ready(state.fns.embed(state.params, hashes, hashes))
@@ -333,6 +347,27 @@ def _padded(hashes: np.ndarray, size: int) -> np.ndarray:
     """Hashes [n, H] followed by padding rows (hash 0) up to `size` rows."""
     out = np.zeros((size, hashes.shape[1]), hashes.dtype)
     out[: len(hashes)] = hashes
+    return out
+
+
+def _age_bucket_ids(
+    cfg: PhoenixConfig, total: int, created_at_ms: Sequence[int | None] | None, now_ms: int | None
+) -> np.ndarray | None:
+    """[C] int32 age buckets for a config with ages (all unknown without creation times), else None."""
+    if not cfg.age_buckets:
+        return None
+    if created_at_ms is None:
+        return np.full(total, UNKNOWN_AGE_BUCKET, np.int32)
+    if len(created_at_ms) != total:
+        raise ValueError(f"{len(created_at_ms)} creation times for {total} candidates")
+    now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    return age_buckets(ages_ms(now, created_at_ms), cfg.age_buckets)
+
+
+def _padded_ages(ages: np.ndarray, size: int) -> np.ndarray:
+    """Age buckets [n] followed by the unknown bucket up to `size` (padding rows are discarded anyway)."""
+    out = np.full(size, UNKNOWN_AGE_BUCKET, np.int32)
+    out[: len(ages)] = ages
     return out
 
 

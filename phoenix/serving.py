@@ -4,7 +4,9 @@
 rounding, checked by the tests) with fewer and larger matrix products, which is what a 2-core CPU is good
 at. Once per checkpoint (`fold_weights`):
 - the candidate input projection is split per input block, so a candidate token is the sum of gathered,
-  already-projected rows of the post/author/surface tables (no [N, 5D] x [5D, D] product per request);
+  already-projected rows of the post/author/surface tables (no [N, 5D] x [5D, D] product per request),
+  plus, for a config with post ages, the raw `age_table` row of the candidate's age bucket (the model adds
+  it after the projection, so it needs no folding);
 - RMSNorm scales are folded into the weights that follow them; Q, K and V become one matrix, gate and up
   another; since every candidate sits at the same rotary position, the rotation (and 1/sqrt(key_size)) is
   a fixed linear map folded into the query and key weights.
@@ -51,6 +53,7 @@ class ServingWeights(NamedTuple):
     post_rows: jax.Array  # [H, post_vocab, D] post table projected by each hash's input block
     author_rows: jax.Array  # [H, author_vocab, D]
     surface_rows: jax.Array  # [NUM_SURFACES, D], padding row zero
+    age_rows: jax.Array | None  # [age_buckets, D]: the model's age_table as is; None for a config without ages
     layers: tuple[LayerWeights, ...]
     unembed: jax.Array  # [D, 19], final norm scale folded in
     unembed_bias: jax.Array  # [19]
@@ -142,6 +145,7 @@ def fold_weights(params: model.Params, cfg: PhoenixConfig) -> ServingWeights:
         post_rows=_f32(post_rows),
         author_rows=_f32(author_rows),
         surface_rows=_f32(surface_rows),
+        age_rows=_f32(_p(params, "", "age_table")) if cfg.age_buckets else None,
         layers=tuple(layers),
         unembed=_f32(final * _p(params, "unembed", "w")),
         unembed_bias=_f32(_p(params, "unembed", "b")),
@@ -282,8 +286,13 @@ def candidate_logits(
     post_hashes: jax.Array,
     author_hashes: jax.Array,
     surface: jax.Array,
+    ages: jax.Array | None = None,
 ) -> jax.Array:
-    """[N, 19] logits for candidates [N, H] (hash 0 = padding) shown on `surface` (a scalar id)."""
+    """[N, 19] logits for candidates [N, H] (hash 0 = padding) shown on `surface` (a scalar id).
+
+    `ages` [N] are the candidates' age bucket ids (`phoenix.age`); None means all unknown (bucket 0). Both
+    are ignored by a config without ages, as in the model.
+    """
     _n, h = post_hashes.shape
     hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
     groups = hq // hkv
@@ -291,6 +300,8 @@ def candidate_logits(
     x = weights.surface_rows[jnp.clip(surface, 0, NUM_SURFACES - 1)][None, :]
     for i in range(h):
         x = x + weights.post_rows[i][post_hashes[:, i]] + weights.author_rows[i][author_hashes[:, i]]
+    if weights.age_rows is not None:
+        x = x + (weights.age_rows[ages] if ages is not None else weights.age_rows[0][None, :])
     for layer, keys, values in zip(weights.layers, prefix.keys, prefix.values, strict=True):
         qkv = _normalise(x) @ layer.qkv
         heads = []

@@ -3,6 +3,9 @@
 A repost is scored as its original post and the original's author (`Candidate.model_target`). The ranker
 call is synchronous and CPU-heavy; it runs off the event loop (streams.offload) in one call for the whole
 request, so the loop is free for other requests while the model computes.
+
+The ranker also gets each candidate's creation time and the request time (for the post-age input): the
+served post's own creation time, so a repost counts from when it was reposted, i.e. when it entered the feed.
 """
 
 import time
@@ -31,10 +34,18 @@ class PhoenixScorer(Scorer):
 
     async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         targets = [c.model_target() for c in candidates]
+        created_at_ms = [c.created_at_ms for c in candidates]
         metrics.PHOENIX_BATCH_SIZE.observe(len(targets))
         start = time.perf_counter()
         probabilities = await run_blocking(
-            self._executor, self._ranker.score, query.user_id, query.action_sequence, targets, self._surface
+            self._executor,
+            self._ranker.score,
+            query.user_id,
+            query.action_sequence,
+            targets,
+            self._surface,
+            created_at_ms,
+            query.now_ms,
         )
         metrics.PHOENIX_SCORE_SECONDS.observe(time.perf_counter() - start)
         matrix = np.asarray(probabilities, dtype=np.float64)

@@ -61,8 +61,11 @@ class RankerPort(Protocol):
         history: Sequence[ActionEntry],
         candidates: Sequence[tuple[int, int]],
         surface: int,
+        created_at_ms: Sequence[int | None] | None = None,
+        now_ms: int | None = None,
     ) -> np.ndarray:
-        """[len(candidates), 19] action probabilities, in candidate order."""
+        """[len(candidates), 19] action probabilities, in candidate order; `created_at_ms` (aligned with the
+        candidates, None = unknown) and the request time `now_ms` give the posts' ages."""
         ...
 
     def retrieve(

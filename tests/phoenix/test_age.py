@@ -9,7 +9,7 @@ import pytest
 from phoenix import model
 from phoenix.age import age_buckets, ages_ms
 from phoenix.batch import make_batch
-from phoenix.config import DEMO, PhoenixConfig
+from phoenix.config import DEMO, LARGE, PhoenixConfig
 from phoenix.evaluate import model_outputs
 from phoenix.examples import examples_from_groups, group_requests, sample_negatives
 from phoenix.log import Impression
@@ -67,6 +67,7 @@ def test_config_round_trip_and_configs_without_the_field_load() -> None:
     del old["age_buckets"]  # a checkpoint saved before the field existed
     assert PhoenixConfig.from_dict(old).age_buckets == 0
     assert PhoenixConfig.from_dict(old) == dataclasses.replace(DEMO, age_buckets=0)
+    assert DEMO.age_buckets == LARGE.age_buckets == 16  # the presets serve with ages
     for bad in (1, -3):
         with pytest.raises(ValueError, match="age_buckets"):
             dataclasses.replace(AGED, age_buckets=bad)

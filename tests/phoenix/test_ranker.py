@@ -1,3 +1,4 @@
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -5,6 +6,7 @@ import jax
 import numpy as np
 
 from phoenix import model
+from phoenix.age import ages_ms
 from phoenix.batch import make_batch
 from phoenix.checkpoint import save_checkpoint
 from phoenix.config import PhoenixConfig
@@ -58,6 +60,36 @@ def test_untrained_scores_equal_full_forward_across_chunks() -> None:
     np.testing.assert_allclose(probs, expected, atol=1e-5)
     np.testing.assert_allclose(ranker.score(11, history, cands[40:43]), probs[40:43], atol=1e-5)
     assert ranker.score(11, history, []).shape == (0, 19)
+
+
+def test_scores_with_ages_equal_reference_and_need_no_compile_after_warmup() -> None:
+    cfg = dataclasses.replace(TINY, age_buckets=16)
+    params = model.init_params(cfg, jax.random.PRNGKey(4))
+    table = np.random.default_rng(5).standard_normal((cfg.age_buckets, cfg.emb_size)).astype(np.float32)
+    params = {**params, "phoenix": {**params["phoenix"], "age_table": table}}
+    ranker = Ranker(cfg, params, "aged", candidate_buckets=BUCKETS)
+    ranker.warmup()
+    compiled = ranker._state.fns.score._cache_size()
+    now = 1_700_000_000_000
+    history, cands = _history(6, 9), _candidates(7, 40)  # chunks of 32 and 8
+    rng = np.random.default_rng(8)
+    created = [None if i % 7 == 3 else now - int(rng.integers(0, 10**9)) for i in range(len(cands))]
+    probs = ranker.score(11, history, cands, created_at_ms=created, now_ms=now)
+    batch = make_batch(cfg, [11], [history], [cands], candidate_ages_ms=[ages_ms(now, created)])
+    history_args = (batch.user_hashes, batch.history_post_hashes, batch.history_author_hashes,
+                    batch.history_actions, batch.history_surfaces, batch.history_mask)
+    prefix = jax.jit(model.encode_prefix, static_argnums=1)(params, cfg, *history_args)
+    candidate_args = (batch.candidate_post_hashes, batch.candidate_author_hashes, batch.candidate_surfaces)
+    logits = jax.jit(model.score_from_prefix, static_argnums=1)(
+        params, cfg, prefix, *candidate_args, batch.candidate_ages
+    )
+    np.testing.assert_allclose(probs, np.asarray(jax.nn.sigmoid(logits))[0], atol=1e-5)
+    older = ranker.score(11, history, cands, created_at_ms=[now - 10**10, *created[1:]], now_ms=now)
+    assert np.abs(older[0] - probs[0]).max() > 1e-3  # its own age matters
+    np.testing.assert_allclose(older[1:], probs[1:], atol=1e-5)  # another's age does not
+    unknown = ranker.score(11, history, cands)  # no creation times: every age unknown
+    np.testing.assert_allclose(unknown[3], probs[3], atol=1e-5)
+    assert ranker._state.fns.score._cache_size() == compiled  # the warm-up compiled every shape used
 
 
 def test_retrieve_is_exact_top_k_with_exclusions() -> None:

@@ -123,3 +123,33 @@ def test_candidate_logits_equal_full_forward(cap: float, width: int) -> None:
     )
     assert got.shape == (width, NUM_ACTIONS)
     np.testing.assert_allclose(np.asarray(got)[: len(cands)], expected, atol=2e-5, rtol=1e-5)
+
+
+def test_candidate_logits_with_ages_equal_reference() -> None:
+    cfg = dataclasses.replace(GQA, age_buckets=8)
+    params = _params(cfg)
+    table = np.random.default_rng(4).standard_normal((cfg.age_buckets, cfg.emb_size)).astype(np.float32)
+    params = {**params, "phoenix": {**params["phoenix"], "age_table": table}}
+    rng = np.random.default_rng(9)
+    cands = [(int(rng.integers(1, 10**9)), int(rng.integers(1, 500))) for _ in range(5)]
+    batch = make_batch(cfg, [3], [_history(6, 9)], [cands], candidate_surface=SEARCH)
+    history = _history_args(batch, cfg.history_len)
+    reference_prefix = jax.jit(model.encode_prefix, static_argnums=1)(params, cfg, *history)
+    reference = jax.jit(model.score_from_prefix, static_argnums=1)
+    folded = _prefix(serving.fold_prefix_weights(params, cfg), cfg, *history)
+    weights = serving.fold_weights(params, cfg)
+    posts, authors = batch.candidate_post_hashes[0], batch.candidate_author_hashes[0]
+
+    def logits(ages: np.ndarray | None) -> np.ndarray:
+        return np.asarray(_candidate_logits(weights, cfg, folded, posts, authors, np.int32(SEARCH), ages))
+
+    ages = np.array([1, 3, 0, 7, 5], np.int32)
+    surfaces = batch.candidate_surfaces
+    expected = reference(params, cfg, reference_prefix, posts[None], authors[None], surfaces, ages[None])
+    base = logits(ages)
+    np.testing.assert_allclose(base, np.asarray(expected)[0], atol=2e-5, rtol=1e-5)
+    changed = logits(np.array([6, 3, 0, 7, 5], np.int32))
+    assert np.abs(changed[0] - base[0]).max() > 1e-3  # its own age matters
+    np.testing.assert_allclose(changed[1:], base[1:], atol=1e-5)  # another's age does not
+    no_ages, unknown = logits(None), logits(np.zeros(5, np.int32))
+    np.testing.assert_allclose(no_ages, unknown, atol=2e-5, rtol=1e-5)  # no ages = every age unknown

@@ -60,9 +60,11 @@ class TableRanker:
         self.table = table
         self.shape_error = shape_error
         self.calls: list[tuple[int, list[tuple[int, int]], int]] = []
+        self.times: list[tuple[list[int | None] | None, int | None]] = []  # (created_at_ms, now_ms) per call
 
-    def score(self, user_id, history, candidates, surface):
+    def score(self, user_id, history, candidates, surface, created_at_ms=None, now_ms=None):
         self.calls.append((user_id, list(candidates), surface))
+        self.times.append((None if created_at_ms is None else list(created_at_ms), now_ms))
         rows = np.array([self.table[c] for c in candidates], dtype=np.float32).reshape(len(candidates), NUM_ACTIONS)
         return rows[:-1] if self.shape_error else rows
 

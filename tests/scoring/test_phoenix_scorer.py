@@ -5,7 +5,8 @@ from prometheus_client import REGISTRY
 
 from phoenix.actions import surface_id
 from scoring.phoenix_scorer import PhoenixScorer
-from tests.scoring.scoring_fakes import TableRanker, candidate, post, probabilities, query, scored
+from streams.candidate import Candidate
+from tests.scoring.scoring_fakes import NOW_MS, TableRanker, candidate, post, probabilities, query, scored
 
 P1 = probabilities(0.1, favorite=0.5)
 P2 = probabilities(0.2)
@@ -51,3 +52,12 @@ def test_a_wrongly_shaped_answer_is_an_error():
     ranker = TableRanker({(1, 10): P1, (2, 20): P2}, shape_error=True)
     with pytest.raises(ValueError, match="shape"):
         scored(PhoenixScorer(ranker), query(), [candidate(1, 10), candidate(2, 20)])
+
+
+def test_passes_each_served_posts_creation_time_and_the_request_time():
+    ranker = TableRanker({(9, 90): P9, (1, 10): P1, (2, 20): P2})
+    repost = candidate(5, 50, core=post(5, 50, age_ms=5_000, repost_of_post_id=9, repost_of_user_id=90))
+    missing = Candidate(post_id=2, author_id=20, source="thunder")  # core hydration failed: time unknown
+    scored(PhoenixScorer(ranker), query(), [candidate(1, 10, core=post(1, 10, age_ms=7_000)), repost, missing])
+    # The repost counts from its own creation (when it entered the feed), not the original's.
+    assert ranker.times == [([NOW_MS - 7_000, NOW_MS - 5_000, None], NOW_MS)]

@@ -157,7 +157,15 @@ class FakeRanker:
         self.score_calls: list[list[tuple[int, int]]] = []
         self.retrieve_calls: list[dict[str, Any]] = []
 
-    def score(self, user_id: int, history: Sequence[ActionEntry], candidates: Sequence[tuple[int, int]], surface: int):
+    def score(
+        self,
+        user_id: int,
+        history: Sequence[ActionEntry],
+        candidates: Sequence[tuple[int, int]],
+        surface: int,
+        created_at_ms: Sequence[int | None] | None = None,
+        now_ms: int | None = None,
+    ):
         self.score_calls.append(list(candidates))
         if self.fail_score:
             raise RuntimeError("ranker crashed")
