@@ -74,7 +74,8 @@ def _request_flops(ranker: Ranker, history: list[ActionEntry], size: int) -> flo
     state = ranker._state
     folded = ranker._prefix(state, 1, history)
     hashes = np.ones((size, state.cfg.num_hashes), np.int32)
-    score = state.fns.score.lower(state.weights, folded, hashes, hashes, np.int32(HOME)).compile()
+    ages = np.ones(size, np.int32) if state.cfg.age_buckets else None
+    score = state.fns.score.lower(state.weights, folded, hashes, hashes, np.int32(HOME), ages).compile()
     prefix = state.fns.prefix.lower(state.prefix_weights, *ranker.prefix_args(state.cfg, 1, history)).compile()
     return float(score.cost_analysis()["flops"]) + float(prefix.cost_analysis()["flops"])
 
