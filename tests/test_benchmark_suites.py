@@ -1,0 +1,49 @@
+"""The Kafka-free benchmark suites run end to end in their smallest form and write the documented record
+format (no timing is asserted: speed is what the suites report, never what a test checks)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from foryou import bench_pipeline
+from phoenix import bench as phoenix_bench
+
+RECORD_KEYS = {"name", "metric", "value", "unit", "target", "params", "at"}
+
+
+def _records(path: Path) -> list[dict]:
+    records = json.loads(path.read_text())
+    assert isinstance(records, list) and records
+    for r in records:
+        assert set(r) == RECORD_KEYS, r
+        assert isinstance(r["name"], str) and isinstance(r["metric"], str) and isinstance(r["unit"], str)
+        assert isinstance(r["value"], float) and math.isfinite(r["value"]), r
+        assert r["target"] is None or isinstance(r["target"], float), r
+        assert isinstance(r["params"], dict)
+    return records
+
+
+@pytest.mark.slow
+def test_phoenix_suite_quick_writes_the_issue_record_names(tmp_path: Path) -> None:
+    out = tmp_path / "phoenix.json"
+    assert phoenix_bench.main(["--quick", "--out", str(out)]) == 0
+    names = {(r["name"], r["metric"]) for r in _records(out)}
+    for count in (32, 256, 1000):
+        assert {(f"rank.s128.c{count}", m) for m in ("median_ms", "p99_ms", "gflops")} <= names
+    assert ("matmul.peak", "gflops") in names
+    for kind in ("exact", "ann"):
+        assert {(f"retrieval.{kind}.100k", m) for m in ("median_ms", "recall_at_100")} <= names
+
+
+@pytest.mark.slow
+def test_pipeline_suite_runs_the_production_pipeline(tmp_path: Path) -> None:
+    argv = ["--users", "1", "--followed", "40", "--oon-posts", "400", "--requests", "3", "--warmup", "1",
+            "--out-dir", str(tmp_path)]
+    assert bench_pipeline.main(argv) == 0
+    records = _records(tmp_path / "pipeline.json")
+    names = {(r["name"], r["metric"]) for r in records}
+    assert {("pipeline.inprocess.c1000", "median_ms"), ("pipeline.inprocess.c1000", "p99_ms")} <= names
+    stages = {r["name"] for r in records if r["name"].startswith("pipeline.stage.")}
+    assert "pipeline.stage.scorer.PhoenixScorer" in stages and "pipeline.stage.source.Thunder" in stages
