@@ -16,25 +16,12 @@ from phoenix.log import Impression
 from phoenix.metrics import pairwise_accuracy
 from phoenix.train import TrainOptions, prepare, train_params
 from stores.records import ActionEntry
+from tests.phoenix.test_model import TINY
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
 
-AGED = PhoenixConfig(
-    name="aged",
-    emb_size=32,
-    num_layers=2,
-    num_q_heads=4,
-    num_kv_heads=2,
-    key_size=16,
-    widening_factor=2.0,
-    history_len=16,
-    user_vocab=257,
-    post_vocab=4099,
-    author_vocab=1031,
-    retrieval_dim=8,
-    age_buckets=16,
-)
+AGED = dataclasses.replace(TINY, name="aged", age_buckets=16)
 WIDTH = 8
 
 rank = jax.jit(model.rank_logits, static_argnums=1)

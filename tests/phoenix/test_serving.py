@@ -13,21 +13,9 @@ from phoenix.actions import NUM_ACTIONS, surface_id
 from phoenix.batch import RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from stores.records import ActionEntry
+from tests.phoenix.test_model import TINY
 
-GQA = PhoenixConfig(
-    name="gqa",
-    emb_size=32,
-    num_layers=3,
-    num_q_heads=4,
-    num_kv_heads=2,
-    key_size=16,
-    widening_factor=2.0,
-    history_len=16,
-    user_vocab=257,
-    post_vocab=4099,
-    author_vocab=1031,
-    retrieval_dim=8,
-)
+GQA = dataclasses.replace(TINY, name="gqa", num_layers=3)
 SEARCH = surface_id("search")
 
 
