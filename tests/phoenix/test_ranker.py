@@ -9,25 +9,13 @@ from phoenix import model
 from phoenix.age import ages_ms
 from phoenix.batch import make_batch
 from phoenix.checkpoint import save_checkpoint
-from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
 from phoenix.ranker import Ranker
 from stores.records import ActionEntry
+from tests.phoenix.test_model import TINY as MODEL_TINY
 
-TINY = PhoenixConfig(
-    name="tiny",
-    emb_size=32,
-    num_layers=2,
-    num_q_heads=2,
-    num_kv_heads=1,
-    key_size=16,
-    widening_factor=2.0,
-    history_len=16,
-    user_vocab=257,
-    post_vocab=4099,
-    author_vocab=1031,
-    retrieval_dim=8,
-)
+# Grouped-query attention with a single key-value head.
+TINY = dataclasses.replace(MODEL_TINY, num_q_heads=2, num_kv_heads=1)
 BUCKETS = (8, 32)
 # Reference computations, jitted: eager JAX compiles every op separately and would dominate the test time.
 rank_logits = jax.jit(model.rank_logits, static_argnums=1)
