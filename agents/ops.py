@@ -20,10 +20,10 @@ from mode import Service
 from yarl import URL
 
 from agents import metrics
-from phoenix.actions import mask_to_actions
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
+from topics.actions import mask_to_actions
 from topics.limits import MAX_ID
 from topics.partitioning import partition_for_id
 

@@ -21,7 +21,7 @@ from foryou.client import FeedClient, unique_ids
 from foryou.kafka_local import LocalKafka
 from foryou.processes import WorkerProcess
 from foryou.settings import state_dir
-from phoenix.actions import ACTIONS
+from topics.actions import ACTIONS
 
 LATENCY_TARGET_MEDIAN_MS = 30.0
 LATENCY_TARGET_P99_MS = 100.0

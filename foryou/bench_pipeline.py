@@ -28,7 +28,6 @@ import numpy as np
 from agents.feeds import FeedService
 from foryou.benchmarks import record, write_results
 from foryou.settings import Settings
-from phoenix.actions import ACTIONS
 from phoenix.config import DEMO
 from phoenix.ranker import Ranker
 from stores.action_sequences import UserActionSequences
@@ -37,6 +36,7 @@ from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
 from streams.pipeline import CandidatePipeline
 from streams.query import parse_feed_request
+from topics.actions import ACTIONS
 
 LATENCY_TARGET_MEDIAN_MS = 30.0
 LATENCY_TARGET_P99_MS = 100.0

@@ -2,7 +2,7 @@
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 # Optional TweetCreate fields `foryou produce post` passes through when given.
@@ -242,15 +242,15 @@ def render_post(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
-    """Subcommands whose module parses its own arguments (`main(argv) -> int`)."""
-
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-
-        return importlib.import_module(module).main(args.rest)
-
-    return run
+# Commands whose module parses its own arguments (`main(argv) -> int`). They are dispatched before argparse
+# sees the command line, so every option (`--help` included) reaches the module's own parser untouched.
+DELEGATED: dict[str, tuple[str, str]] = {
+    "train": ("phoenix.train", "train Phoenix on an engagement log"),
+    "eval": ("phoenix.evaluate", "evaluate a checkpoint against baselines"),
+    "higgs": ("phoenix.higgs", "turn the SNAP Higgs data into an engagement log"),
+    "world": ("foryou.world.cli", "the simulated world: generate, replay, evaluate"),
+    "demo": ("foryou.demo", "the main job end to end: broker, worker, world, feeds"),
+}
 
 
 _BENCH_SUITES = {
@@ -337,16 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("action", choices=["create", "describe"])
     topics.set_defaults(run=_topics)
 
-    for name, module, text in [
-        ("train", "phoenix.train", "train Phoenix on an engagement log (see --help)"),
-        ("eval", "phoenix.evaluate", "evaluate a checkpoint against baselines (see --help)"),
-        ("higgs", "phoenix.higgs", "turn the SNAP Higgs data into an engagement log (see --help)"),
-        ("world", "foryou.world.cli", "the simulated world: generate, replay, evaluate (see --help)"),
-        ("demo", "foryou.demo", "the main job end to end: broker, worker, world, feeds (see --help)"),
-    ]:
-        cmd = sub.add_parser(name, help=text, add_help=False)
-        cmd.add_argument("rest", nargs=argparse.REMAINDER)
-        cmd.set_defaults(run=_delegate(module))
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, help=f"{text} (`foryou {name} --help`)", add_help=False)
 
     _add_client_commands(sub)
 
@@ -358,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import importlib
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return int(importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:]) or 0)
+    if argv[:1] == ["bench"] and len(argv) > 1 and argv[1] in _BENCH_SUITES:
+        return int(importlib.import_module(_BENCH_SUITES[argv[1]]).main(argv[2:]) or 0)
     args = build_parser().parse_args(argv)
     return int(args.run(args) or 0)
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, fields
 import jax
 import numpy as np
 
-from phoenix.actions import NUM_ACTIONS, surface_id
 from phoenix.age import age_buckets
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
 from stores.records import ActionEntry
+from topics.actions import NUM_ACTIONS, surface_id
 
 _ACTION_BITS = np.arange(NUM_ACTIONS, dtype=np.int64)
 

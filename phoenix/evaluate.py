@@ -38,7 +38,6 @@ import jax
 import numpy as np
 import orjson
 
-from phoenix.actions import ACTIONS, NEGATIVE_ACTIONS
 from phoenix.checkpoint import load_checkpoint
 from phoenix.config import PhoenixConfig
 from phoenix.examples import HistoryIndex, NegativeSampling, RankingExample, examples_to_batch
@@ -47,6 +46,7 @@ from phoenix.log import file_sha256, read_log
 from phoenix.metrics import mean_ndcg_at_k, pairwise_accuracy, recall_at_k, roc_auc
 from phoenix.model import Params, candidate_embedding, encode_prefix, score_from_prefix, user_embedding_from_prefix
 from phoenix.train import PreparedData, prepare
+from topics.actions import ACTIONS, NEGATIVE_ACTIONS
 
 POSITIVE_HEADS = np.array([name not in NEGATIVE_ACTIONS for name in ACTIONS])
 BASELINES = ("model", "popularity", "random")

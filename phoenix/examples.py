@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from phoenix.actions import ACTION_INDEX, NUM_ACTIONS, surface_id
 from phoenix.batch import RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from phoenix.log import Impression
 from stores.records import ActionEntry
+from topics.actions import ACTION_INDEX, NUM_ACTIONS, surface_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from phoenix.actions import ACTION_INDEX, NEGATIVE_ACTIONS, actions_to_mask
+from topics.actions import ACTION_INDEX, NEGATIVE_ACTIONS, actions_to_mask
 
 _FIELDS = ("user_id", "post_id", "author_id", "ts_ms", "surface", "actions", "request_id")
 _OPTIONAL_FIELDS = ("post_created_at_ms",)

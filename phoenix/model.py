@@ -44,9 +44,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from phoenix.actions import NUM_ACTIONS, NUM_SURFACES
 from phoenix.batch import RankingBatch
 from phoenix.config import PhoenixConfig
+from topics.actions import NUM_ACTIONS, NUM_SURFACES
 
 Params = Mapping[str, Mapping[str, jax.Array]]
 

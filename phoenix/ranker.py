@@ -36,7 +36,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import model
-from phoenix.actions import NUM_ACTIONS, surface_id
 from phoenix.age import UNKNOWN_AGE_BUCKET, age_buckets, ages_ms
 from phoenix.batch import encode_history
 from phoenix.checkpoint import load_checkpoint, read_version
@@ -53,6 +52,7 @@ from phoenix.serving import (
     prefix_keys_values,
 )
 from stores.records import ActionEntry
+from topics.actions import NUM_ACTIONS, surface_id
 
 DEFAULT_CANDIDATE_BUCKETS = (32, 128, 512)
 EMBED_BUCKETS = (64, 1024, 16_384)

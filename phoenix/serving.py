@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import model
-from phoenix.actions import NUM_SURFACES
 from phoenix.config import PhoenixConfig
+from topics.actions import NUM_SURFACES
 
 _NET = "phoenix"
 # Soft-capped attention logits lie in [-cap, cap], so exp(logit - cap) lies in [exp(-2 cap), 1]: it cannot

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phoenix.actions import NEGATIVE_ACTIONS
+from topics.actions import NEGATIVE_ACTIONS
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,13 @@ from concurrent.futures import Executor
 
 import numpy as np
 
-from phoenix.actions import NUM_ACTIONS, surface_id
 from streams import metrics
 from streams.candidate import Candidate, Updates
 from streams.offload import run_blocking
 from streams.ports import RankerPort
 from streams.query import FeedQuery
 from streams.stages import Scorer
+from topics.actions import NUM_ACTIONS, surface_id
 
 
 class PhoenixScorer(Scorer):

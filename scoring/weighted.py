@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from phoenix.actions import ACTION_INDEX, ACTIONS
 from scoring.offset import ScoreOffset
 from streams.candidate import Candidate, Updates
 from streams.query import FeedQuery
 from streams.stages import Scorer
+from topics.actions import ACTION_INDEX, ACTIONS
 
 VQV = ACTION_INDEX["vqv"]
 

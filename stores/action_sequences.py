@@ -8,7 +8,7 @@ than everything in a full sequence changes nothing. Replaying an event changes n
 
 Encoding (one table value per user): packed little-endian records, oldest first, 33 bytes each:
 post_id int64, author_id int64, ts_ms int64, action_mask uint32, dwell_ms int32 (-1 = none),
-surface index uint8 (`phoenix.actions.SURFACES`; unknown surfaces are stored as "other", as the model sees
+surface index uint8 (`topics.actions.SURFACES`; unknown surfaces are stored as "other", as the model sees
 them). 128 entries take 4.2 KB.
 
 The table is a Faust table in production (int user id -> bytes) and a dict in tests; only `get`, item
@@ -20,8 +20,8 @@ import struct
 from collections.abc import Mapping, MutableMapping
 from typing import Final, NamedTuple
 
-from phoenix.actions import ACTION_INDEX, SURFACES, surface_id
 from stores.records import ActionEntry
+from topics.actions import ACTION_INDEX, SURFACES, surface_id
 
 DEFAULT_MAX_LEN: Final = 128
 _ENTRY = struct.Struct("<qqqIiB")

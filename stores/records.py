@@ -45,7 +45,7 @@ class Post:
 class ActionEntry:
     """One post in a user's action sequence: every action the user took on it, merged.
 
-    `action_mask` is the 19-bit multi-hot over `phoenix.actions.ACTIONS` (bit i = ACTIONS[i]).
+    `action_mask` is the 19-bit multi-hot over `topics.actions.ACTIONS` (bit i = ACTIONS[i]).
     `ts_ms` is the time of the latest action on the post.
     """
 

@@ -44,7 +44,7 @@ class Candidate:
     safety_label: str | None = None
 
     # Scorers.
-    # The 19 action probabilities in phoenix.actions.ACTIONS order: a read-only row of the request's scores.
+    # The 19 action probabilities in topics.actions.ACTIONS order: a read-only row of the request's scores.
     phoenix_scores: np.ndarray | None = None
     weighted_score: float | None = None
     diversity_multiplier: float | None = None

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from phoenix.actions import ACTIONS, NEGATIVE_ACTIONS
+from topics.actions import ACTIONS, NEGATIVE_ACTIONS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 USER_CONFIG_ENV = "FORYOU_CONFIG"
@@ -84,7 +84,7 @@ class ForYouConfig:
     sources: SourcesConfig
 
     def weight_vector(self) -> np.ndarray:
-        """The weights as a float64 vector in phoenix.actions.ACTIONS order."""
+        """The weights as a float64 vector in topics.actions.ACTIONS order."""
         return np.array([self.weights[name] for name in ACTIONS], dtype=np.float64)
 
 

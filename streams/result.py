@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from phoenix.actions import ACTIONS
 from streams.candidate import Candidate
+from topics.actions import ACTIONS
 
 StageKind = Literal[
     "query_hydrator",

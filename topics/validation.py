@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import orjson
 
-from phoenix.actions import ACTION_INDEX
+from topics.actions import ACTION_INDEX
 from topics.limits import (
     DEFAULT_MAX_RESULTS,
     MAX_COUNTRY_CHARS,
@@ -336,7 +336,7 @@ def decode_engagement(value: bytes | None) -> Engagement:
         post_id=_id(obj, "post_id"),
         author_id=_id(obj, "author_id"),
         action=_choice(obj, "action", ACTION_INDEX),
-        # Any surface string is accepted: unknown surfaces map to "other" (phoenix.actions.surface_id).
+        # Any surface string is accepted: unknown surfaces map to "other" (topics.actions.surface_id).
         surface=_str(obj, "surface", MAX_SURFACE_CHARS, allow_empty=True),
         ts_ms=_ms(obj, "ts_ms"),
         dwell_ms=_optional_ms(obj, "dwell_ms"),

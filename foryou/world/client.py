@@ -22,7 +22,7 @@ from foryou.world.config import HOUR_MS
 from foryou.world.truth import ENGAGEMENT_ACTIONS, LONG_DWELL_MS, GroundTruth, sample_dwell_ms
 from foryou.world.wire import WireValue, engagement_value, social_value
 from foryou.world.world import Relation, World
-from phoenix.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS, NUM_ACTIONS
+from topics.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS, NUM_ACTIONS
 
 _DWELL, _DWELL_TIME = ACTION_INDEX["dwell"], ACTION_INDEX["dwell_time"]
 # dwell_time is not drawn on its own: it follows from the drawn dwell duration.

@@ -28,7 +28,7 @@ import numpy as np
 from foryou.world.config import HOUR_MS
 from foryou.world.truth import ENGAGEMENT_ACTIONS, weight_vector
 from foryou.world.world import World
-from phoenix.actions import ACTION_INDEX, NEGATIVE_ACTIONS
+from topics.actions import ACTION_INDEX, NEGATIVE_ACTIONS
 
 
 @dataclass(frozen=True)

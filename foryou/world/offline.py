@@ -31,7 +31,7 @@ import orjson
 
 from foryou.world.truth import GroundTruth
 from foryou.world.wire import SURFACE_HOME_FOR_YOU
-from phoenix.actions import ACTION_INDEX
+from topics.actions import ACTION_INDEX
 
 _EV_TIE = 1e-12
 

@@ -53,7 +53,7 @@ import numpy as np
 
 from foryou.world.posts import MEDIA_PHOTO, MEDIA_VIDEO, QUOTE
 from foryou.world.world import Relation, World
-from phoenix.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS, NUM_ACTIONS
+from topics.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS, NUM_ACTIONS
 
 # Explicit positive engagements: every action but the negatives and the passive dwell signals. They count
 # as "engagements" in the online metrics and towards a user's familiarity e with an author.

@@ -6,9 +6,9 @@ import pytest
 
 from foryou.client import FeedClient
 from foryou.processes import WorkerProcess
-from phoenix.actions import ACTIONS
 from tests.integration.conftest import StartWorker
 from tests.integration.helpers import wait_for_posts
+from topics.actions import ACTIONS
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,6 @@ import jax
 import numpy as np
 import pytest
 
-from phoenix.actions import ACTION_INDEX, actions_to_mask
 from phoenix.config import DEMO
 from phoenix.examples import (
     HistoryIndex,
@@ -18,6 +17,7 @@ from phoenix.examples import (
 )
 from phoenix.log import Impression
 from phoenix.model import init_params, rank_logits, user_embedding
+from topics.actions import ACTION_INDEX, actions_to_mask
 
 
 def imp(

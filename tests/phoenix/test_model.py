@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from phoenix import model
-from phoenix.actions import NUM_ACTIONS
 from phoenix.batch import RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from stores.records import ActionEntry
+from topics.actions import NUM_ACTIONS
 
 TINY = PhoenixConfig(
     name="tiny",

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from phoenix import model, serving
-from phoenix.actions import NUM_ACTIONS, surface_id
 from phoenix.batch import RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from stores.records import ActionEntry
 from tests.phoenix.test_model import TINY
+from topics.actions import NUM_ACTIONS, surface_id
 
 GQA = dataclasses.replace(TINY, name="gqa", num_layers=3)
 SEARCH = surface_id("search")

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from phoenix.actions import ACTION_INDEX, NUM_ACTIONS
 from stores.records import Post, UserFeatures
 from streams.candidate import Candidate, write_fields
 from streams.config import load_config
 from streams.pipeline import check_updates
 from streams.query import FeedQuery
 from streams.stages import Scorer
+from topics.actions import ACTION_INDEX, NUM_ACTIONS
 
 NOW_MS = 1_700_000_000_000
 CONFIG = load_config(env={})

@@ -3,10 +3,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from prometheus_client import REGISTRY
 
-from phoenix.actions import surface_id
 from scoring.phoenix_scorer import PhoenixScorer
 from streams.candidate import Candidate
 from tests.scoring.scoring_fakes import NOW_MS, TableRanker, candidate, post, probabilities, query, scored
+from topics.actions import surface_id
 
 P1 = probabilities(0.1, favorite=0.5)
 P2 = probabilities(0.2)

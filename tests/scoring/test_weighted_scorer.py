@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from phoenix.actions import ACTIONS
 from scoring.offset import ScoreOffset
 from scoring.weighted import WeightedScorer
 from tests.scoring.scoring_fakes import CONFIG, candidate, post, probabilities, query, scored
+from topics.actions import ACTIONS
 
 OFFSET = ScoreOffset.from_weights(CONFIG.weights, 1.0)
 MIN_VIDEO_MS = 10_000

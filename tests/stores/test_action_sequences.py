@@ -2,9 +2,9 @@ import itertools
 
 import pytest
 
-from phoenix.actions import actions_to_mask
 from stores.action_sequences import UserActionSequences
 from stores.records import ActionEntry
+from topics.actions import actions_to_mask
 
 USER = 42
 

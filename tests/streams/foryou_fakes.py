@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from phoenix.actions import ACTION_INDEX, NUM_ACTIONS
 from stores.records import ActionEntry, Post, UserFeatures
 from streams.candidate import Candidate, SourceName
 from streams.query import FeedQuery
+from topics.actions import ACTION_INDEX, NUM_ACTIONS
 
 NOW_MS = 1_700_000_000_000
 HOUR_MS = 3_600_000

@@ -6,7 +6,6 @@ import numpy as np
 import orjson
 import pytest
 
-from phoenix.actions import ACTIONS
 from stores.records import UserFeatures
 from streams.config import load_config
 from streams.for_you import for_you_pipeline, reverse_chron_pipeline
@@ -22,6 +21,7 @@ from tests.streams.foryou_fakes import (
     post,
     probabilities,
 )
+from topics.actions import ACTIONS
 
 CONFIG = load_config(env={})
 FEATURES = UserFeatures(

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.actions import ACTIONS
 from streams.config import ConfigError, load_config
+from topics.actions import ACTIONS
 
 
 def test_defaults_load_with_the_documented_values():

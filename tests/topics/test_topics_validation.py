@@ -6,7 +6,7 @@ from typing import Any
 import orjson
 import pytest
 
-from phoenix.actions import ACTIONS
+from topics.actions import ACTIONS
 from topics.limits import (
     MAX_ID,
     MAX_PAYLOAD_BYTES,

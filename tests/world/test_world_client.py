@@ -9,7 +9,7 @@ from foryou.world.client import ClientBehaviour, ClientConfig, UserState, feed_p
 from foryou.world.config import preset
 from foryou.world.posts import POST_ID_BASE
 from foryou.world.world import World
-from phoenix.actions import ACTIONS
+from topics.actions import ACTIONS
 
 ENGAGEMENT_FIELDS = {
     "v": int, "user_id": int, "post_id": int, "author_id": int, "action": str, "surface": str, "ts_ms": int,

@@ -9,7 +9,7 @@ from foryou.world.config import HOUR_MS, preset
 from foryou.world.posts import MEDIA_NONE, MEDIA_PHOTO, MEDIA_VIDEO, NEVER, ORIGINAL, POST_ID_BASE, QUOTE
 from foryou.world.truth import DEFAULT_WEIGHTS, GroundTruth, weight_vector
 from foryou.world.world import Relation, World
-from phoenix.actions import ACTION_INDEX, NEGATIVE_ACTIONS
+from topics.actions import ACTION_INDEX, NEGATIVE_ACTIONS
 
 USER = 1  # user index 0
 AUTHOR = 3  # author index 2 (not the user)
