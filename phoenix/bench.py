@@ -182,7 +182,7 @@ def bench_retrieval(size: int, label: str, queries: int) -> list[dict[str, Any]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="phoenix.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="foryou bench phoenix", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, 100k-post corpus only")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)

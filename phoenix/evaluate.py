@@ -318,7 +318,7 @@ def bench_records(report: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phoenix.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="foryou eval", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--data", required=True, type=Path, help="the engagement log trained on")
     parser.add_argument("--out", type=Path, help="write the full report here (JSON)")

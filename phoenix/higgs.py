@@ -111,7 +111,7 @@ def higgs_log(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m phoenix.higgs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="foryou higgs", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="engagement log to write (JSONL)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--max-rows", type=int, default=None, help="read only the first N activity rows")

@@ -354,7 +354,7 @@ def train(data_path: Path, out: Path, cfg: PhoenixConfig, options: TrainOptions)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m phoenix.train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="foryou train", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path, help="engagement log (JSONL)")
     parser.add_argument("--out", required=True, type=Path, help="checkpoint to write")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="demo")

@@ -29,7 +29,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "bench" / "results" / "st
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="stores.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="foryou bench stores", description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=200_000)
     parser.add_argument("--authors", type=int, default=20_000)
     parser.add_argument("--following", type=int, default=500)
