@@ -290,14 +290,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, bootstrap: str, out: Path, workers: list[Any]) -> int:
+    from foryou.benchmarks import merge_results
     from foryou.world.config import preset
-    from foryou.world.evaluate import (
-        format_ranking,
-        online_records,
-        ranking_records,
-        ranking_vs_truth,
-        write_bench,
-    )
+    from foryou.world.evaluate import format_ranking, online_records, ranking_records, ranking_vs_truth
     from foryou.world.experiment import PHOENIX_TRAINED, policy_specs
     from foryou.world.kafka_io import ensure_public_topics
     from foryou.world.metrics import OnlineMetrics
@@ -347,7 +342,7 @@ def _run(args: argparse.Namespace, bootstrap: str, out: Path, workers: list[Any]
     plot = metrics.plot(out / "metrics.png")
     params = {"preset": args.preset, "seed": args.seed, "loop_seconds": args.loop_seconds,
               "train_steps": args.train_steps, "history_hours": args.history_hours}
-    bench = write_bench(BENCH_PATH, online_records(metrics, params) + ranking_records(ranking, params))
+    bench = merge_results(BENCH_PATH, online_records(metrics, params) + ranking_records(ranking, params))
     _say(f"\nplots: {plot}\ntable: {out / 'summary.txt'}\nbench records: {bench}")
     _say(f"worker metrics (Prometheus text, scraped from each worker's /metrics before it stopped): "
          f"{out}/metrics-<policy>.prom")

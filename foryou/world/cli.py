@@ -116,14 +116,15 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from foryou.world.evaluate import format_ranking, ranking_records, ranking_vs_truth, write_bench
+    from foryou.benchmarks import merge_results
+    from foryou.world.evaluate import format_ranking, ranking_records, ranking_vs_truth
     from foryou.world.world import World
 
     world = World.generate(preset(args.preset, seed=args.seed))
     report = ranking_vs_truth(world, args.checkpoint, args.log)
     print(format_ranking(report))
     params = {"preset": args.preset, "seed": args.seed}
-    print(f"wrote {write_bench(args.bench, ranking_records(report, params))}")
+    print(f"wrote {merge_results(args.bench, ranking_records(report, params))}")
     return 0
 
 

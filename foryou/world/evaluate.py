@@ -13,18 +13,17 @@ gets it from the post's creation time at request time.
 Benchmark records (bench/results/world.json, a JSON list of {"name","metric","value","unit","target",
 "params","at"}): `world.engagements_per_impression` and `world.negatives_per_impression` per online policy
 (params.policy), and `world.pairwise_accuracy_vs_truth` (target 0.8) and `world.ndcg10_vs_truth` for the
-trained ranker. `write_bench` replaces records with the same name and policy and keeps the others.
+trained ranker, merged into the file by `foryou.benchmarks.merge_results`.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
+from foryou.benchmarks import record
 from foryou.world.config import HOUR_MS
 from foryou.world.metrics import OnlineMetrics
 from foryou.world.offline import RankingMetrics, ground_truth_ranking_metrics
@@ -107,16 +106,6 @@ def format_ranking(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def record(name: str, metric: str, value: float, unit: str, params: Mapping[str, Any],
-           target: float | None = None) -> dict[str, Any]:
-    return {"name": name, "metric": metric, "value": round(float(value), 6), "unit": unit, "target": target,
-            "params": dict(params), "at": _now()}
-
-
 def online_records(metrics: OnlineMetrics, params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """engagements and negatives per impression for every policy in `metrics`."""
     records = []
@@ -124,9 +113,9 @@ def online_records(metrics: OnlineMetrics, params: Mapping[str, Any]) -> list[di
         total = metrics.total(policy)
         detail = {**params, "policy": policy, "requests": total.requests, "impressions": total.impressions}
         records.append(record("world.engagements_per_impression", "engagements_per_impression",
-                              total.engagements_per_impression, "ratio", detail))
+                              total.engagements_per_impression, "ratio", **detail))
         records.append(record("world.negatives_per_impression", "negatives_per_impression",
-                              total.negatives_per_impression, "ratio", detail))
+                              total.negatives_per_impression, "ratio", **detail))
     return records
 
 
@@ -137,22 +126,6 @@ def ranking_records(report: Mapping[str, Any], params: Mapping[str, Any]) -> lis
               "references": {name: values["pairwise_accuracy"] for name, values in report["metrics"].items()}}
     return [
         record("world.pairwise_accuracy_vs_truth", "pairwise_accuracy", trained.pairwise_accuracy, "ratio",
-               detail, target=PAIRWISE_TARGET),
-        record("world.ndcg10_vs_truth", "ndcg_at_10", trained.ndcg_at_10, "ratio", detail),
+               target=PAIRWISE_TARGET, **detail),
+        record("world.ndcg10_vs_truth", "ndcg_at_10", trained.ndcg_at_10, "ratio", **detail),
     ]
-
-
-def _key(entry: Mapping[str, Any]) -> tuple[str, str | None]:
-    return entry["name"], entry.get("params", {}).get("policy")
-
-
-def write_bench(path: str | Path, records: Iterable[Mapping[str, Any]]) -> Path:
-    """Merge `records` into the JSON list at `path` (same name and params.policy: replaced)."""
-    path = Path(path)
-    new = list(records)
-    replaced = {_key(entry) for entry in new}
-    existing: Sequence[Mapping[str, Any]] = orjson.loads(path.read_bytes()) if path.exists() else []
-    merged = [entry for entry in existing if _key(entry) not in replaced] + new
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(merged, option=orjson.OPT_INDENT_2) + b"\n")
-    return path

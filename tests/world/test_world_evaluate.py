@@ -5,6 +5,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from foryou.benchmarks import merge_results
 from foryou.world.config import preset
 from foryou.world.evaluate import (
     PAIRWISE_TARGET,
@@ -12,7 +13,6 @@ from foryou.world.evaluate import (
     online_records,
     ranking_records,
     ranking_vs_truth,
-    write_bench,
 )
 from foryou.world.history import simulate_history
 from foryou.world.metrics import OnlineMetrics, ServedPost
@@ -40,15 +40,16 @@ def test_online_records_per_policy() -> None:
     assert values[("world.negatives_per_impression", "reverse-chron")] == 0.0
 
 
-def test_write_bench_replaces_same_name_and_policy(tmp_path: Path) -> None:
+def test_merge_results_replaces_same_name_policy_and_preset(tmp_path: Path) -> None:
     path = tmp_path / "world.json"
     path.write_bytes(orjson.dumps([{"name": "other", "params": {}}]))
-    write_bench(path, online_records(_metrics(), {"run": 1}))
-    write_bench(path, online_records(_metrics(), {"run": 2})[:1])
+    merge_results(path, online_records(_metrics(), {"run": 1}))
+    merge_results(path, online_records(_metrics(), {"run": 2})[:1])
+    merge_results(path, online_records(_metrics(), {"run": 3, "preset": "seed-2026-01"})[:1])
     entries = orjson.loads(path.read_bytes())
-    assert len(entries) == 1 + 4
+    assert len(entries) == 1 + 4 + 1
     runs = [e["params"].get("run") for e in entries if e["name"] == "world.engagements_per_impression"]
-    assert sorted(runs) == [1, 2]
+    assert sorted(runs) == [1, 2, 3]
 
 
 def _report(pairwise: float) -> dict:
