@@ -28,12 +28,6 @@ WORDS_PER_TOPIC = 8
 
 
 @lru_cache(maxsize=8)
-def topic_names(num_topics: int) -> tuple[str, ...]:
-    """Names of the first `num_topics` topics; topics past the built-in list are named "topicN"."""
-    return tuple(_TOPICS[t][0] if t < len(_TOPICS) else f"topic{t}" for t in range(num_topics))
-
-
-@lru_cache(maxsize=8)
 def topic_words(num_topics: int) -> tuple[tuple[str, ...], ...]:
     """`topic_words(T)[t]` are the WORDS_PER_TOPIC words of topic t."""
     return tuple(
