@@ -30,7 +30,7 @@ from agents.forwarder import FlushBeforeCommit, Forwarder
 from agents.ops import Operations, user_snapshot
 from agents.runtime import Runtime
 from agents.topology import USER_TABLES, ensure_topics, partition_count, post_log_topic, user_events_topic
-from foryou.settings import Settings
+from foryou.settings import Settings, faust_broker_config
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
@@ -59,7 +59,7 @@ settings = Settings()
 
 app = faust.App(
     settings.app_id,
-    broker=f"kafka://{settings.bootstrap}",
+    **faust_broker_config(settings.bootstrap, settings.kafka_security),
     store="rocksdb://",
     datadir=str(settings.data_dir),
     web_host=settings.web_host,
@@ -110,13 +110,14 @@ user_actions = UserActionSequences(action_table)
 social_graph = SocialGraph(social_table)
 served_history = ServedHistory(served_table)
 runtime = Runtime(app, settings)
-forwarder = Forwarder(settings.bootstrap, client_id=f"{settings.app_id}-worker")
+forwarder = Forwarder(settings.bootstrap, client_id=f"{settings.app_id}-worker", security=settings.kafka_security)
 app.sensors.add(FlushBeforeCommit(forwarder))
 # Names the worker in a header on each answer (for operators and tests; not part of the JSON contract).
 WORKER_NAME = f"{settings.app_id}@{socket.gethostname()}:{settings.web_port}".encode()
 operations = Operations(
     app,
     bootstrap=settings.bootstrap,
+    security=settings.kafka_security,
     partitions=settings.partitions,
     consumed_topics=(TWEET_EVENTS, ENGAGEMENT_EVENTS, SOCIAL_GRAPH_EVENTS, FEED_REQUESTS, user_events_topic(settings)),
     user_tables=dict(zip(USER_TABLES, (action_table, social_table, served_table, answered_table), strict=True)),

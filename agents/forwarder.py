@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from faust.sensors import Sensor
 
+from foryou.settings import KafkaSecurity, librdkafka_config
 from topics.partitioning import LIBRDKAFKA_PARTITIONER
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,9 @@ Headers = Sequence[tuple[str, bytes]]
 
 
 class Forwarder:
-    def __init__(self, bootstrap: str, *, client_id: str) -> None:
+    def __init__(self, bootstrap: str, *, client_id: str, security: KafkaSecurity | None = None) -> None:
         self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
+            librdkafka_config(bootstrap, security, {
                 "client.id": client_id,
                 "acks": "all",
                 "enable.idempotence": True,  # retries never duplicate or reorder within a partition
@@ -36,7 +36,7 @@ class Forwarder:
                 "partitioner": LIBRDKAFKA_PARTITIONER,  # answers keyed by user land where Java clients expect
                 "message.max.bytes": 2 * 1024 * 1024,  # a dead letter carries a record of up to 1 MiB
                 "log_level": 3,
-            }
+            })
         )
         self._failure: KafkaError | None = None
 

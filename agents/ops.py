@@ -20,6 +20,7 @@ from mode import Service
 from yarl import URL
 
 from agents import metrics
+from foryou.settings import KafkaSecurity, librdkafka_config
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
@@ -53,10 +54,12 @@ class GroupLagProbe:
     One admin client for the worker's life (creating a client per measurement costs a connection and a
     metadata round trip each time)."""
 
-    def __init__(self, bootstrap: str, group: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, bootstrap: str, group: str, timeout_s: float = 10.0, security: KafkaSecurity | None = None
+    ) -> None:
         self.group = group
         self.timeout_s = timeout_s
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3, "client.id": f"{group}-ops"})
+        self._admin = AdminClient(librdkafka_config(bootstrap, security, {"log_level": 3, "client.id": f"{group}-ops"}))
 
     def measure(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
         if not partitions:
@@ -143,6 +146,7 @@ class Operations(Service):
         app: faust.App,
         *,
         bootstrap: str,
+        security: KafkaSecurity | None = None,
         partitions: int,
         consumed_topics: Sequence[str],
         user_tables: Mapping[str, faust.Table],
@@ -157,7 +161,7 @@ class Operations(Service):
         self.user_tables = dict(user_tables)
         self.snapshot = snapshot
         self.worker_name = worker_name
-        self.probe = GroupLagProbe(bootstrap, app.conf.id)
+        self.probe = GroupLagProbe(bootstrap, app.conf.id, security=security)
         # Any user table locates a user: all are written while processing the same user-events partition.
         self._locator = next(iter(self.user_tables.values()))
         for topic in self.consumed_topics:

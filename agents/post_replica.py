@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
 from agents import metrics
+from foryou.settings import KafkaSecurity, aiokafka_config
 from stores.post_store import PostStore
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,12 @@ class PostReplica(Service):
         partitions: int,
         post_store: PostStore,
         on_applied: PostEventsHandler,
+        security: KafkaSecurity | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
         self.bootstrap = bootstrap
+        self.security = security
         self.topic = topic
         self.partitions = partitions
         self.post_store = post_store
@@ -49,7 +52,7 @@ class PostReplica(Service):
 
     async def on_start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            **aiokafka_config(self.bootstrap, self.security), group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_bytes=16 * 1024 * 1024,
         )
         await consumer.start()

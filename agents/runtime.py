@@ -68,6 +68,7 @@ class Runtime(Service):
         self._feeds = self._feeds_factory(self.ranker, self.post_store)
         self.replica = PostReplica(
             bootstrap=self.settings.bootstrap,
+            security=self.settings.kafka_security,
             topic=post_log_topic(self.settings),
             partitions=await asyncio.to_thread(partition_count, self.settings, post_log_topic(self.settings)),
             post_store=self.post_store,

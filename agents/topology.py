@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from foryou.settings import DAY_MS, Settings
+from foryou.settings import DAY_MS, Settings, librdkafka_config
 from topics.specs import TOPICS
 
 
@@ -66,7 +66,7 @@ def planned_topics(settings: Settings) -> list[TopicPlan]:
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
+    return AdminClient(librdkafka_config(settings.bootstrap, settings.kafka_security, {"log_level": 3}))
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> Iterator[str]:
@@ -110,7 +110,7 @@ def consumer_lag(bootstrap: str, group: str, topics: list[str], timeout_s: float
     """Per partition of `topics`: end offset minus the group's committed offset (the whole log if none)."""
     from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(librdkafka_config(bootstrap, config={"log_level": 3}))
     metadata = admin.list_topics(timeout=timeout_s)
     partitions = [
         TopicPartition(topic, p)
@@ -120,7 +120,7 @@ def consumer_lag(bootstrap: str, group: str, topics: list[str], timeout_s: float
     ]
     committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)])[group].result()
     offsets = {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions}
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}-lag-probe", "log_level": 3})
+    probe = Consumer(librdkafka_config(bootstrap, config={"group.id": f"{group}-lag-probe", "log_level": 3}))
     try:
         lag = {}
         for tp in partitions:

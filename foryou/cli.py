@@ -58,13 +58,15 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace) -> int:
-    from foryou.client import FeedClient, FeedTimeout
+    from confluent_kafka import KafkaException
+
+    from foryou.client import BrokerRefused, FeedClient, FeedTimeout, ReaderFailed
 
     options = {"max_results": args.max_results, "explain": args.explain, "in_network_only": args.in_network_only}
     with FeedClient() as client:
         try:
             answer = client.request(args.user, timeout_s=args.timeout, **options)
-        except FeedTimeout as exc:
+        except (FeedTimeout, BrokerRefused, ReaderFailed, KafkaException) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     print(_json(answer) if args.json else render_feed(answer))
@@ -72,10 +74,14 @@ def _request(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from foryou.client import FeedClient
+    from foryou.client import BrokerRefused, FeedClient, ReaderFailed
 
     with FeedClient() as client:
-        client.start_reading()
+        try:
+            client.start_reading()
+        except (BrokerRefused, ReaderFailed) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         print(f"following ranked-feeds on {client.bootstrap}" + (f" for user {args.user}" if args.user else ""),
               file=sys.stderr, flush=True)
         try:
@@ -87,7 +93,9 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from foryou.client import FeedClient
+    from confluent_kafka import KafkaException
+
+    from foryou.client import BrokerRefused, FeedClient
     from topics.validation import InvalidRecord
 
     with FeedClient() as client:
@@ -113,7 +121,11 @@ def _produce(args: argparse.Namespace) -> int:
         except InvalidRecord as exc:
             print(f"invalid, not sent: {exc.reason}: {exc.detail}", file=sys.stderr)
             return 2
-        client.flush()
+        try:
+            client.flush()
+        except (BrokerRefused, KafkaException) as exc:
+            print(f"error: not sent: {exc}", file=sys.stderr)
+            return 1
     print(f"sent {sent}")
     return 0
 

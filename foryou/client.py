@@ -34,9 +34,9 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import orjson
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from foryou.settings import kafka_bootstrap
+from foryou.settings import KafkaSecurity, kafka_bootstrap, librdkafka_config
 from topics.partitioning import LIBRDKAFKA_PARTITIONER
 from topics.schemas import (
     Engagement,
@@ -77,6 +77,53 @@ class FeedTimeout(TimeoutError):
 
 class ReaderFailed(RuntimeError):
     """The thread reading ranked-feeds stopped; no answer can arrive any more."""
+
+
+class BrokerRefused(ConnectionError):
+    """The broker refused this client: missing or wrong credentials, an untrusted certificate, or an ACL."""
+
+
+# Errors no retry can fix: the broker refused who this client is, or what it asked for.
+_REFUSALS = frozenset({
+    KafkaError._AUTHENTICATION,
+    KafkaError._SSL,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+})
+
+
+class BrokerErrors:
+    """What librdkafka reported about the connection (its `error_cb`) and about deliveries, kept so that a
+    failure can say why: a refusal fails at once, other errors are named when a wait times out."""
+
+    def __init__(self, bootstrap: str, security: KafkaSecurity) -> None:
+        self.bootstrap = bootstrap
+        self.security = security
+        self.refusal: KafkaError | None = None
+        self.last: KafkaError | None = None
+        self.undelivered: KafkaError | None = None
+
+    def on_error(self, error: KafkaError) -> None:
+        self.last = error
+        if error.code() in _REFUSALS:
+            self.refusal = error
+
+    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self.undelivered = error
+            self.on_error(error)
+
+    def raise_if_refused(self) -> None:
+        if self.refusal is not None:
+            raise BrokerRefused(
+                f"the broker at {self.bootstrap} refused this client ({self.security.summary()}): "
+                f"{self.refusal.str()}"
+            )
+
+    def detail(self) -> str:
+        return "" if self.last is None else f"; last error from the broker: {self.last.str()}"
 
 
 def _now_ms() -> int:
@@ -283,16 +330,22 @@ def new_feed_request(user_id: int, request_id: str | None = None, **options: Any
 
 
 class FeedClient(_EventProducers[None]):
-    def __init__(self, bootstrap: str | None = None, *, client_id: str = "foryou-client") -> None:
+    """`security`: how to authenticate and encrypt (README "Security"); the FORYOU_KAFKA_* settings if None."""
+
+    def __init__(
+        self, bootstrap: str | None = None, *, client_id: str = "foryou-client", security: KafkaSecurity | None = None
+    ) -> None:
         self.bootstrap = bootstrap or kafka_bootstrap()
+        self.security = security or KafkaSecurity()
+        self.errors = BrokerErrors(self.bootstrap, self.security)
         self._producer = Producer(
-            {
-                "bootstrap.servers": self.bootstrap,
+            librdkafka_config(self.bootstrap, self.security, {
+                "error_cb": self.errors.on_error,
                 "client.id": client_id,
                 "linger.ms": 2,
                 "acks": "all",
                 "partitioner": LIBRDKAFKA_PARTITIONER,
-            }
+            })
         )
         self._client_id = client_id
         self.answers = AnswerRouter()
@@ -308,14 +361,24 @@ class FeedClient(_EventProducers[None]):
         topic, decode = _TOPIC_OF[type(record)]
         value = encode(record)
         decode(value)  # raises topics.validation.InvalidRecord: the worker would dead-letter it
-        self._producer.produce(topic, key=record_key(record), value=value)
+        self._producer.produce(topic, key=record_key(record), value=value, on_delivery=self.errors.on_delivery)
         self._producer.poll(0)
         if flush:
             self.flush()
 
     def flush(self, timeout_s: float = 30.0) -> None:
-        if self._producer.flush(timeout_s) > 0:
-            raise KafkaException(f"messages still undelivered after {timeout_s}s to {self.bootstrap}")
+        """Wait until every record sent is on the broker; raise if one was refused or is still queued."""
+        deadline = time.monotonic() + timeout_s
+        while self._producer.flush(min(0.5, max(0.0, deadline - time.monotonic()))) > 0:
+            self.errors.raise_if_refused()
+            if time.monotonic() >= deadline:
+                raise KafkaException(
+                    f"messages still undelivered after {timeout_s}s to {self.bootstrap}{self.errors.detail()}"
+                )
+        self.errors.raise_if_refused()
+        failed, self.errors.undelivered = self.errors.undelivered, None
+        if failed is not None:
+            raise KafkaException(f"a record could not be delivered to {self.bootstrap}: {failed.str()}")
 
     # -- feeds ------------------------------------------------------------------------------------------
 
@@ -367,17 +430,24 @@ class FeedClient(_EventProducers[None]):
             if self._reader is None:
                 self._reader = threading.Thread(target=self._read_answers, name="ranked-feeds", daemon=True)
                 self._reader.start()
-        if not self._ready.wait(timeout_s):
-            raise ReaderFailed(f"could not start reading {RANKED_FEEDS} from {self.bootstrap}")
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(0.2):
+            self.errors.raise_if_refused()
+            if time.monotonic() >= deadline:
+                raise ReaderFailed(
+                    f"could not start reading {RANKED_FEEDS} from {self.bootstrap} within {timeout_s:.0f}s"
+                    f"{self.errors.detail()}"
+                )
+        self.errors.raise_if_refused()
 
     def _read_answers(self) -> None:
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
+            librdkafka_config(self.bootstrap, self.security, {
+                "error_cb": self.errors.on_error,
                 "group.id": f"{self._client_id}-{uuid.uuid4().hex}",  # never committed: offsets are assigned
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
-            }
+            })
         )
         try:
             metadata = consumer.list_topics(RANKED_FEEDS, timeout=30)
@@ -409,6 +479,8 @@ class FeedClient(_EventProducers[None]):
         self._stop.set()
         if self._reader is not None:
             self._reader.join(5)
+        if self.errors.refusal is not None:
+            self._producer.purge()  # nothing queued can be delivered: do not wait for it
         self._producer.flush(10)
 
     def __enter__(self) -> "FeedClient":
@@ -424,8 +496,10 @@ class AsyncFeedClient(_EventProducers[Awaitable[None]]):
     """The asyncio form of `FeedClient`, over one: nothing here blocks the event loop (producing only
     buffers; flushing and starting the reader run in a thread) and answers arrive as awaitables."""
 
-    def __init__(self, bootstrap: str | None = None, *, client_id: str = "foryou-client") -> None:
-        self.sync = FeedClient(bootstrap, client_id=client_id)
+    def __init__(
+        self, bootstrap: str | None = None, *, client_id: str = "foryou-client", security: KafkaSecurity | None = None
+    ) -> None:
+        self.sync = FeedClient(bootstrap, client_id=client_id, security=security)
 
     @property
     def bootstrap(self) -> str:

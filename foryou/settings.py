@@ -5,8 +5,11 @@ is and where state lives.
 """
 
 import os
+import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DAY_MS = 86_400_000
 
@@ -46,9 +49,152 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"setting {name}={raw!r} is not an integer") from exc
 
 
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, "") or default
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+def _password_from_env() -> str:
+    """`FORYOU_KAFKA_SASL_PASSWORD`, or the first line of the file `FORYOU_KAFKA_SASL_PASSWORD_FILE` names
+    (Docker and Kubernetes secrets are files)."""
+    path = _env("FORYOU_KAFKA_SASL_PASSWORD_FILE")
+    if not path:
+        return _env("FORYOU_KAFKA_SASL_PASSWORD")
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise SystemExit(f"FORYOU_KAFKA_SASL_PASSWORD_FILE={path!r} cannot be read: {exc}") from exc
+    return lines[0] if lines else ""
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client of foryou authenticates and encrypts: the worker's Faust app, its librdkafka
+    producer and admin clients, the aiokafka post replica, the Python client, the CLI and the world generator.
+    The default is PLAINTEXT without credentials (the local development broker); README "Security"."""
+
+    protocol: str = field(default_factory=lambda: _env("FORYOU_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper())
+    sasl_mechanism: str = field(
+        default_factory=lambda: _env("FORYOU_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper()
+    )
+    username: str = field(default_factory=lambda: _env("FORYOU_KAFKA_SASL_USERNAME"))
+    password: str = field(default_factory=_password_from_env, repr=False)
+    # PEM CA bundle that signed the brokers' certificates; empty trusts the system's CAs.
+    ssl_cafile: str = field(default_factory=lambda: _env("FORYOU_KAFKA_SSL_CAFILE"))
+    # A client certificate and its (unencrypted PEM) key, for brokers that require mutual TLS.
+    ssl_certfile: str = field(default_factory=lambda: _env("FORYOU_KAFKA_SSL_CERTFILE"))
+    ssl_keyfile: str = field(default_factory=lambda: _env("FORYOU_KAFKA_SSL_KEYFILE"))
+    # The broker's certificate must name the host the client connects to (off only for broken setups).
+    ssl_check_hostname: bool = field(
+        default_factory=lambda: _env("FORYOU_KAFKA_SSL_CHECK_HOSTNAME", "true").lower() not in ("0", "false", "no")
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.protocol not in SECURITY_PROTOCOLS:
+            problems.append(f"FORYOU_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                            f"not {self.protocol!r}")
+        if self.sasl:
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                problems.append(f"FORYOU_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+                                f"not {self.sasl_mechanism!r}")
+            if not self.username or not self.password:
+                problems.append(f"{self.protocol} needs FORYOU_KAFKA_SASL_USERNAME and FORYOU_KAFKA_SASL_PASSWORD "
+                                "(or FORYOU_KAFKA_SASL_PASSWORD_FILE)")
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            problems.append("FORYOU_KAFKA_SSL_CERTFILE and FORYOU_KAFKA_SSL_KEYFILE go together (mutual TLS)")
+        for name, path in (("CAFILE", self.ssl_cafile), ("CERTFILE", self.ssl_certfile),
+                           ("KEYFILE", self.ssl_keyfile)):
+            if path and not Path(path).is_file():
+                problems.append(f"FORYOU_KAFKA_SSL_{name}={path!r} is not a file")
+        if problems:
+            raise SystemExit("Kafka security settings:\n  " + "\n  ".join(problems))
+
+    def summary(self) -> str:
+        """The settings in force, for error messages (never the password)."""
+        parts = [f"FORYOU_KAFKA_SECURITY_PROTOCOL={self.protocol}"]
+        if self.sasl:
+            parts.append(f"{self.sasl_mechanism} as {self.username!r}")
+        if self.tls:
+            parts.append(f"CA {self.ssl_cafile or 'system'}")
+        return ", ".join(parts)
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of the Python (aiokafka, Faust) clients; None without TLS."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_cafile or None)
+        context.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return context
+
+
+def librdkafka_config(
+    bootstrap: str, security: KafkaSecurity | None = None, config: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The configuration of every confluent-kafka (librdkafka) Producer, Consumer and AdminClient: the
+    bootstrap address, the security settings (from the environment unless given), then the client's own."""
+    security = security or KafkaSecurity()
+    result: dict[str, Any] = {"bootstrap.servers": bootstrap, "security.protocol": security.protocol}
+    if security.sasl:
+        result.update({"sasl.mechanism": security.sasl_mechanism, "sasl.username": security.username,
+                       "sasl.password": security.password})
+    if security.tls:
+        # "probe": librdkafka's own OpenSSL finds the system's CA bundle wherever the distribution keeps it.
+        result["ssl.ca.location"] = security.ssl_cafile or "probe"
+        result["ssl.endpoint.identification.algorithm"] = "https" if security.ssl_check_hostname else "none"
+        if security.ssl_certfile:
+            result["ssl.certificate.location"] = security.ssl_certfile
+            result["ssl.key.location"] = security.ssl_keyfile
+    result.update(config or {})
+    return result
+
+
+def aiokafka_config(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, Any]:
+    """The connection keyword arguments of every aiokafka client (the worker's post replica)."""
+    security = security or KafkaSecurity()
+    result: dict[str, Any] = {"bootstrap_servers": bootstrap, "security_protocol": security.protocol}
+    if security.sasl:
+        result.update({"sasl_mechanism": security.sasl_mechanism, "sasl_plain_username": security.username,
+                       "sasl_plain_password": security.password})
+    if security.tls:
+        result["ssl_context"] = security.ssl_context()
+    return result
+
+
+def faust_broker_config(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, Any]:
+    """The broker keyword arguments of the Faust app (its aiokafka consumer, producer and admin)."""
+    from faust.auth import SASLCredentials, SSLCredentials
+
+    security = security or KafkaSecurity()
+    result: dict[str, Any] = {"broker": f"kafka://{bootstrap}"}
+    if security.sasl:
+        # SASLCredentials means SASL_SSL when it has a TLS context, SASL_PLAINTEXT otherwise.
+        result["broker_credentials"] = SASLCredentials(
+            username=security.username, password=security.password, mechanism=security.sasl_mechanism,
+            ssl_context=security.ssl_context(),
+        )
+    elif security.tls:
+        result["broker_credentials"] = SSLCredentials(security.ssl_context())
+    return result
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap: str = field(default_factory=kafka_bootstrap)
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     # The Faust application id: also the consumer group and the prefix of changelog topics.
     app_id: str = field(default_factory=lambda: os.environ.get("FORYOU_APP_ID", "foryou"))
     data_dir: Path = field(

@@ -17,6 +17,7 @@ import orjson
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from foryou.settings import librdkafka_config
 from foryou.world.progress import Progress
 from foryou.world.wire import WireValue, WorldEvent
 from topics.partitioning import LIBRDKAFKA_PARTITIONER
@@ -33,14 +34,13 @@ class EventProducer:
     """Produces wire values (orjson, keys as given) as fast as the broker takes them, or at `rate`/s."""
 
     def __init__(self, bootstrap: str, client_id: str = "foryou-world") -> None:
-        self._producer = Producer({
-            "bootstrap.servers": bootstrap,
+        self._producer = Producer(librdkafka_config(bootstrap, config={
             "client.id": client_id,
             "linger.ms": 5,
             "acks": "all",
             "queue.buffering.max.messages": 500_000,
             "partitioner": LIBRDKAFKA_PARTITIONER,
-        })
+        }))
 
     def send(self, topic: str, key: bytes, value: WireValue) -> None:
         payload = orjson.dumps(value)
@@ -84,7 +84,7 @@ def ensure_public_topics(bootstrap: str, timeout_s: float = 30.0) -> list[str]:
 
     from topics.specs import TOPICS
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(librdkafka_config(bootstrap, config={"log_level": 3}))
     existing = admin.list_topics(timeout=timeout_s).topics
     missing = [spec for spec in TOPICS if spec.name not in existing]
     if not missing:
@@ -105,7 +105,7 @@ def ensure_public_topics(bootstrap: str, timeout_s: float = 30.0) -> list[str]:
 
 def end_offsets(bootstrap: str, topics: Iterable[str] = WORKER_INPUTS, timeout_s: float = 10.0) -> Offsets:
     """The current end offset of every partition of `topics` (which must exist)."""
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "foryou-world-probe", "log_level": 3})
+    probe = Consumer(librdkafka_config(bootstrap, config={"group.id": "foryou-world-probe", "log_level": 3}))
     try:
         offsets: Offsets = {}
         for topic in topics:
@@ -133,7 +133,7 @@ def _high_watermark(probe: Consumer, partition: TopicPartition, timeout_s: float
 
 def commit_offsets(bootstrap: str, group: str, offsets: Offsets, timeout_s: float = 30.0) -> None:
     """Commit `offsets` for a consumer group that has no running member (e.g. before its worker starts)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(librdkafka_config(bootstrap, config={"log_level": 3}))
     partitions = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
     futures = admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)])
     futures[group].result(timeout_s)
@@ -145,12 +145,11 @@ class AnswerReader:
     polling loop on the caller's thread."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap,
+        self._consumer = Consumer(librdkafka_config(bootstrap, config={
             "group.id": f"foryou-world-answers-{uuid.uuid4().hex}",  # never committed: offsets are assigned
             "enable.auto.commit": False,
             "log_level": 3,
-        })
+        }))
         partitions = self._consumer.list_topics(RANKED_FEEDS, timeout=30).topics[RANKED_FEEDS].partitions
         assignment = []
         for partition in partitions:
