@@ -64,6 +64,13 @@ app = faust.App(
     datadir=str(settings.data_dir),
     web_host=settings.web_host,
     web_port=settings.web_port,
+    # Only the endpoints README documents: Faust's own views would expose table data (/table), the cluster's
+    # worker URLs (/router), sensor state and assignments (/stats, /assignment) and its service graph.
+    web_router_enabled=False,
+    web_tables_enabled=False,
+    web_stats_enabled=False,
+    web_graph_enabled=False,
+    web_metrics_enabled=False,
     topic_partitions=settings.partitions,
     topic_replication_factor=1,
     consumer_auto_offset_reset="earliest",

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -35,6 +36,8 @@ TABLE_USERS_INTERVAL_S = 10.0
 # Set on a forwarded /inspect request: the receiver answers itself instead of forwarding again, so two
 # workers that briefly disagree about ownership during a rebalance cannot bounce a request between them.
 ROUTED_HEADER = "X-Foryou-Routed-From"
+# A forwarded /inspect request waits at most this long for the owning worker (connect included).
+FORWARD_TIMEOUT_S = 5.0
 
 Partition = tuple[str, int]
 
@@ -246,5 +249,11 @@ class Operations(Service):
     async def _forward(self, web: faust.web.View, request: faust.web.Request, owner: URL) -> Any:
         url = owner.with_path(request.path)
         headers = {ROUTED_HEADER: str(self.app.conf.canonical_url)}
-        async with self.app.http_client.get(url, headers=headers) as response:
-            return web.text(await response.text(), content_type=response.content_type, status=response.status)
+        timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+        try:
+            async with self.app.http_client.get(url, headers=headers, timeout=timeout) as response:
+                return web.text(await response.text(), content_type=response.content_type, status=response.status)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            body = {"error": f"the worker owning this user ({owner}) did not answer within {FORWARD_TIMEOUT_S}s: "
+                             f"{exc!r}"}
+            return web.json(body, status=504)

@@ -1,6 +1,7 @@
 """The `foryou` command: one entry point for the broker, the worker, the model and the clients."""
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +55,24 @@ def _topics(args: argparse.Namespace) -> int:
     else:
         for line in describe_topics(settings):
             print(line)
+    return 0
+
+
+def _security(args: argparse.Namespace) -> int:
+    from foryou.acls import acl_plan, apply_acls, upsert_scram_user
+    from foryou.settings import Settings
+
+    settings = Settings()
+    if args.action == "scram-user":
+        password = os.environ.get("FORYOU_NEW_USER_PASSWORD") or sys.stdin.readline().rstrip("\n")
+        upsert_scram_user(args.name, password, settings.bootstrap, settings.kafka_security)
+        print(f"SCRAM-SHA-512 credentials set for {args.name}")
+        return 0
+    plan = acl_plan(settings.app_id, worker=args.worker, client=args.client)
+    if args.apply:
+        print(f"applied {apply_acls(plan, settings.bootstrap, settings.kafka_security)} ACLs on {settings.bootstrap}")
+    else:
+        print("\n".join(acl.kafka_acls_command() for acl in plan))
     return 0
 
 
@@ -348,6 +367,19 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="create or describe the public and internal topics")
     topics.add_argument("action", choices=["create", "describe"])
     topics.set_defaults(run=_topics)
+
+    security = sub.add_parser("security", help="the broker's ACLs for workers and clients; SCRAM users")
+    actions = security.add_subparsers(dest="action", required=True)
+    acls = actions.add_parser("acls", help="print the ACLs as kafka-acls commands, or --apply them (as admin)")
+    acls.add_argument("--apply", action="store_true", help="create them with the admin API (FORYOU_KAFKA_* as admin)")
+    acls.add_argument("--worker", default="User:worker", help="the workers' principal")
+    acls.add_argument("--client", default="User:client", help="the clients' principal")
+    scram = actions.add_parser(
+        "scram-user", help="create or change a SCRAM-SHA-512 user (as admin); the password from "
+        "FORYOU_NEW_USER_PASSWORD, else the first line of stdin",
+    )
+    scram.add_argument("name")
+    security.set_defaults(run=_security)
 
     for name, (_, text) in DELEGATED.items():
         sub.add_parser(name, help=f"{text} (`foryou {name} --help`)", add_help=False)

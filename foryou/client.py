@@ -106,7 +106,8 @@ class BrokerErrors:
         self.undelivered: KafkaError | None = None
 
     def on_error(self, error: KafkaError) -> None:
-        self.last = error
+        if self.last is None or error.code() != KafkaError._ALL_BROKERS_DOWN:  # keep the error that says why
+            self.last = error
         if error.code() in _REFUSALS:
             self.refusal = error
 
@@ -123,7 +124,10 @@ class BrokerErrors:
             )
 
     def detail(self) -> str:
-        return "" if self.last is None else f"; last error from the broker: {self.last.str()}"
+        """What to check, for a message about a wait that timed out."""
+        last = "" if self.last is None else f"; last error: {self.last.str()}"
+        return (f" ({self.security.summary()}{last}; is the broker reachable, and do the security settings "
+                "match its listener?)")
 
 
 def _now_ms() -> int:
@@ -178,6 +182,10 @@ class AnswerRouter:
             future.set_result(answer)
         for deliver in targets:
             self._hand_over(deliver, answer)
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failure
 
     def fail(self, error: BaseException) -> None:
         with self._lock:
@@ -432,13 +440,19 @@ class FeedClient(_EventProducers[None]):
                 self._reader.start()
         deadline = time.monotonic() + timeout_s
         while not self._ready.wait(0.2):
+            self._producer.poll(0)  # serves the error callback: the producer connects with the same settings
             self.errors.raise_if_refused()
             if time.monotonic() >= deadline:
                 raise ReaderFailed(
                     f"could not start reading {RANKED_FEEDS} from {self.bootstrap} within {timeout_s:.0f}s"
                     f"{self.errors.detail()}"
                 )
+        self._producer.poll(0)
         self.errors.raise_if_refused()
+        if self.answers.failure is not None:
+            raise ReaderFailed(
+                f"could not read {RANKED_FEEDS} from {self.bootstrap}: {self.answers.failure}{self.errors.detail()}"
+            )
 
     def _read_answers(self) -> None:
         consumer = Consumer(

@@ -3,6 +3,10 @@
 The jars come from Maven Central through Maven (cached under `cache_dir()/kafka-<version>`), the storage is
 formatted with Kafka's own StorageTool, and the broker runs on 127.0.0.1 on free ports with a 512 MB heap.
 `start` is idempotent: a running broker is reused. `KAFKA_BOOTSTRAP` makes all of this unnecessary.
+
+With a `SaslSslListener` the broker speaks SASL_SSL only (README "Security"): TLS with a given keystore,
+SCRAM-SHA-512 users created when the storage is formatted, PLAIN users from JAAS, the controller listener
+SASL/PLAIN on loopback, and the StandardAuthorizer denying whatever no ACL allows (`admin` is the super user).
 """
 
 import base64
@@ -14,10 +18,11 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from foryou.settings import bootstrap_file, cache_dir, state_dir
+from foryou.settings import KafkaSecurity, bootstrap_file, cache_dir, librdkafka_config, state_dir
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
@@ -55,11 +60,7 @@ _LOG4J2 = """<Configuration status="WARN">
 _SERVER_PROPERTIES = """process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={log_dirs}
 num.partitions=4
 offsets.topic.replication.factor=1
@@ -73,10 +74,89 @@ auto.create.topics.enable=true
 log.retention.check.interval.ms=60000
 """
 
+_PLAINTEXT_LISTENERS = """listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+"""
+
+# KRaft controllers cannot use SCRAM (its credentials live in the metadata they serve), so the controller
+# listener and the broker's own connections authenticate with PLAIN as `admin`.
+_SASL_SSL_LISTENERS = """listeners=SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=SASL_SSL://127.0.0.1:{port}
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config={plain_jaas}
+listener.name.sasl_ssl.plain.sasl.jaas.config={plain_jaas}
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location={keystore}
+ssl.keystore.password={keystore_password}
+ssl.truststore.type=PEM
+ssl.truststore.location={cafile}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin
+allow.everyone.if.no.acl.found=false
+"""
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """The broker's SASL_SSL listener: its keystore (PKCS12 holding the broker's key and certificate chain,
+    e.g. from deploy/kafka/make-certs.sh), the CA clients trust, and its users (name -> password)."""
+
+    keystore: Path
+    keystore_password: str
+    cafile: Path
+    admin_password: str
+    scram_users: Mapping[str, str] = field(default_factory=dict)  # SCRAM-SHA-512, created at format time
+    plain_users: Mapping[str, str] = field(default_factory=dict)  # PLAIN, from the listener's JAAS
+
+    def __post_init__(self) -> None:
+        for name, secret in [("admin", self.admin_password), *self.scram_users.items(), *self.plain_users.items()]:
+            # Both end up inside JAAS or StorageTool arguments: keep them to characters neither needs quoted.
+            if not (name.isalnum() and secret.replace("-", "").replace("_", "").isalnum()):
+                raise ValueError(f"user {name!r}: names must be alphanumeric, passwords alphanumeric, - or _")
+
+    def security(self, username: str, password: str, mechanism: str = "SCRAM-SHA-512") -> KafkaSecurity:
+        """A client's settings for this listener."""
+        return KafkaSecurity(protocol="SASL_SSL", sasl_mechanism=mechanism, username=username,
+                             password=password, ssl_cafile=str(self.cafile))
+
+    def admin_security(self) -> KafkaSecurity:
+        return self.security("admin", self.admin_password, "PLAIN")
+
+    def properties(self, port: int, controller_port: int) -> str:
+        users = {"admin": self.admin_password, **self.plain_users}
+        plain_jaas = (
+            'org.apache.kafka.common.security.plain.PlainLoginModule required '
+            f'username="admin" password="{self.admin_password}" '
+            + " ".join(f'user_{name}="{secret}"' for name, secret in users.items())
+            + ";"
+        )
+        return _SASL_SSL_LISTENERS.format(
+            port=port, controller_port=controller_port, plain_jaas=plain_jaas, keystore=self.keystore,
+            keystore_password=self.keystore_password, cafile=self.cafile,
+        )
+
+    def format_arguments(self) -> list[str]:
+        return [f"--add-scram=SCRAM-SHA-512=[name={name},password={secret}]" for name, secret in
+                self.scram_users.items()]
+
 
 @dataclass(frozen=True)
 class LocalKafka:
     home: Path  # state: config, data, pid, log
+    sasl_ssl: SaslSslListener | None = None  # None: PLAINTEXT on loopback, no authentication
+
+    @property
+    def admin_security(self) -> KafkaSecurity:
+        """What this process's own admin calls (readiness probes) use."""
+        return self.sasl_ssl.admin_security() if self.sasl_ssl else KafkaSecurity(protocol="PLAINTEXT")
 
     @property
     def libs(self) -> Path:
@@ -130,7 +210,7 @@ class LocalKafka:
         """Start the broker unless it runs already; returns its bootstrap address once it answers.
         `fresh` starts an empty cluster (the test suite's: no topics or history from earlier runs)."""
         address = self.bootstrap()
-        if not fresh and self.running_pid() and address and _answers(address):
+        if not fresh and self.running_pid() and address and _answers(address, self.admin_security):
             return address
         self.stop()
         self.fetch()
@@ -149,12 +229,17 @@ class LocalKafka:
             data = self.home / "data"
             shutil.rmtree(data, ignore_errors=True)
             (self.home / "ports").write_text(f"{port} {controller_port}")
-            config.write_text(
-                _SERVER_PROPERTIES.format(port=port, controller_port=controller_port, log_dirs=data)
+            listeners = (
+                self.sasl_ssl.properties(port, controller_port) if self.sasl_ssl
+                else _PLAINTEXT_LISTENERS.format(port=port, controller_port=controller_port)
             )
+            config.write_text(
+                _SERVER_PROPERTIES.format(controller_port=controller_port, log_dirs=data) + listeners
+            )
+            scram = self.sasl_ssl.format_arguments() if self.sasl_ssl else []
             fmt = subprocess.run(
                 [*java, "-cp", classpath, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
-                 "-c", str(config)],
+                 "-c", str(config), *scram],
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:
@@ -170,7 +255,7 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise SystemExit(f"kafka exited with {proc.returncode}; see {self.home / 'broker.out'}")
-            if _answers(address):
+            if _answers(address, self.admin_security):
                 self.bootstrap_file.write_text(address)
                 return address
             time.sleep(0.2)
@@ -233,7 +318,7 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _answers(address: str, timeout_s: float = 3.0) -> bool:
+def _answers(address: str, security: KafkaSecurity, timeout_s: float = 3.0) -> bool:
     """True when a broker at `address` answers a metadata request (not merely accepts TCP)."""
     from confluent_kafka.admin import AdminClient
 
@@ -243,7 +328,7 @@ def _answers(address: str, timeout_s: float = 3.0) -> bool:
             pass
     except OSError:
         return False
-    admin = AdminClient({"bootstrap.servers": address, "log_level": 0})
+    admin = AdminClient(librdkafka_config(address, security, {"log_level": 0}))
     try:
         admin.list_topics(timeout=timeout_s)
     except Exception:  # any failure means "not ready yet"
