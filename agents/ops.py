@@ -137,6 +137,19 @@ def same_node(a: URL, b: URL) -> bool:
     return (a.host, a.port) == (b.host, b.port)
 
 
+async def forward_get(
+    session: aiohttp.ClientSession, url: URL, headers: Mapping[str, str], timeout_s: float = FORWARD_TIMEOUT_S
+) -> tuple[int, str, str]:
+    """GET `url` from another worker: (status, content type, body), or a 504 JSON error when it does not
+    answer within `timeout_s` (a hung or partitioned worker must not hold the request forever)."""
+    try:
+        async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+            return response.status, response.content_type, await response.text()
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        error = f"the worker at {url.origin()} did not answer within {timeout_s}s: {exc!r}"
+        return 504, "application/json", orjson.dumps({"error": error}).decode()
+
+
 # -- the service --------------------------------------------------------------------------------------------
 
 
@@ -249,11 +262,5 @@ class Operations(Service):
     async def _forward(self, web: faust.web.View, request: faust.web.Request, owner: URL) -> Any:
         url = owner.with_path(request.path)
         headers = {ROUTED_HEADER: str(self.app.conf.canonical_url)}
-        timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
-        try:
-            async with self.app.http_client.get(url, headers=headers, timeout=timeout) as response:
-                return web.text(await response.text(), content_type=response.content_type, status=response.status)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            body = {"error": f"the worker owning this user ({owner}) did not answer within {FORWARD_TIMEOUT_S}s: "
-                             f"{exc!r}"}
-            return web.json(body, status=504)
+        status, content_type, text = await forward_get(self.app.http_client, url, headers)
+        return web.text(text, content_type=content_type, status=status)

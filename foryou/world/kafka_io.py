@@ -17,7 +17,7 @@ import orjson
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from foryou.settings import librdkafka_config
+from foryou.settings import KafkaSecurity, librdkafka_config
 from foryou.world.progress import Progress
 from foryou.world.wire import WireValue, WorldEvent
 from topics.partitioning import LIBRDKAFKA_PARTITIONER
@@ -78,13 +78,15 @@ class EventProducer:
             raise RuntimeError(f"records still undelivered after {timeout_s}s")
 
 
-def ensure_public_topics(bootstrap: str, timeout_s: float = 30.0) -> list[str]:
+def ensure_public_topics(
+    bootstrap: str, timeout_s: float = 30.0, security: KafkaSecurity | None = None
+) -> list[str]:
     """Create the public topics that are missing (as `topics.specs` declares them); returns those created."""
     from confluent_kafka.admin import NewTopic
 
     from topics.specs import TOPICS
 
-    admin = AdminClient(librdkafka_config(bootstrap, config={"log_level": 3}))
+    admin = AdminClient(librdkafka_config(bootstrap, security, {"log_level": 3}))
     existing = admin.list_topics(timeout=timeout_s).topics
     missing = [spec for spec in TOPICS if spec.name not in existing]
     if not missing:
