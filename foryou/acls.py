@@ -79,7 +79,7 @@ def apply_acls(plan: Iterable[Acl], bootstrap: str, security: KafkaSecurity | No
             ResourcePatternType.PREFIXED if acl.prefixed else ResourcePatternType.LITERAL,
             acl.principal, "*", AclOperation[acl.operation.upper()], AclPermissionType.ALLOW,
         )
-        for acl in plan
+        for acl in dict.fromkeys(plan)  # the same rule twice (two plans merged) is sent once
     ]
     admin = AdminClient(librdkafka_config(bootstrap, security, {"log_level": 3}))
     for future in admin.create_acls(bindings, request_timeout=timeout_s).values():
