@@ -168,11 +168,12 @@ def _mounts(service: dict[str, Any]) -> dict[str, str]:
 
 def test_compose_has_the_whole_system(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) >= {"kafka", "topics", "worker", "prometheus", "grafana"}
+    assert set(services) >= {"certs", "kafka", "setup", "worker", "prometheus", "grafana"}
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
-    assert services["topics"]["command"] == ["foryou", "topics", "create"]
-    assert services["worker"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert "foryou topics create" in services["setup"]["command"][-1]
+    assert services["worker"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    assert services["kafka"]["depends_on"]["certs"]["condition"] == "service_completed_successfully"
 
 
 def test_workers_scale_they_publish_no_host_port(compose: dict[str, Any]) -> None:
@@ -186,20 +187,132 @@ def test_workers_scale_they_publish_no_host_port(compose: dict[str, Any]) -> Non
 
 
 def test_topics_and_workers_agree_on_the_settings_that_must_match(compose: dict[str, Any]) -> None:
-    topics_env = compose["services"]["topics"]["environment"]
+    setup_env = compose["services"]["setup"]["environment"]
     worker_env = compose["services"]["worker"]["environment"]
-    for name in ("KAFKA_BOOTSTRAP", "FORYOU_APP_ID", "FORYOU_PARTITIONS"):
-        assert topics_env[name] == worker_env[name], name
+    for name in ("KAFKA_BOOTSTRAP", "FORYOU_APP_ID", "FORYOU_PARTITIONS", "FORYOU_KAFKA_SECURITY_PROTOCOL",
+                 "FORYOU_KAFKA_SSL_CAFILE"):
+        assert setup_env[name] == worker_env[name], name
     kafka_env = compose["services"]["kafka"]["environment"]
-    assert f"PLAINTEXT://{worker_env['KAFKA_BOOTSTRAP']}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
-    # Settings parses them as the worker would.
+    listener = _advertised(kafka_env)[worker_env["KAFKA_BOOTSTRAP"]]
+    assert _protocols(kafka_env)[listener] == worker_env["FORYOU_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    # Settings parses them as the worker would (the CA file exists only inside the containers).
     import os
     from unittest import mock
 
-    with mock.patch.dict(os.environ, {k: str(v) for k, v in worker_env.items()}):
+    env = {k: str(v) for k, v in worker_env.items() if k != "FORYOU_KAFKA_SSL_CAFILE"}
+    with mock.patch.dict(os.environ, env):
         settings = Settings()
+    assert (settings.kafka_security.protocol, settings.kafka_security.username) == ("SASL_SSL", "worker")
     assert settings.partitions == int(kafka_env["KAFKA_NUM_PARTITIONS"])
     assert settings.web_port == int(worker_env["FORYOU_WEB_PORT"])
+
+
+# -- docker-compose security ------------------------------------------------------------------------------
+
+
+def _protocols(kafka_env: dict[str, Any]) -> dict[str, str]:
+    """Listener name -> security protocol."""
+    return dict(pair.split(":") for pair in kafka_env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+
+
+def _listener_ports(kafka_env: dict[str, Any]) -> dict[str, str]:
+    """Listener name -> the container port it binds."""
+    return {name: address.rsplit(":", 1)[1] for name, address in
+            (entry.split("://") for entry in kafka_env["KAFKA_LISTENERS"].split(","))}
+
+
+def _advertised(kafka_env: dict[str, Any]) -> dict[str, str]:
+    """Advertised host:port -> listener name."""
+    return {address: name for name, address in
+            (entry.split("://") for entry in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(","))}
+
+
+def test_compose_kafka_speaks_sasl_ssl_only_and_publishes_it_on_loopback(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    env = kafka["environment"]
+    protocols, ports = _protocols(env), _listener_ports(env)
+    assert set(protocols) == set(ports), "every listener has a protocol and every protocol a listener"
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    for name, protocol in protocols.items():
+        # The controller's listener is SASL (PLAIN) without TLS, inside the compose network; no listener is
+        # ever PLAINTEXT or unauthenticated.
+        assert protocol == ("SASL_PLAINTEXT" if name == controller else "SASL_SSL"), name
+    assert env["KAFKA_LISTENER_NAME_CONTROLLER_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+    assert set(env["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")) == {"SCRAM-SHA-512", "PLAIN"}
+    assert protocols[env["KAFKA_INTER_BROKER_LISTENER_NAME"]] == "SASL_SSL"
+    published = kafka["ports"]
+    assert published, "clients on the host need the external listener"
+    for mapping in published:
+        host_ip, _, container_port = str(mapping).split(":")
+        assert host_ip == "127.0.0.1", f"{mapping}: published beyond loopback"
+        (listener,) = [name for name, port in ports.items() if port == container_port]
+        assert protocols[listener] == "SASL_SSL", f"{mapping} publishes {protocols[listener]}"
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping} on every interface"
+    # Deny by default; only foryou's ACLs allow anything, and only the admin is a super user.
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert str(env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"]).lower() == "false"
+    assert env["KAFKA_SUPER_USERS"] == "User:admin"
+
+
+def test_compose_broker_secrets_come_from_the_certs_service(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    certs, kafka = services["certs"], services["kafka"]
+    secrets_dir = certs["entrypoint"][2]
+    assert certs["entrypoint"][:2] == ["sh", "/deploy/broker-secrets.sh"]
+    assert (REPO / _mounts(certs)["/deploy"] / "broker-secrets.sh").is_file()
+    assert _mounts(kafka)[secrets_dir] == _mounts(certs)[secrets_dir] == "kafka-secrets"
+    env = kafka["environment"]
+    assert env["KAFKA_OPTS"] == f"-Djava.security.auth.login.config={secrets_dir}/broker_jaas.conf"
+    assert env["KAFKA_SSL_TRUSTSTORE_LOCATION"] == f"{secrets_dir}/ca.crt"
+    # The broker's certificate names every host it is advertised as, so clients verify it.
+    sans = certs["environment"]["BROKER_SANS"].split(",")
+    for address in _advertised(env):
+        assert f"dns:{address.rsplit(':', 1)[0]}" in sans, address
+    assert "kafka-secrets" in compose["volumes"] and "kafka-ca" in compose["volumes"]
+
+
+def test_compose_clients_authenticate_and_only_the_admin_sets_up(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    setup, worker = services["setup"], services["worker"]
+    for service in (setup, worker):
+        env = service["environment"]
+        assert env["FORYOU_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        ca_dir = str(Path(env["FORYOU_KAFKA_SSL_CAFILE"]).parent)
+        assert _mounts(service)[ca_dir] == "kafka-ca", "the clients see the CA certificate, not the keystore"
+        assert "kafka-secrets" not in _mounts(service).values()
+        assert env["FORYOU_KAFKA_SASL_USERNAME"] and env["FORYOU_KAFKA_SASL_PASSWORD"]
+    assert (worker["environment"]["FORYOU_KAFKA_SASL_USERNAME"], worker["environment"]["FORYOU_KAFKA_SASL_MECHANISM"]) \
+        == ("worker", "SCRAM-SHA-512")
+    assert setup["environment"]["FORYOU_KAFKA_SASL_USERNAME"] == "admin"
+    script = setup["command"][-1]
+    for user in ("worker", "client"):
+        assert f"foryou security scram-user {user}" in script
+    assert "foryou security acls --apply --worker User:worker --client User:client" in script
+
+
+@pytest.mark.slow
+def test_broker_secrets_script_makes_what_the_broker_reads(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("keytool") is None:
+        pytest.skip("keytool (a JDK) is not on the PATH")
+    env = {**os.environ, "KEYSTORE_PASSWORD": "k3ystore", "ADMIN_PASSWORD": "adm1n", "SECRETS_OWNER": str(os.getuid())}
+    out, ca_out = tmp_path / "secrets", tmp_path / "ca"
+    done = subprocess.run(["sh", str(REPO / "deploy" / "kafka" / "broker-secrets.sh"), str(out), str(ca_out)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in out.iterdir()} == {"broker.p12", "ca.crt", "keystore_creds", "broker_jaas.conf",
+                                                "admin.properties"}, "the CA's private key must not be kept"
+    assert (ca_out / "ca.crt").read_bytes() == (out / "ca.crt").read_bytes()
+    assert {p.name for p in ca_out.iterdir()} == {"ca.crt"}
+    assert (out / "keystore_creds").read_text() == "k3ystore"
+    assert 'user_admin="adm1n"' in (out / "broker_jaas.conf").read_text()
+    assert f"ssl.truststore.location={out}/ca.crt" in (out / "admin.properties").read_text()
+    assert (out / "broker.p12").stat().st_mode & 0o077 == 0, "the keystore is readable by its owner only"
 
 
 def test_prometheus_scrapes_every_worker_on_its_web_port(
