@@ -201,14 +201,19 @@ def test_acls_keep_clients_off_the_workers_topics_and_group(cluster: SecureClust
 
 
 def test_only_documented_endpoints_are_served(worker: WorkerProcess) -> None:
-    def status(path: str) -> int:
+    def get(path: str) -> tuple[int, bytes]:
         try:
             with urllib.request.urlopen(f"{worker.url}{path}", timeout=10) as response:
-                return response.status
+                return response.status, response.read()
         except urllib.error.HTTPError as exc:
-            return exc.code
+            return exc.code, exc.read()
+
+    def status(path: str) -> int:
+        return get(path)[0]
 
     assert status("/metrics") == 200 and status("/ready") == 200
+    index_status, index_body = get("/")
+    assert index_status == 200 and orjson.loads(index_body) == {"status": "OK"}  # Faust's index, documented
     # Faust's own views: table data, the cluster's worker URLs, sensor state and assignments, its graph.
     for path in ("/router/", "/table/", "/table/user-actions/1/", "/stats/", "/assignment/", "/graph/",
                  "/performance/"):
