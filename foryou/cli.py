@@ -15,7 +15,6 @@ _GRAPH_KINDS = ("follow", "unfollow", "block", "unblock", "mute", "unmute")
 
 
 def _kafka(args: argparse.Namespace) -> int:
-
     from foryou.kafka_local import local_kafka
     from foryou.settings import kafka_bootstrap
 
