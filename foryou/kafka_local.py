@@ -264,8 +264,11 @@ class LocalKafka:
 
     def _reusable_port(self) -> int | None:
         """The broker port of an earlier, formatted store whose ports are still free, so data survives."""
-        ports_file = self.home / "ports"
+        ports_file, config = self.home / "ports", self.home / "server.properties"
         if not (self.home / "data" / "meta.properties").exists() or not ports_file.exists():
+            return None
+        # A SASL_SSL store is formatted anew at every start: its users and keystore are this start's.
+        if self.sasl_ssl is not None or not config.exists() or "SASL_SSL://" in config.read_text():
             return None
         ports = [int(p) for p in ports_file.read_text().split()]
         return ports[0] if all(_port_free(p) for p in ports) else None
