@@ -1,0 +1,97 @@
+"""One candidate against many users: the Phoenix half the draft simulator needs.
+
+The ranker scores many candidates against one user's prefix; a draft is the opposite shape, one candidate
+against a whole audience. So each user's prefix (`FoldedPrefix`, the per-layer keys and values of
+user+history) is computed once with the ranker's own prefix program and kept by the caller, and the draft is
+scored against a stack of prefixes by the ranker's own candidate function (`serving.candidate_logits`)
+mapped over users (`jax.vmap`): the same arithmetic as `Ranker.score`, batched the other way.
+
+Users are scored in chunks of a few bucketed sizes (padding repeats the first user), so a worker compiles
+one program per bucket and a chunk's stacked prefixes stay small (256 users of the demo config: ~68 MB).
+"""
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from phoenix.age import age_buckets, ages_ms
+from phoenix.config import PhoenixConfig
+from phoenix.hashing import hash_ids
+from phoenix.ranker import HOME, Ranker
+from phoenix.serving import FoldedPrefix, candidate_logits
+from stores.records import ActionEntry
+
+USER_BUCKETS = (16, 64, 256)
+
+
+@functools.cache
+def _batched_score(cfg: PhoenixConfig) -> Callable[..., Any]:
+    def score(weights: Any, keys: jax.Array, values: jax.Array, bias: jax.Array, post_hashes: jax.Array,
+              author_hashes: jax.Array, surface: jax.Array, ages: jax.Array | None) -> jax.Array:
+        # keys [U, L, Hkv, K, T], values [U, L, Hkv, T, K], bias [U, T]; hashes [1, H]; ages [1] or None
+        def one(k: jax.Array, v: jax.Array, b: jax.Array) -> jax.Array:
+            logits = candidate_logits(weights, cfg, FoldedPrefix(k, v, b), post_hashes, author_hashes, surface, ages)
+            return jax.nn.sigmoid(logits[0])  # [19]
+
+        return jax.vmap(one)(keys, values, bias)  # [U, 19]
+
+    return jax.jit(score)
+
+
+class AudienceRanker:
+    """The `streams.simulate.AudienceRankerPort` over a worker's `Ranker`: reads its served model once per
+    call (a reload between calls shows in `version`, which the simulator's cache is keyed by)."""
+
+    def __init__(self, ranker: Ranker) -> None:
+        self._ranker = ranker
+
+    @property
+    def version(self) -> str:
+        return self._ranker.version
+
+    def prefix(self, user_id: int, history: Sequence[ActionEntry]) -> FoldedPrefix:
+        state = self._ranker._state
+        return state.fns.prefix(state.prefix_weights, *self._ranker.prefix_args(state.cfg, user_id, history))
+
+    def user_embedding(self, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
+        return self._ranker.user_embedding(user_id, history)
+
+    def post_embedding(self, post_id: int, author_id: int) -> np.ndarray:
+        """The post's retrieval embedding, as the index embeds a new post."""
+        embed = self._ranker._embedder(self._ranker._state)
+        return embed(np.array([post_id], np.int64), np.array([author_id], np.int64))[0]
+
+    def score_for_users(
+        self, prefixes: Sequence[FoldedPrefix], post_id: int, author_id: int, created_at_ms: int | None, now_ms: int
+    ) -> np.ndarray:
+        """[U, 19] action probabilities of one candidate for each user's prefix, in order."""
+        state = self._ranker._state
+        cfg = state.cfg
+        if not prefixes:
+            return np.zeros((0, 19), np.float32)
+        post_hashes = hash_ids(np.array([post_id], np.int64), "post", cfg)
+        author_hashes = hash_ids(np.array([author_id], np.int64), "author", cfg)
+        ages = age_buckets(ages_ms(now_ms, [created_at_ms]), cfg.age_buckets) if cfg.age_buckets else None
+        fn = _batched_score(cfg)
+        out = []
+        step = USER_BUCKETS[-1]
+        for start in range(0, len(prefixes), step):
+            chunk = list(prefixes[start : start + step])
+            size = next(b for b in USER_BUCKETS if len(chunk) <= b)
+            padded = chunk + [chunk[0]] * (size - len(chunk))
+            probs = fn(
+                state.weights,
+                jnp.stack([p.keys for p in padded]),
+                jnp.stack([p.values for p in padded]),
+                jnp.stack([p.bias for p in padded]),
+                post_hashes,
+                author_hashes,
+                np.int32(HOME),
+                ages,
+            )
+            out.append(np.asarray(probs)[: len(chunk)])
+        return np.concatenate(out)
