@@ -52,6 +52,7 @@ bench: install
 	$(FORYOU) bench phoenix
 	$(FORYOU) bench stores
 	$(FORYOU) bench pipeline
+	$(FORYOU) bench simulate
 	$(FORYOU) bench feed
 
 clean:

@@ -25,10 +25,11 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 from agents import metrics
 from agents.envelope import UserEventKind, decode_user_event, encode_user_event
-from agents.feeds import FeedService, error_answer
+from agents.feeds import FeedService, UserState, error_answer
 from agents.forwarder import FlushBeforeCommit, Forwarder
 from agents.ops import Operations, user_snapshot
 from agents.runtime import Runtime
+from agents.simulate import Simulations, new_simulator, register_pages
 from agents.topology import USER_TABLES, ensure_topics, partition_count, post_log_topic, user_events_topic
 from foryou.settings import Settings, faust_broker_config
 from stores.action_sequences import UserActionSequences
@@ -320,6 +321,18 @@ runtime.bind_feeds(
         send_impressions=_send_impressions,
     )
 )
+
+# The draft simulator and feed preview (/simulate/...), built once the runtime has its model and stores.
+register_pages(app, Simulations(
+    app,
+    partitions=settings.partitions,
+    locator=action_table,
+    user_tables={"user-actions": action_table, "social-graph": social_table},
+    following=lambda user_id: social_graph.features(user_id).following,
+    build=lambda: new_simulator(runtime.feeds.config, runtime.post_store,
+                                UserState(user_actions, social_graph, served_history), runtime.ranker),
+    worker_name=WORKER_NAME.decode(),
+))
 
 
 def run_worker() -> int:

@@ -279,6 +279,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "higgs": ("phoenix.higgs", "turn the SNAP Higgs data into an engagement log"),
     "world": ("foryou.world.cli", "the simulated world: generate, replay, evaluate"),
     "demo": ("foryou.demo", "the main job end to end: broker, worker, world, feeds"),
+    "simulate-post": ("foryou.simulate_post", "how a draft would fare: reach, engagements, rank per user"),
 }
 
 
@@ -286,6 +287,7 @@ _BENCH_SUITES = {
     "phoenix": "phoenix.bench",
     "feed": "foryou.bench_feed",
     "pipeline": "foryou.bench_pipeline",
+    "simulate": "foryou.bench_simulate",
     "stores": "stores.bench",
 }
 

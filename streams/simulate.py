@@ -253,6 +253,11 @@ class DraftSimulator:
                 scores[i] = self.offset.scale(self.offset.scale(float(b.weighted[i]), m), float(b.oon[i]))
         return score, 1 + int(np.sum(scores > score))
 
+    async def preview_feed(self, user_id: int, *, top_k: int, now_ms: int | None = None) -> dict:
+        """The user's feed as a request would get it now, every post explained, with stage reports and
+        timings; nothing is recorded (no side effects)."""
+        return await _preview(self, user_id, top_k, now_ms)
+
     # -- exact path -------------------------------------------------------------------------------------
 
     async def simulate_user(self, draft: Draft, user_id: int, *, top_k: int, now_ms: int | None = None) -> dict:
@@ -292,6 +297,33 @@ class DraftSimulator:
             ],
             "model": result.model,
         }
+
+
+async def _preview(simulator: "DraftSimulator", user_id: int, top_k: int, now_ms: int | None) -> dict:
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    capture = simulator._observe(simulator.post_store)
+    query = simulator._query(user_id, top_k, now)
+    started = time.perf_counter()
+    result = await capture.pipeline.execute(FeedQuery(**{**_fields(query), "explain": True}))
+    ms = (time.perf_counter() - started) * 1000
+    posts = simulator.post_store.get_many(p.post_id for p in result.posts)
+    hydrated = capture.selector.query
+    features = hydrated.user_features if hydrated is not None else None
+    return {
+        "user_id": user_id,
+        "top_k": top_k,
+        "model": result.model,
+        "pipeline_ms": round(ms, 2),
+        "following": len(features.following) if features is not None else 0,
+        "history": len(hydrated.action_sequence) if hydrated is not None else 0,
+        "degraded": list(result.degraded),
+        "stages": [s.to_wire() for s in result.stages or []],
+        "feed": [
+            {**p.to_wire(), "text": posts[p.post_id].text if p.post_id in posts else "",
+             "media": posts[p.post_id].media if p.post_id in posts else "none"}
+            for p in result.posts
+        ],
+    }
 
 
 def _fields(query: FeedQuery) -> dict[str, Any]:

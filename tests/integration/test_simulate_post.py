@@ -1,0 +1,98 @@
+"""`foryou simulate-post` against two workers of one group over the real broker: each worker scores the
+audience members it owns, the asked one merges, and a single user's simulation is routed to its owner and
+agrees with the batched result."""
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from foryou import cli
+from foryou.client import FeedClient
+from foryou.http import WorkerError, http_json
+from foryou.processes import WorkerProcess
+from tests.integration.conftest import StartWorker
+from tests.integration.helpers import eventually, wait_for_posts, wait_for_stable_split, worker_json
+from topics.partitioning import partition_for_id
+
+pytestmark = pytest.mark.kafka
+CATCH_UP_S = 300.0
+
+
+@pytest.fixture(scope="module")
+def workers(start_worker: StartWorker) -> tuple[WorkerProcess, WorkerProcess]:
+    first = start_worker()
+    first.wait_caught_up(CATCH_UP_S)
+    second = start_worker(app_id=first.app_id)
+    second.wait_caught_up(CATCH_UP_S)
+    wait_for_stable_split([first, second], f"{first.app_id}-user-events", 4)
+    return first, second
+
+
+def test_simulate_post_fans_out_over_both_workers_and_merges(
+    workers: tuple[WorkerProcess, WorkerProcess],
+    client: FeedClient,
+    ids: Iterator[int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first, second = workers
+    users: dict[int, list[int]] = {}
+    while sum(len(v) for v in users.values()) < 8:
+        user = next(ids)
+        bucket = users.setdefault(partition_for_id(user, 4), [])
+        if len(bucket) < 2:
+            bucket.append(user)
+    everyone = sorted(u for us in users.values() for u in us)
+    followers, others = everyone[:6], everyone[6:]
+    author, other_author = next(ids), next(ids)
+    posts = [next(ids) for _ in range(6)]
+    for i, post in enumerate(posts):
+        client.post(post, other_author if i % 2 else author, text=f"post {i}")
+    for user in everyone:
+        client.follow(user, other_author)
+        client.engage(user, posts[1], other_author, "favorite", dwell_ms=900)
+    for user in followers:
+        client.follow(user, author)
+    client.flush()
+    wait_for_posts(first, posts)
+    wait_for_posts(second, posts)
+    for user in everyone:
+        want = sorted([author, other_author]) if user in followers else [other_author]
+        eventually(lambda user=user, want=want: (lambda s: s[0] == 200 and sorted(s[1]["following"]) == want
+                                                 and s[1]["actions"])(worker_json(first, f"/inspect/user/{user}")),
+                   timeout_s=120)
+
+    body = {"draft": {"author_id": author, "text": "a new launch", "media": "video", "video_duration_ms": 20_000},
+            "top_k": 5, "oon_sample": 10}
+    report = http_json(f"{first.url}/simulate/post", body, timeout_s=300)
+    assert len(report["workers"]) == 2 and len(set(report["workers"])) == 2
+    assert report["audience"]["followers"] == len(followers)
+    assert report["audience"]["oon_sampled"] == len(others) == report["audience"]["oon_population"]
+    assert [u["user_id"] for u in report["users"]] == everyone
+    in_network = sum(u["served"] for u in report["users"] if u["follower"])
+    assert report["expected_impressions"]["in_network"] == in_network > 0  # 6 posts, top 5: a fresh post fits
+    assert report["weighted_score"]["count"] == len(everyone)
+    sample = report["sample_user"]
+    assert sample["follower"] and {"Draft", "PhoenixScorer", "TopK"} <= {s["name"] for s in sample["stages"]}
+
+    # One user at a time, asked of the worker that does NOT own them: routed, and the same verdict.
+    for row in report["users"]:
+        for asked in (first, second):
+            result = http_json(f"{asked.url}/simulate/user/{row['user_id']}", body, timeout_s=120)
+            assert result["served"] == row["served"] and result["rank"] == row["rank"], (row, result)
+    # The feed preview is routed the same way and records nothing as served.
+    preview = http_json(f"{second.url}/simulate/feed/{followers[0]}?top_k=5")
+    assert preview["feed"] and all("explain" in p for p in preview["feed"])
+    assert worker_json(first, f"/inspect/user/{followers[0]}")[1]["served_ids"] == []
+
+    assert cli.main(["simulate-post", "--author", str(author), "--text", "a new launch", "--top-k", "5",
+                     "--oon-sample", "10", "--worker", second.url, "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["audience"]["followers"] == len(followers)
+    assert cli.main(["simulate-post", "--worker", second.url, "--top-k", "5", "--compare",
+                     orjson.dumps({"author_id": author, "text": "one"}).decode(), "--compare",
+                     orjson.dumps({"author_id": other_author, "text": "two"}).decode()]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("rank") and len(out.splitlines()) == 3
+    bad = {"draft": {"author_id": author, "media": "gif"}}
+    with pytest.raises(WorkerError, match=r"400.*media"):
+        http_json(f"{first.url}/simulate/post", bad)
