@@ -94,4 +94,6 @@ class AudienceRanker:
                 ages,
             )
             out.append(np.asarray(probs)[: len(chunk)])
-        return np.concatenate(out)
+        probabilities = np.concatenate(out)
+        calibrated = self._ranker.calibrate(probabilities)  # as the Phoenix scorer serves them
+        return probabilities if calibrated is None else calibrated

@@ -38,6 +38,7 @@ import numpy as np
 from phoenix import model
 from phoenix.age import UNKNOWN_AGE_BUCKET, age_buckets, ages_ms
 from phoenix.batch import encode_history
+from phoenix.calibration import Calibration
 from phoenix.checkpoint import load_checkpoint, read_version
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
@@ -114,6 +115,7 @@ class _Served:
     version: str
     fns: CompiledFns
     mtime_ns: int | None  # of the checkpoint file this came from
+    calibration: Calibration | None = None  # per-head maps from the checkpoint's meta (phoenix.calibration)
 
 
 class Ranker:
@@ -128,11 +130,12 @@ class Ranker:
         candidate_buckets: Sequence[int] = DEFAULT_CANDIDATE_BUCKETS,
         history_buckets: Sequence[int] | None = None,
         ann: AnnConfig | None = None,
+        calibration: Calibration | None = None,
     ) -> None:
         self.checkpoint_path = os.fspath(checkpoint_path) if checkpoint_path is not None else None
         self.candidate_buckets = tuple(sorted(candidate_buckets))
         self._history_buckets = tuple(sorted(history_buckets)) if history_buckets else None
-        self._state = self._serve(cfg, params, version, mtime_ns)
+        self._state = self._serve(cfg, params, version, mtime_ns, calibration)
         state = self._state
         self.index = PostIndex(self._embedder(state), cfg.retrieval_dim, version, ann=ann)
         self._reload_lock = threading.Lock()
@@ -141,7 +144,8 @@ class Ranker:
     def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Ranker":
         mtime_ns = os.stat(path).st_mtime_ns
         ckpt = load_checkpoint(path)
-        return cls(ckpt.cfg, ckpt.params, ckpt.version, checkpoint_path=path, mtime_ns=mtime_ns, **kwargs)
+        return cls(ckpt.cfg, ckpt.params, ckpt.version, checkpoint_path=path, mtime_ns=mtime_ns,
+                   calibration=Calibration.from_meta(ckpt.meta), **kwargs)
 
     @classmethod
     def untrained(cls, cfg: PhoenixConfig, seed: int = 0, **kwargs: Any) -> "Ranker":
@@ -161,10 +165,28 @@ class Ranker:
             return default_history_buckets(cfg)
         return (*tuple(b for b in self._history_buckets if b < cfg.history_len), cfg.history_len)
 
-    def _serve(self, cfg: PhoenixConfig, params: model.Params, version: str, mtime_ns: int | None) -> _Served:
+    def _serve(
+        self,
+        cfg: PhoenixConfig,
+        params: model.Params,
+        version: str,
+        mtime_ns: int | None,
+        calibration: Calibration | None = None,
+    ) -> _Served:
         params = jax.device_put(jax.tree_util.tree_map(jnp.asarray, params))
         weights = fold_weights(params, cfg)
-        return _Served(cfg, params, fold_prefix_weights(params, cfg), weights, version, compiled_fns(cfg), mtime_ns)
+        prefix_weights = fold_prefix_weights(params, cfg)
+        return _Served(cfg, params, prefix_weights, weights, version, compiled_fns(cfg), mtime_ns, calibration)
+
+    @property
+    def calibration(self) -> Calibration | None:
+        return self._state.calibration
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray | None:
+        """`score`'s probabilities through the checkpoint's per-head calibration; None when it has none
+        (the scorer then serves the model's own probabilities)."""
+        calibration = self._state.calibration
+        return None if calibration is None else calibration.apply(probabilities)
 
     # -- ranking ---------------------------------------------------------------------------------------
 
@@ -324,7 +346,7 @@ class Ranker:
             self._state = dataclasses.replace(current, mtime_ns=mtime_ns)
             return False
         ckpt = load_checkpoint(path)
-        fresh = self._serve(ckpt.cfg, ckpt.params, ckpt.version, mtime_ns)
+        fresh = self._serve(ckpt.cfg, ckpt.params, ckpt.version, mtime_ns, Calibration.from_meta(ckpt.meta))
         if fresh.cfg != current.cfg:
             self._warm(fresh)
 

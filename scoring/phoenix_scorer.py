@@ -4,6 +4,9 @@ A repost is scored as its original post and the original's author (`Candidate.mo
 call is synchronous and CPU-heavy; it runs off the event loop (streams.offload) in one call for the whole
 request, so the loop is free for other requests while the model computes.
 
+When the ranker's checkpoint carries a per-head calibration (phoenix.calibration), the served probabilities
+are the calibrated ones and the model's own are kept beside them for `explain`.
+
 The ranker also gets each candidate's creation time and the request time (for the post-age input): the
 served post's own creation time, so a repost counts from when it was reposted, i.e. when it entered the feed.
 """
@@ -25,7 +28,7 @@ from topics.actions import NUM_ACTIONS, surface_id
 
 class PhoenixScorer(Scorer):
     name = "PhoenixScorer"
-    fields = frozenset({"phoenix_scores"})
+    fields = frozenset({"phoenix_scores", "raw_phoenix_scores"})
 
     def __init__(self, ranker: RankerPort, executor: Executor | None = None, surface: str = "home_for_you") -> None:
         self._ranker = ranker
@@ -53,5 +56,11 @@ class PhoenixScorer(Scorer):
             raise ValueError(f"ranker returned shape {matrix.shape} for {len(candidates)} candidates")
         if not np.isfinite(matrix).all():
             raise ValueError("ranker returned non-finite probabilities")
+        # A ranker with a calibration (optional in the port: fakes and old rankers have none) maps each head.
+        calibrate = getattr(self._ranker, "calibrate", None)
+        calibrated = calibrate(matrix) if calibrate is not None else None
+        raw: list[np.ndarray | None] = [None] * len(candidates)
+        if calibrated is not None:
+            raw, matrix = list(matrix), np.asarray(calibrated, dtype=np.float64)
         matrix.flags.writeable = False  # its rows become the candidates' scores, as frozen as the candidates
-        return {"phoenix_scores": list(matrix)}
+        return {"phoenix_scores": list(matrix), "raw_phoenix_scores": raw}

@@ -46,6 +46,8 @@ class Candidate:
     # Scorers.
     # The 19 action probabilities in topics.actions.ACTIONS order: a read-only row of the request's scores.
     phoenix_scores: np.ndarray | None = None
+    # The model's own probabilities when a calibration changed them (phoenix.calibration); else None.
+    raw_phoenix_scores: np.ndarray | None = None
     weighted_score: float | None = None
     diversity_multiplier: float | None = None
     oon_multiplier: float | None = None

@@ -49,9 +49,16 @@ class StageReport:
         }
 
 
+def _by_action(row: np.ndarray | None) -> dict[str, float] | None:
+    if row is None:
+        return None
+    return dict(zip(ACTIONS, np.asarray(row, dtype=np.float64).tolist(), strict=True))
+
+
 @dataclass(frozen=True, slots=True)
 class PostExplain:
     probabilities: dict[str, float] | None  # by action name; None when Phoenix did not score the post
+    raw_probabilities: dict[str, float] | None  # the model's own, when a calibration changed them; else None
     weighted_score: float | None
     diversity_multiplier: float | None
     oon_multiplier: float | None
@@ -61,12 +68,9 @@ class PostExplain:
 
     @classmethod
     def of(cls, candidate: Candidate) -> "PostExplain":
-        probabilities = None
-        if candidate.phoenix_scores is not None:
-            row = np.asarray(candidate.phoenix_scores, dtype=np.float64).tolist()
-            probabilities = dict(zip(ACTIONS, row, strict=True))
         return cls(
-            probabilities=probabilities,
+            probabilities=_by_action(candidate.phoenix_scores),
+            raw_probabilities=_by_action(candidate.raw_phoenix_scores),
             weighted_score=candidate.weighted_score,
             diversity_multiplier=candidate.diversity_multiplier,
             oon_multiplier=candidate.oon_multiplier,
@@ -78,6 +82,7 @@ class PostExplain:
     def to_wire(self) -> dict[str, Any]:
         return {
             "probabilities": self.probabilities,
+            "raw_probabilities": self.raw_probabilities,
             "weighted_score": self.weighted_score,
             "diversity_multiplier": self.diversity_multiplier,
             "oon_multiplier": self.oon_multiplier,
