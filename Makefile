@@ -16,14 +16,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Third-party tools the integration tests drive: a real Prometheus server (scrapes a worker) and kcat (a
-# non-Python client of the wire contract). Skipped when both are on the PATH; needs root or sudo otherwise.
+# Third-party tools the integration tests drive: a real Prometheus server (scrapes a worker), kcat (a
+# non-Python client of the wire contract), and Chromium with its WebDriver (the feed explorer's browser
+# test, driven by selenium). Skipped when all are on the PATH; needs root or sudo otherwise.
 debian-tools:
-	@if command -v prometheus >/dev/null && command -v kcat >/dev/null; then :; \
-	elif ! command -v apt-get >/dev/null; then echo "debian-tools: no apt-get; the prometheus and kcat tests will skip"; \
+	@if command -v prometheus >/dev/null && command -v kcat >/dev/null && command -v chromium >/dev/null \
+		&& command -v chromedriver >/dev/null; then :; \
+	elif ! command -v apt-get >/dev/null; then echo "debian-tools: no apt-get; the prometheus, kcat and browser tests will skip"; \
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus kcat; fi
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus kcat chromium chromium-driver; fi
 
 kafka-start: install
 	$(FORYOU) kafka start

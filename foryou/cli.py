@@ -280,6 +280,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "world": ("foryou.world.cli", "the simulated world: generate, replay, evaluate"),
     "demo": ("foryou.demo", "the main job end to end: broker, worker, world, feeds"),
     "simulate-post": ("foryou.simulate_post", "how a draft would fare: reach, engagements, rank per user"),
+    "explore": ("foryou.explore.server", "the feed explorer: a web page beside the workers"),
     "calibrate": ("foryou.calibrate", "calibration metrics and per-head calibration; weight tuning on logs"),
 }
 
@@ -289,6 +290,7 @@ _BENCH_SUITES = {
     "feed": "foryou.bench_feed",
     "pipeline": "foryou.bench_pipeline",
     "simulate": "foryou.bench_simulate",
+    "simulate-world": "foryou.world.drafts",
     "stores": "stores.bench",
 }
 
