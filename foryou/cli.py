@@ -291,6 +291,7 @@ _BENCH_SUITES = {
     "pipeline": "foryou.bench_pipeline",
     "simulate": "foryou.bench_simulate",
     "simulate-world": "foryou.world.drafts",
+    "weights-world": "foryou.world.weights_check",
     "stores": "stores.bench",
 }
 

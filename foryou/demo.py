@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from foryou.demo_product import calibration_line, sample_draft_line, start_explorer
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH_PATH = REPO / "bench" / "results" / "world.json"
 # The sources whose behaviour shapes the history and the trained model (the cache key hashes them).
@@ -150,6 +152,7 @@ def run_policy(
     worker = start_worker(bootstrap, spec, out / "workers")
     on_worker(worker)
     _say(f"  worker {worker.app_id}: metrics at {worker.url}/metrics, log {worker.log_path}")
+    explorer = start_explorer(worker.url) if spec.name == "phoenix-trained" else None
     shift = world_anchor(world)
     events = world_stream(world, shift, int(args.window_hours * HOUR_MS), history.engagements,
                           history.social_graph_events)
@@ -172,8 +175,12 @@ def run_policy(
         result = loop.run(history.states, on_round=show)
         sys.stderr.write("\n")
         explained = explained_feed(world, loop, answers, result) if spec.name == "phoenix-trained" else None
+        if explorer is not None:
+            _say("  " + sample_draft_line(worker.url, world))
     finally:
         answers.close()
+        if explorer is not None:
+            explorer.stop()
     (out / f"metrics-{spec.name}.prom").write_text(worker.metrics_text())
     return result, explained
 
@@ -318,6 +325,7 @@ def _run(args: argparse.Namespace, bootstrap: str, out: Path, workers: list[Any]
         ranking = ranking_vs_truth(world, checkpoint, history.log_path)
         ranking_path.write_bytes(orjson.dumps(ranking, option=orjson.OPT_INDENT_2))
     _say(format_ranking(ranking))
+    _say(calibration_line(checkpoint, history.log_path, out))
     _step(5, f"closed loops over Kafka, {args.loop_seconds:g}s per policy")
     metrics = OnlineMetrics(window_ms=15_000)
     explained = None
