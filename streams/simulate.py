@@ -20,6 +20,7 @@ retrieval similarity clears retrieval's k-th score), no filter removes it, and i
 feed size K. Post-selection filters (visibility, conversation dedup) are not re-run in the batched path.
 """
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -222,8 +223,10 @@ class DraftSimulator:
                 candidates.append(candidate)
                 outcomes.append(UserOutcome(b.user_id, follower, reached, self._removal(pipeline, b.query, candidate),
                                             None, False, None, None, None))
-            probabilities = self.audience_ranker.score_for_users(
-                [b.prefix for b in baselines], post.post_id, post.author_id, post.created_at_ms, now
+            # Off the event loop: on a worker, feed requests keep being answered meanwhile.
+            probabilities = await asyncio.to_thread(
+                self.audience_ranker.score_for_users,
+                [b.prefix for b in baselines], post.post_id, post.author_id, post.created_at_ms, now,
             )
             weighted_scorer = WeightedScorer(self.config.weights, self.config.scoring.vqv_min_duration_ms, self.offset)
             for b, candidate, outcome, row in zip(baselines, candidates, outcomes, probabilities, strict=True):

@@ -47,3 +47,14 @@ def test_pipeline_suite_runs_the_production_pipeline(tmp_path: Path) -> None:
     assert {("pipeline.inprocess.c1000", "median_ms"), ("pipeline.inprocess.c1000", "p99_ms")} <= names
     stages = {r["name"] for r in records if r["name"].startswith("pipeline.stage.")}
     assert "pipeline.stage.scorer.PhoenixScorer" in stages and "pipeline.stage.source.Thunder" in stages
+
+
+@pytest.mark.slow
+def test_simulate_suite_writes_the_audience_record(tmp_path: Path) -> None:
+    from foryou import bench_simulate
+
+    argv = ["--users", "20", "--authors", "10", "--posts", "3", "--follows", "3", "--history", "8", "--drafts", "1",
+            "--out-dir", str(tmp_path)]
+    assert bench_simulate.main(argv) == 0
+    names = {(r["name"], r["metric"]) for r in _records(tmp_path / "simulate.json")}
+    assert {("simulate.audience20", "median_s"), ("simulate.audience20", "cold_s")} <= names
