@@ -2,7 +2,9 @@
 audience members it owns, the asked one merges, and a single user's simulation is routed to its owner and
 agrees with the batched result."""
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -96,3 +98,34 @@ def test_simulate_post_fans_out_over_both_workers_and_merges(
     bad = {"draft": {"author_id": author, "media": "gif"}}
     with pytest.raises(WorkerError, match=r"400.*media"):
         http_json(f"{first.url}/simulate/post", bad)
+
+
+def test_calibrate_reads_its_log_from_the_topics(
+    workers: tuple[WorkerProcess, WorkerProcess], client: FeedClient, ids: Iterator[int], tmp_path: Path
+) -> None:
+    """`foryou calibrate --from-topics`: served impressions joined with the engagements that followed them,
+    each with its post's creation time from tweet-events."""
+    from foryou.calibrate import log_from_topics
+    from phoenix.log import read_log
+
+    user, author, post = next(ids), next(ids), next(ids)
+    client.post(post, author, text="calibrate me", created_at_ms=int(time.time() * 1000) - 60_000)
+    client.follow(user, author)
+    client.flush()
+    wait_for_posts(workers[0], [post])
+    feed = eventually(lambda: (lambda a: a if a["posts"] else None)(client.request(user, timeout_s=120)),
+                      timeout_s=120)
+    assert [p["post_id"] for p in feed["posts"]] == [post]
+    time.sleep(1.0)  # the impression is a side effect, sent after the answer
+    client.engage(user, post, author, "favorite", dwell_ms=800)
+    client.flush()
+    path = tmp_path / "log.jsonl"
+
+    def joined() -> list | None:
+        log_from_topics(client.bootstrap, path)
+        lines = [imp for imp in read_log(path) if imp.user_id == user]
+        return lines if lines and "favorite" in lines[0].actions else None
+
+    [line] = eventually(joined, timeout_s=120, interval_s=2.0)
+    assert line.post_id == post and line.author_id == author
+    assert line.post_created_at_ms is not None and line.post_age_ms >= 60_000
