@@ -113,8 +113,8 @@ def test_calibrate_reads_its_log_from_the_topics(
     client.follow(user, author)
     client.flush()
     wait_for_posts(workers[0], [post])
-    feed = eventually(lambda: (lambda a: a if a["posts"] else None)(client.request(user, timeout_s=120)),
-                      timeout_s=120)
+    feed = eventually(lambda: (lambda a: a if a["posts"] else None)(
+        client.request(user, in_network_only=True, timeout_s=120)), timeout_s=120)
     assert [p["post_id"] for p in feed["posts"]] == [post]
     time.sleep(1.0)  # the impression is a side effect, sent after the answer
     client.engage(user, post, author, "favorite", dwell_ms=800)
