@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
 from faust.types import TP
@@ -35,6 +36,8 @@ from topics.validation import InvalidRecord
 
 log = logging.getLogger(__name__)
 
+# A simulation may build many users' baselines first (tens of ms each): the forwarded parts get this long.
+FORWARD_TIMEOUT_S = float(os.environ.get("FORYOU_SIMULATE_TIMEOUT_S", "600"))
 DEFAULT_OON_SAMPLE = 200
 DEFAULT_TOP_K = 30
 MAX_USERS_LISTED = 500
@@ -127,12 +130,17 @@ class Simulations:
         target = url.with_path(path).with_query(query or {})
         headers = {ROUTED_HEADER: str(self.app.conf.canonical_url)}
         client = self.app.http_client
+        timeout = aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
         if body is None:
-            request = client.get(target, headers=headers)
+            request = client.get(target, headers=headers, timeout=timeout)
         else:
-            request = client.post(target, data=orjson.dumps(body), headers=headers)
-        async with request as response:
-            return response.status, orjson.loads(await response.read())
+            request = client.post(target, data=orjson.dumps(body), headers=headers, timeout=timeout)
+        try:
+            async with request as response:
+                return response.status, orjson.loads(await response.read())
+        except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError) as exc:
+            reason = f"the worker at {url.origin()} did not answer within {FORWARD_TIMEOUT_S:.0f}s: {exc!r}"
+            return 504, {"error": reason}
 
     async def _to_owner(
         self, request: faust.web.Request, user_id: int, path: str, body: Any | None, local: Callable[[], Any],
