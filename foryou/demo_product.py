@@ -43,11 +43,9 @@ def calibration_line(checkpoint: Path, log_path: Path, out: Path) -> str:
     from foryou.calibrate import calibrate, summary_line
 
     args = argparse.Namespace(checkpoint=checkpoint, data=log_path, from_topics=False, out=out / "calibrate",
-                              save=False, tune_weights=True, negative_penalty=5.0, json=False)
+                              save=False, tune_weights=False, negative_penalty=5.0, json=False)
     try:
         report = calibrate(args)
     except Exception as exc:
         return f"calibration: failed ({exc})"
-    tuning = report["weight_tuning"]
-    return (summary_line(report) + f"; tuned weights estimated {tuning['start_value']:.4f} -> "
-            f"{tuning['tuned_value']:.4f} reward per examined impression; {out / 'calibrate'}")
+    return f"{summary_line(report)}; curves: {report['reliability_png']}"
