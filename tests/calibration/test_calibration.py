@@ -128,3 +128,10 @@ def test_calibrate_command_saves_a_calibration_that_serving_applies(
     explained = PostExplain.of(dataclasses.replace(candidates[0], phoenix_scores=updates["phoenix_scores"][0],
                                                    raw_phoenix_scores=updates["raw_phoenix_scores"][0]))
     assert explained.to_wire()["raw_probabilities"] is not None
+
+
+def test_demo_calibration_line(trained: dict[str, Any]) -> None:
+    from foryou.demo_product import calibration_line
+
+    line = calibration_line(trained["ckpt"], trained["log"], trained["folder"] / "demo")
+    assert line.startswith("calibration (isotonic") and "mean ECE" in line and "reliability.png" in line

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -95,6 +96,14 @@ def test_simulate_post_fans_out_over_both_workers_and_merges(
                      orjson.dumps({"author_id": other_author, "text": "two"}).decode()]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("rank") and len(out.splitlines()) == 3
+    # The demo's line: a draft by the world's most prolific author (here: the one posting 3 of 6 posts).
+    from types import SimpleNamespace
+
+    from foryou.demo_product import sample_draft_line
+
+    world = SimpleNamespace(posts=SimpleNamespace(author=np.array([author - 1, author - 1, other_author - 1])))
+    line = sample_draft_line(first.url, world)
+    assert line.startswith(f"simulated reach of a draft by user {author}:") and f"of {len(followers)} followers" in line
     bad = {"draft": {"author_id": author, "media": "gif"}}
     with pytest.raises(WorkerError, match=r"400.*media"):
         http_json(f"{first.url}/simulate/post", bad)
