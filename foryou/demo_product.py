@@ -3,10 +3,9 @@ simulated reach of a sample draft, and the trained checkpoint's calibration summ
 prints one line and never fails the demo: a failure is reported in its line instead."""
 
 import argparse
+from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from foryou.explore.server import ExplorerServer
 from foryou.http import http_json
@@ -24,7 +23,7 @@ def start_explorer(worker_url: str) -> ExplorerServer | None:
 
 def sample_draft_line(worker_url: str, world: Any) -> str:
     """A draft by the world's most prolific author, simulated over its audience by the running worker."""
-    author = int(np.bincount(world.posts.author).argmax()) + 1
+    author = Counter(world.posts.author.tolist()).most_common(1)[0][0] + 1  # world user index + 1 = user id
     body = {"draft": {"author_id": author, "text": "A sample draft from the demo"}, "top_k": 10, "oon_sample": 100}
     try:
         report = http_json(f"{worker_url}/simulate/post", body, timeout_s=600)
