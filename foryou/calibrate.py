@@ -66,7 +66,10 @@ def read_topics(bootstrap: str, topics: list[str], timeout_s: float) -> dict[str
 
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "foryou-calibrate", "enable.auto.commit": False})
+    from foryou.settings import librdkafka_config
+
+    config = {"group.id": "foryou-calibrate", "enable.auto.commit": False}
+    consumer = Consumer(librdkafka_config(bootstrap, config=config))
     try:
         assignment, remaining = [], {}
         for topic in topics:
