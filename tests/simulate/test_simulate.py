@@ -86,3 +86,20 @@ def test_bad_drafts_are_refused_with_the_reason(world: SimWorld) -> None:
         Draft.from_json({"author_id": 1, "colour": "red"})
     with pytest.raises(InvalidRecord):
         Draft(author_id=1, text="x" * 100_000).tweet_event(world.now_ms, world.post_store)
+
+
+def test_cli_formats_a_report_and_a_user(world: SimWorld) -> None:
+    from foryou.simulate_post import format_report, format_user
+
+    draft = Draft(author_id=105, text="x", media="photo")
+    outcomes = asyncio.run(world.simulator.simulate_audience(draft, USERS, top_k=10, now_ms=world.now_ms))
+    report = merge([summarize(outcomes, oon_population=30, weights=world.config.weights, worker="w")],
+                   world.config.weights)
+    follower = next(u["user_id"] for u in report["users"] if u["follower"])
+    sample = asyncio.run(world.simulator.simulate_user(draft, follower, top_k=10, now_ms=world.now_ms))
+    report.update(draft=draft.to_json(), post_id=draft.effective_post_id(), top_k=10, model="m", latency_ms=1.0,
+                  sample_user=sample)
+    text = format_report(report)
+    assert "expected impressions" in text and "weighted score: p10" in text and "expected engagements" in text
+    assert f"user {follower}: follower" in text and "PhoenixScorer" in text
+    assert format_user(sample).count("\n") >= len(sample["stages"])
