@@ -35,11 +35,14 @@ from foryou.demo_product import calibration_line, sample_draft_line, start_explo
 REPO = Path(__file__).resolve().parent.parent
 BENCH_PATH = REPO / "bench" / "results" / "world.json"
 # The sources whose behaviour shapes the history and the trained model (the cache key hashes them).
-_MODEL_SOURCES = tuple(f"phoenix/{name}.py" for name in (
-    "actions", "age", "batch", "checkpoint", "config", "examples", "hashing", "log", "model", "train")) + tuple(
-    f"foryou/world/{name}.py" for name in (
+_MODEL_SOURCES = (
+    "topics/actions.py",
+    *(f"phoenix/{name}.py" for name in (
+        "age", "batch", "checkpoint", "config", "examples", "hashing", "log", "model", "train")),
+    *(f"foryou/world/{name}.py" for name in (
         "client", "config", "history", "offline", "population", "posts", "simulate", "truth", "vocab", "wire",
-        "world"))
+        "world")),
+)
 
 
 def _say(text: str) -> None:
