@@ -36,9 +36,6 @@ class Slates:
     mask: np.ndarray  # [S, C] real lines (slates are padded to C)
     logged_rank: np.ndarray  # [S, C] 1-based rank the logged policy gave
 
-    def __len__(self) -> int:
-        return len(self.mask)
-
     def take(self, index: np.ndarray) -> "Slates":
         return Slates(self.probabilities[index], self.labels[index], self.mask[index], self.logged_rank[index])
 
