@@ -8,15 +8,21 @@ Flow (see README "How state is partitioned"):
     feed-requests ─────┘                                      └──> feed pipeline ──> ranked-feeds, impressions
     anything malformed ──> dead-letters (original key and bytes, reason in headers)
 
+Delivery (README "Reliability"): an input event is acknowledged, so its offset can be committed, only once
+the broker has every record produced from it; a feed request waits at ingest until the engagements and
+graph changes acknowledged before it are forwarded (`agents.order_barrier`); its id is remembered as answered
+only once the answer is delivered. No broker call blocks the event loop (`agents.forwarder`).
+
 Agents are thin: validation is `topics.validation`, state logic `stores`, ranking `streams`/`scoring`.
 """
 
 import asyncio
 import dataclasses
 import logging
+import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
@@ -24,13 +30,24 @@ import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from agents import metrics
-from agents.envelope import UserEventKind, decode_user_event, encode_user_event
+from agents.admin_clients import committed_reader
+from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_user_event
 from agents.feeds import FeedService, UserState, error_answer
-from agents.forwarder import FlushBeforeCommit, Forwarder
+from agents.forwarder import Delivery, Forwarder
+from agents.loop_lag import LoopLag
 from agents.ops import Operations, user_snapshot
+from agents.order_barrier import BrokerOffsets, IngestProgress, OrderBarrier
 from agents.runtime import Runtime
 from agents.simulate import Simulations, new_simulator, register_pages
-from agents.topology import USER_TABLES, ensure_topics, partition_count, post_log_topic, user_events_topic
+from agents.topology import (
+    USER_TABLES,
+    admin_client,
+    ensure_topics,
+    partition_count,
+    post_log_topic,
+    user_events_topic,
+)
+from agents.watchdog import StallWatchdog
 from foryou.settings import Settings, faust_broker_config
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
@@ -78,8 +95,9 @@ app = faust.App(
     # A worker that dies is noticed within this, and its partitions move to the others.
     broker_session_timeout=10.0,
     broker_heartbeat_interval=1.0,
-    # Offsets committed often: after a crash, little input is processed twice.
-    broker_commit_interval=1.0,
+    # Offsets committed often: after a crash little input is processed twice, and a feed request waiting for
+    # another worker's ingest (agents.order_barrier) sees its progress soon.
+    broker_commit_interval=0.2,
     producer_linger=0.002,
     # A dead letter carries the original record (up to the topics' 1 MiB bound) plus its headers.
     producer_max_request_size=2 * 1024 * 1024,
@@ -119,7 +137,28 @@ social_graph = SocialGraph(social_table)
 served_history = ServedHistory(served_table)
 runtime = Runtime(app, settings)
 forwarder = Forwarder(settings.bootstrap, client_id=f"{settings.app_id}-worker", security=settings.kafka_security)
-app.sensors.add(FlushBeforeCommit(forwarder))
+ingest_progress = IngestProgress()
+watchdog = StallWatchdog(settings.stall_exit_s)
+# Feed requests wait for the other user-keyed topics (see agents/order_barrier.py).
+_user_topics_offsets = BrokerOffsets(
+    lambda: admin_client(settings),
+    lambda: committed_reader(
+        settings.bootstrap, settings.app_id, f"{settings.app_id}-order-barrier", settings.kafka_security
+    ),
+    topics=(ENGAGEMENT_EVENTS, SOCIAL_GRAPH_EVENTS),
+)
+
+
+async def _committed_offsets(tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    offsets = await _user_topics_offsets.committed(tps)
+    watchdog.moved()  # waiting on another worker's ingest, with the broker answering, is not a stall
+    return offsets
+
+
+order_barrier = OrderBarrier(
+    watermarks=_user_topics_offsets.watermarks, committed=_committed_offsets, progress=ingest_progress
+)
+loop_lag = LoopLag(metrics.event_loop_lag.set)
 # Names the worker in a header on each answer (for operators and tests; not part of the JSON contract).
 WORKER_NAME = f"{settings.app_id}@{socket.gethostname()}:{settings.web_port}".encode()
 operations = Operations(
@@ -133,6 +172,7 @@ operations = Operations(
         user_id, actions=user_actions, graph=social_graph, served=served_history, answered=answered_table
     ),
     worker_name=WORKER_NAME.decode(),
+    on_lag=lambda records_behind: watchdog.observe_lag(records_behind),
 )
 
 
@@ -143,7 +183,7 @@ INGEST_WAIT_S = 0.005
 REQUEST_WAIT_S = 0.001
 
 
-def _dead_letter(event: faust.EventT, error: InvalidRecord) -> None:
+def _dead_letter(event: faust.EventT, error: InvalidRecord) -> Delivery:
     message = event.message
     metrics.dead_letters.labels(message.topic, error.reason).inc()
     log.warning("dead letter from %s[%d]@%d: %s", message.topic, message.partition, message.offset, error)
@@ -151,61 +191,73 @@ def _dead_letter(event: faust.EventT, error: InvalidRecord) -> None:
         reason=error.reason, detail=error.detail, source_topic=message.topic,
         source_partition=message.partition, source_offset=message.offset,
     )
-    forwarder.send(DEAD_LETTERS, message.key, message.value, headers=headers)
+    return forwarder.send(DEAD_LETTERS, message.key, message.value, headers=headers)
 
 
-def _to_user_events(kind: UserEventKind, user_id: int, event: dict[str, Any], received_ms: float) -> None:
+def _to_user_events(kind: UserEventKind, user_id: int, event: dict[str, Any], received_ms: float) -> Delivery:
     value = encode_user_event(kind, event, received_ms)
     partition = partition_for_id(user_id, settings.partitions)
-    forwarder.send(user_events_topic(settings), key_bytes(user_id), value, partition=partition)
+    return forwarder.send(user_events_topic(settings), key_bytes(user_id), value, partition=partition)
 
 
-async def _ingest(stream: faust.StreamT, handle: Callable[[faust.EventT, float], None], wait_s: float) -> None:
-    """Validate and forward a public topic: each record goes on (or to dead-letters), none is dropped."""
+Forward = Callable[[faust.EventT, float], Iterable[Delivery]]
+
+
+async def _ingest(stream: faust.StreamT, handle: Forward, wait_s: float, *, requests: bool = False) -> None:
+    """Validate and forward a public topic: each record goes on (or to dead-letters), none is dropped.
+
+    A batch is acknowledged only once the broker has everything produced from it (a failed record is sent
+    again until it is taken), so no offset is committed past a record that is not durable downstream. A batch
+    of feed `requests` first waits for the order barrier, and an invalid request with an id is answered."""
     await runtime.serving.wait()
-    async for events in stream.take_events(INGEST_BATCH, within=wait_s):
+    async for events in stream.noack_take(INGEST_BATCH, within=wait_s):
         received_ms = time.time() * 1000
+        await forwarder.room()
+        if requests:
+            metrics.order_barrier_wait.observe(await order_barrier.wait())
+        deliveries: list[Delivery] = []
         for event in events:
             try:
-                handle(event, received_ms)
+                deliveries.extend(handle(event, received_ms))
             except InvalidRecord as error:
-                _dead_letter(event, error)
+                deliveries.append(_dead_letter(event, error))
+                if requests and error.request_id is not None:
+                    # The requester can be told: answer now, keyed by user when the record held one.
+                    answer = error_answer(error.request_id, error.user_id, f"invalid request: {error}", received_ms)
+                    deliveries.append(_send_answer(error.user_id, answer, fallback_key=event.message.key))
                 continue
             metrics.records_ingested.labels(event.message.topic).inc()
-        await forwarder.flush()
+        await forwarder.deliver(deliveries)
+        ingest_progress.advance((e.message.topic, e.message.partition, e.message.offset) for e in events)
+        for event in events:
+            await stream.ack(event)
+        watchdog.moved(len(events))
 
 
-def _forward_tweet_event(event: faust.EventT, received_ms: float) -> None:
+def _forward_tweet_event(event: faust.EventT, received_ms: float) -> list[Delivery]:
     record = decode_tweet_event(event.value)
-    forwarder.send(post_log_topic(settings), key_bytes(record.post_id), orjson.dumps(record.to_dict()))
+    return [forwarder.send(post_log_topic(settings), key_bytes(record.post_id), orjson.dumps(record.to_dict()))]
 
 
-def _forward_engagement(event: faust.EventT, received_ms: float) -> None:
+def _forward_engagement(event: faust.EventT, received_ms: float) -> list[Delivery]:
     record = decode_engagement(event.value)
-    _to_user_events("engagement", record.user_id, record.to_dict(), received_ms)
+    return [_to_user_events("engagement", record.user_id, record.to_dict(), received_ms)]
 
 
-def _forward_social_graph_event(event: faust.EventT, received_ms: float) -> None:
+def _forward_social_graph_event(event: faust.EventT, received_ms: float) -> list[Delivery]:
     record = decode_social_graph_event(event.value)
-    _to_user_events("social", record.user_id, record.to_dict(), received_ms)
+    return [_to_user_events("social", record.user_id, record.to_dict(), received_ms)]
 
 
-def _forward_feed_request(event: faust.EventT, received_ms: float) -> None:
-    try:
-        record = decode_feed_request(event.value)
-    except InvalidRecord as error:
-        if error.request_id is not None:
-            # The requester can be told: answer now, keyed by user when the record held one.
-            answer = error_answer(error.request_id, error.user_id, f"invalid request: {error}", received_ms)
-            _send_answer(error.user_id, answer, fallback_key=event.message.key)
-        raise
-    waited_ms = received_ms - event.message.timestamp * 1000
+def _forward_feed_request(event: faust.EventT, received_ms: float) -> list[Delivery]:
+    record = decode_feed_request(event.value)
+    # Measured now, after the order barrier: time spent waiting there counts against the request's TTL.
+    waited_ms = time.time() * 1000 - event.message.timestamp * 1000
     if waited_ms > settings.request_ttl_ms:
         metrics.expired_requests.inc()
         reason = f"expired: the request waited {waited_ms / 1000:.0f}s, more than {settings.request_ttl_ms}ms"
-        _send_answer(record.user_id, error_answer(record.request_id, record.user_id, reason, received_ms))
-        return
-    _to_user_events("request", record.user_id, record.to_dict(), received_ms)
+        return [_send_answer(record.user_id, error_answer(record.request_id, record.user_id, reason, received_ms))]
+    return [_to_user_events("request", record.user_id, record.to_dict(), received_ms)]
 
 
 @app.agent(tweet_events)
@@ -225,32 +277,78 @@ async def ingest_social_graph(stream: faust.StreamT) -> None:
 
 @app.agent(feed_requests)
 async def ingest_feed_requests(stream: faust.StreamT) -> None:
-    await _ingest(stream, _forward_feed_request, REQUEST_WAIT_S)
+    await _ingest(stream, _forward_feed_request, REQUEST_WAIT_S, requests=True)
+
+
+def _apply_user_event(user_event: UserEvent) -> list[Delivery]:
+    """A state update; the records it produced (a follower-count change for the post log)."""
+    payload = user_event.event
+    if user_event.kind == "engagement":
+        user_actions.record(payload)
+    elif user_event.kind == "social":
+        changed = social_graph.apply(payload)
+        if changed and payload["type"] in ("follow", "unfollow"):
+            author_id = payload["target_id"]
+            step = 1 if payload["type"] == "follow" else -1
+            delta = {"type": "follower_delta", "author_id": author_id, "delta": step}
+            return [forwarder.send(post_log_topic(settings), key_bytes(author_id), orjson.dumps(delta))]
+    return []
+
+
+_acks_in_flight: set[asyncio.Task] = set()
+
+
+async def _ack_when_delivered(stream: faust.StreamT, event: faust.EventT, deliveries: list[Delivery]) -> None:
+    await forwarder.deliver(deliveries)
+    await stream.ack(event)
 
 
 @app.agent(user_events)
 async def process_user_events(stream: faust.StreamT) -> None:
-    """One user's events in order: state updates and feed requests see everything the user did before."""
+    """One user's events in order: state updates and feed requests see everything the user did before.
+
+    Each event is acknowledged once what it produced is delivered: a feed request's answer and impressions
+    before the next event (the answer is remembered only then), other records in the background."""
     await runtime.serving.wait()
-    async for event in stream.events():
+    manual = stream.noack()
+    async for event in manual.events():
+        watchdog.moved()
+        await forwarder.room()
+        deliveries: list[Delivery] = []
         try:
             user_event = decode_user_event(event.value)
         except ValueError as exc:
-            _dead_letter(event, InvalidRecord("not_object", str(exc)))
-            continue
-        payload = user_event.event
-        if user_event.kind == "engagement":
-            user_actions.record(payload)
-        elif user_event.kind == "social":
-            changed = social_graph.apply(payload)
-            if changed and payload["type"] in ("follow", "unfollow"):
-                author_id = payload["target_id"]
-                delta = {"type": "follower_delta", "author_id": author_id, "delta": 1}
-                if payload["type"] == "unfollow":
-                    delta["delta"] = -1
-                forwarder.send(post_log_topic(settings), key_bytes(author_id), orjson.dumps(delta))
+            deliveries.append(_dead_letter(event, InvalidRecord("not_object", str(exc))))
         else:
-            await runtime.feeds.answer(payload, user_event.received_at_ms)
+            if user_event.kind == "request":
+                await runtime.feeds.answer(user_event.event, user_event.received_at_ms)
+            else:
+                deliveries = _apply_user_event(user_event)
+        if not deliveries:
+            await manual.ack(event)
+            continue
+        task = asyncio.ensure_future(_ack_when_delivered(manual, event, deliveries))
+        _acks_in_flight.add(task)
+        task.add_done_callback(_acks_in_flight.discard)
+
+
+@app.task
+async def measure_event_loop_lag() -> None:
+    await loop_lag.run()
+
+
+@app.timer(interval=5.0)
+async def exit_when_stalled() -> None:
+    reason = watchdog.stalled()
+    if reason is not None:
+        log.error("worker stalled, exiting for its supervisor to restart it: %s", reason)
+        logging.shutdown()
+        os._exit(70)  # a stop could hang on the very clients that are stuck; the state is crash-safe
+
+
+@app.on_before_shutdown.connect
+async def deliver_before_shutdown(app: faust.App, **kwargs: object) -> None:
+    await asyncio.to_thread(forwarder.close)
 
 
 @app.timer(interval=60.0)
@@ -295,17 +393,20 @@ async def inspect_user(web: faust.web.View, request: faust.web.Request, user_id:
     return await operations.inspect_user(web, request, user_id)
 
 
-def _send_answer(user_id: int | None, answer: dict[str, Any], fallback_key: bytes | None = None) -> None:
+def _send_answer(user_id: int | None, answer: dict[str, Any], fallback_key: bytes | None = None) -> Delivery:
     """Every answer leaves through here: keyed by user, tagged with the worker that produced it."""
     key = key_bytes(user_id) if user_id else fallback_key
-    forwarder.send(RANKED_FEEDS, key, orjson.dumps(answer), headers=[("foryou.worker", WORKER_NAME)])
     metrics.feed_answers.labels(answer["status"]).inc()
+    return forwarder.send(RANKED_FEEDS, key, orjson.dumps(answer), headers=[("foryou.worker", WORKER_NAME)])
 
 
-def _send_impressions(user_id: int, records: list[dict[str, Any]]) -> None:
+async def _deliver_answer(user_id: int, answer: dict[str, Any]) -> None:
+    await forwarder.deliver([_send_answer(user_id, answer)])
+
+
+async def _send_impressions(user_id: int, records: list[dict[str, Any]]) -> None:
     key = key_bytes(user_id)
-    for record in records:
-        forwarder.send(IMPRESSIONS, key, orjson.dumps(record))
+    await forwarder.deliver([forwarder.send(IMPRESSIONS, key, orjson.dumps(record)) for record in records])
 
 
 runtime.bind_feeds(
@@ -317,7 +418,7 @@ runtime.bind_feeds(
         social_graph=social_graph,
         served_history=served_history,
         answered=answered_table,
-        send_answer=_send_answer,
+        send_answer=_deliver_answer,
         send_impressions=_send_impressions,
     )
 )
@@ -349,3 +450,4 @@ def run_worker() -> int:
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level]
     app.main()
     return 0
+

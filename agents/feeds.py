@@ -1,12 +1,17 @@
 """Answering a feed request: run the configured pipeline, send exactly one answer, then the side effects.
 
+Exactly one answer across crashes: a request id is remembered as answered only once the broker has the
+answer (`send_answer` returns when it is delivered), so a request redelivered after a crash before that is
+answered then; a request forwarded twice (its ingest crashed after forwarding, before committing) is
+recognised by its id and not answered again.
+
 Plain logic over injected senders and stores, so it is tested without Kafka; the app provides the Faust
 tables and topic senders.
 """
 
 import logging
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 import orjson
@@ -25,8 +30,9 @@ from streams.query import parse_feed_request
 
 log = logging.getLogger(__name__)
 
-AnswerSender = Callable[[int, dict[str, Any]], None]
-ImpressionSender = Callable[[int, list[dict[str, Any]]], None]
+# Returns once the broker has the answer (and raises only if it never will: the request is then not answered).
+AnswerSender = Callable[[int, dict[str, Any]], Awaitable[None]]
+ImpressionSender = Callable[[int, list[dict[str, Any]]], Awaitable[None] | None]
 
 # Request ids remembered per user to recognise a redelivered request (after a crash between answering and
 # committing): enough for any client's in-flight requests.
@@ -74,9 +80,10 @@ class FeedSideEffects:
     def record_served(self, user_id: int, post_ids: Sequence[int], ts_ms: int) -> None:
         self.served.record(user_id, post_ids, ts_ms)
 
-    def publish_impressions(self, impressions: list[dict[str, Any]]) -> None:
+    def publish_impressions(self, impressions: list[dict[str, Any]]) -> Awaitable[None] | None:
         if impressions:
-            self.send_impressions(int(impressions[0]["user_id"]), impressions)
+            return self.send_impressions(int(impressions[0]["user_id"]), impressions)
+        return None
 
 
 class FeedService:
@@ -135,8 +142,10 @@ class FeedService:
             reason = f"internal error: {type(exc).__name__}: {exc}"
             answer = error_answer(request_id, user_id, reason, received_ms)
             result = None
-        self.send_answer(user_id, answer)
-        metrics.feed_latency.observe(answer["latency_ms"] / 1000)
+        await self.send_answer(user_id, answer)
+        # Only now: a crash before this line leaves the request unanswered in the table, so it is redelivered
+        # and answered; a crash after it (before the offset commit) finds it answered.
         self._remember(user_id, request_id)
+        metrics.feed_latency.observe(answer["latency_ms"] / 1000)
         if result is not None:
             await result.side_effects()

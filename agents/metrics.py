@@ -55,3 +55,26 @@ rebalances = Counter("foryou_rebalances_total", "Consumer-group rebalances this 
 ops_errors = Counter(
     "foryou_ops_collect_errors_total", "Failed background collections (lag or table sizes), by kind.", ["kind"]
 )
+
+# Delivery and liveness (agents/forwarder.py, agents/loop_lag.py, agents/order_barrier.py).
+forwarder_queued = Gauge(
+    "foryou_forwarder_queued_records",
+    "Records the worker produced that the broker has not acknowledged yet (librdkafka queue plus overflow).",
+)
+produce_failures = Counter(
+    "foryou_produce_failures_total",
+    "Deliveries the broker refused; each such record is sent again, its input not acknowledged meanwhile.",
+    ["topic"],
+)
+event_loop_lag = Gauge(
+    "foryou_event_loop_lag_seconds",
+    "The largest delay, over the last few seconds, between when a periodic timer was due and when it ran.",
+)
+order_barrier_wait = Histogram(
+    "foryou_order_barrier_wait_seconds",
+    "How long a batch of feed requests waited for earlier engagements and graph changes to be forwarded.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+order_barrier_errors = Counter(
+    "foryou_order_barrier_errors_total", "Failed broker queries of the order barrier (each is retried with backoff)."
+)

@@ -14,13 +14,14 @@ from typing import Any
 import aiohttp
 import faust
 import orjson
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from faust.types import TP
 from mode import Service
 from yarl import URL
 
 from agents import metrics
+from agents.admin_clients import RenewableClient, committed_offsets, committed_reader
 from foryou.settings import KafkaSecurity, librdkafka_config
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
@@ -52,34 +53,42 @@ def partition_lag(end: int, committed: int, start: int) -> int:
 
 
 class GroupLagProbe:
-    """End offsets and a group's committed offsets, two batched admin requests per measurement.
+    """End offsets (batched admin requests) and the group's committed offsets (a consumer's OffsetFetch, see
+    agents/admin_clients.py) per measurement.
 
-    One admin client for the worker's life (creating a client per measurement costs a connection and a
-    metadata round trip each time)."""
+    The same clients measure until one fails (creating them per measurement costs connections and metadata
+    round trips); then they are renewed."""
 
     def __init__(
         self, bootstrap: str, group: str, timeout_s: float = 10.0, security: KafkaSecurity | None = None
     ) -> None:
         self.group = group
         self.timeout_s = timeout_s
-        self._admin = AdminClient(librdkafka_config(bootstrap, security, {"log_level": 3, "client.id": f"{group}-ops"}))
+        config = librdkafka_config(bootstrap, security, {"log_level": 3, "client.id": f"{group}-ops"})
+        self._admin = RenewableClient(lambda: AdminClient(config))
+        self._reader = RenewableClient(lambda: committed_reader(bootstrap, group, f"{group}-ops", security))
 
     def measure(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
+        try:
+            return self._measure(partitions)
+        except KafkaException:
+            # After a broker pause this client kept failing (FENCED_LEADER_EPOCH on every ListOffsets, or
+            # "transport failure" while a new client connected at once): the next measurement uses a new one.
+            self._admin.renew()
+            self._reader.renew()
+            raise
+
+    def _measure(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
         if not partitions:
             return {}
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
-        request = [ConsumerGroupTopicPartitions(self.group, tps)]
-        committed_future = self._admin.list_consumer_group_offsets(request, request_timeout=self.timeout_s)
-        committed = {
-            (tp.topic, tp.partition): tp.offset
-            for tp in committed_future[self.group].result(self.timeout_s).topic_partitions
-        }
+        committed = committed_offsets(self._reader.client, list(partitions), self.timeout_s)
         ends = self._offsets(tps, OffsetSpec.latest())
         starts = self._offsets(tps, OffsetSpec.earliest())
         return {key: partition_lag(ends[key], committed.get(key, -1), starts[key]) for key in ends if key in starts}
 
     def _offsets(self, tps: Iterable[TopicPartition], spec: OffsetSpec) -> dict[Partition, int]:
-        futures = self._admin.list_offsets({tp: spec for tp in tps}, request_timeout=self.timeout_s)
+        futures = self._admin.client.list_offsets({tp: spec for tp in tps}, request_timeout=self.timeout_s)
         return {(tp.topic, tp.partition): future.result(self.timeout_s).offset for tp, future in futures.items()}
 
 
@@ -168,6 +177,7 @@ class Operations(Service):
         user_tables: Mapping[str, faust.Table],
         snapshot: Callable[[int], dict[str, Any]],
         worker_name: str,
+        on_lag: Callable[[int], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -178,6 +188,7 @@ class Operations(Service):
         self.snapshot = snapshot
         self.worker_name = worker_name
         self.probe = GroupLagProbe(bootstrap, app.conf.id, security=security)
+        self.on_lag = on_lag
         # Any user table locates a user: all are written while processing the same user-events partition.
         self._locator = next(iter(self.user_tables.values()))
         for topic in self.consumed_topics:
@@ -223,6 +234,8 @@ class Operations(Service):
             return
         # Replaced whole on the event loop, where /metrics is served: a scrape never sees half an update,
         # and partitions this worker gave up in a rebalance disappear.
+        if self.on_lag is not None:
+            self.on_lag(sum(lag.values()))
         metrics.consumer_lag.clear()
         for (topic, partition), records in lag.items():
             metrics.consumer_lag.labels(topic, str(partition)).set(records)

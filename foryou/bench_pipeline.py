@@ -59,6 +59,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+async def _discard_answer(user_id: int, answer: dict) -> None:
+    """The benchmark times the pipeline, not the broker: answers go nowhere."""
+
+
 class World:
     """The benchmark's stores, ranker and production pipeline, populated once."""
 
@@ -120,7 +124,7 @@ class World:
             social_graph=graph,
             served_history=served,
             answered={},
-            send_answer=lambda user_id, answer: None,
+            send_answer=_discard_answer,
             send_impressions=lambda user_id, impressions: None,
         )
 

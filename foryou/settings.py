@@ -212,6 +212,9 @@ class Settings:
     # A feed request older than this when read (e.g. queued while no worker ran) is answered with an error
     # instead of a feed: its client has stopped waiting, and a new consumer group must not serve history.
     request_ttl_ms: int = field(default_factory=lambda: _env_int("FORYOU_REQUEST_TTL_MS", 120_000))
+    # A worker with input waiting that processes none of it for this long exits for its supervisor to restart
+    # it (agents/watchdog.py); 0 disables.
+    stall_exit_s: int = field(default_factory=lambda: _env_int("FORYOU_STALL_EXIT_S", 120))
     log_level: str = field(default_factory=lambda: os.environ.get("FORYOU_LOG_LEVEL", "info"))
 
     def __post_init__(self) -> None:

@@ -128,6 +128,7 @@ def test_the_dashboard_covers_what_an_operator_needs() -> None:
         "foryou_consumer_lag_records",
         "foryou_rebalances_total",
         "process_resident_memory_bytes",
+        "foryou_event_loop_lag_seconds",  # a blocked loop stops heartbeats and /metrics
     }
     assert needed <= queried, f"not on the dashboard: {sorted(needed - queried)}"
 

@@ -1,5 +1,6 @@
 """Fixtures for tests over the real broker: workers in subprocesses, a client, fresh ids."""
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,16 @@ from foryou.processes import WorkerProcess
 from foryou.world.kafka_io import commit_offsets, end_offsets, ensure_public_topics
 
 StartWorker = Callable[..., WorkerProcess]
+
+
+def _end_offsets_once_visible(bootstrap: str, attempts: int = 20) -> dict:
+    """Topics just created may take a moment to appear in every broker's metadata."""
+    for _ in range(attempts - 1):
+        try:
+            return end_offsets(bootstrap)
+        except RuntimeError:
+            time.sleep(0.5)
+    return end_offsets(bootstrap)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +40,7 @@ def start_worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
             # it at the topics' current end, as the demo does, so each module sees only what it produces.
             groups.add(app_id)
             ensure_public_topics(kafka_bootstrap)
-            commit_offsets(kafka_bootstrap, app_id, end_offsets(kafka_bootstrap))
+            commit_offsets(kafka_bootstrap, app_id, _end_offsets_once_visible(kafka_bootstrap))
         worker = WorkerProcess(
             bootstrap=kafka_bootstrap,
             app_id=app_id,
