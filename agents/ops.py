@@ -64,8 +64,8 @@ class GroupLagProbe:
     ) -> None:
         self.group = group
         self.timeout_s = timeout_s
-        config = librdkafka_config(bootstrap, security, {"log_level": 3, "client.id": f"{group}-ops"})
-        self._admin = RenewableClient(lambda: AdminClient(config))
+        config = {"log_level": 3, "client.id": f"{group}-ops"}
+        self._admin = RenewableClient(lambda: AdminClient(librdkafka_config(bootstrap, security, config)))
         self._reader = RenewableClient(lambda: committed_reader(bootstrap, group, f"{group}-ops", security))
 
     def measure(self, partitions: Sequence[Partition]) -> dict[Partition, int]:
