@@ -11,6 +11,7 @@ validated events between the worker's own agents:
   of it into its own full post-store replica, so any user's feed can include any author's posts.
 """
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -90,12 +91,18 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> Iterator[str]:
             yield f"exists  {plan.name} partitions={len(existing[plan.name].partitions)}"
 
 
-def partition_count(settings: Settings, topic: str, timeout_s: float = 30.0) -> int:
-    metadata = admin_client(settings).list_topics(topic, timeout=timeout_s)
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        raise SystemExit(f"topic {topic} does not exist on {settings.bootstrap}: run `foryou topics create`")
-    return len(found.partitions)
+def partition_count(settings: Settings, topic: str, timeout_s: float = 30.0, appear_within_s: float = 15.0) -> int:
+    """The topic's partition count; a topic just created (by this worker, at start) may take a moment to show
+    in the metadata, so a missing one is asked for again until `appear_within_s` has passed."""
+    admin = admin_client(settings)
+    deadline = time.monotonic() + appear_within_s
+    while True:
+        found = admin.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if found is not None and found.error is None and found.partitions:
+            return len(found.partitions)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"topic {topic} does not exist on {settings.bootstrap}: run `foryou topics create`")
+        time.sleep(0.5)
 
 
 def describe_topics(settings: Settings) -> Iterator[str]:
