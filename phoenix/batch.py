@@ -6,6 +6,8 @@ arrays may also be built directly (e.g. by training code) as long as masked slot
 
 `candidate_ages` holds each candidate's post-age bucket (`phoenix.age`) when the config has `age_buckets`
 > 0, and is None otherwise (so a batch for an age-free config is exactly what it was before ages existed).
+Likewise the four content arrays are set exactly when the config has content (`content_dim` > 0), from a
+`ContentTable` (posts without known content get zero vectors and semantic id 0).
 """
 
 from collections.abc import Sequence
@@ -17,6 +19,7 @@ import numpy as np
 from phoenix.age import age_buckets
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
+from phoenix.posts import ContentTable
 from stores.records import ActionEntry
 from topics.actions import NUM_ACTIONS, surface_id
 
@@ -36,6 +39,11 @@ class RankingBatch:
     candidate_surfaces: np.ndarray  # [B, C] int32
     candidate_mask: np.ndarray  # [B, C] bool
     candidate_ages: np.ndarray | None = None  # [B, C] int32 age bucket ids (0 = unknown); None without ages
+    # Content (None for a config without content): vectors (zero = unknown) and semantic ids (0 = unknown).
+    history_content: np.ndarray | None = None  # [B, S, E] float32
+    history_semantic_ids: np.ndarray | None = None  # [B, S, L] int32
+    candidate_content: np.ndarray | None = None  # [B, C, E] float32
+    candidate_semantic_ids: np.ndarray | None = None  # [B, C, L] int32
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -49,6 +57,7 @@ jax.tree_util.register_dataclass(RankingBatch, data_fields=[f.name for f in fiel
 class EncodedHistory:
     """One user's history as arrays of a chosen padded length (left-aligned, oldest first)."""
 
+    post_ids: np.ndarray  # [L] int64, 0 = padding
     post_hashes: np.ndarray  # [L, H]
     author_hashes: np.ndarray  # [L, H]
     actions: np.ndarray  # [L, 19]
@@ -78,6 +87,7 @@ def encode_history(cfg: PhoenixConfig, history: Sequence[ActionEntry], length: i
     valid = np.zeros(length, dtype=bool)
     valid[:n] = True
     return EncodedHistory(
+        post_ids=post_ids,
         post_hashes=hash_ids(post_ids, "post", cfg),
         author_hashes=hash_ids(author_ids, "author", cfg),
         actions=actions_multi_hot(masks),
@@ -94,11 +104,13 @@ def make_batch(
     candidate_surface: int = surface_id("home_for_you"),
     num_candidates: int | None = None,
     candidate_ages_ms: Sequence[Sequence[float]] | None = None,
+    content: ContentTable | None = None,
 ) -> RankingBatch:
     """Batch of B requests; C = num_candidates or the longest candidate list (at least 1).
 
     `candidate_ages_ms` gives each candidate's age in ms (NaN = unknown), parallel to `candidates`; None
-    means every age is unknown. Ignored when the config has no age input.
+    means every age is unknown. Ignored when the config has no age input. `content` gives the posts'
+    content (None: unknown for every post); ignored when the config has no content input.
     """
     if not len(user_ids) == len(histories) == len(candidates):
         raise ValueError("user_ids, histories and candidates must have the same length")
@@ -117,6 +129,13 @@ def make_batch(
             cand_posts[i, : len(pairs)] = pairs[:, 0]
             cand_authors[i, : len(pairs)] = pairs[:, 1]
             cand_mask[i, : len(pairs)] = True
+    history_post_ids = np.stack([e.post_ids for e in encoded])
+    content_arrays = {}
+    if cfg.has_content:
+        content_arrays = {
+            "history": content_inputs(cfg, content, history_post_ids),
+            "candidate": content_inputs(cfg, content, cand_posts),
+        }
     return RankingBatch(
         user_hashes=hash_ids(np.asarray(user_ids, dtype=np.int64), "user", cfg),
         history_post_hashes=np.stack([e.post_hashes for e in encoded]),
@@ -129,7 +148,25 @@ def make_batch(
         candidate_surfaces=np.where(cand_mask, candidate_surface, 0).astype(np.int32),
         candidate_mask=cand_mask,
         candidate_ages=_candidate_age_buckets(cfg, candidate_ages_ms, candidates, width),
+        history_content=content_arrays["history"][0] if content_arrays else None,
+        history_semantic_ids=content_arrays["history"][1] if content_arrays else None,
+        candidate_content=content_arrays["candidate"][0] if content_arrays else None,
+        candidate_semantic_ids=content_arrays["candidate"][1] if content_arrays else None,
     )
+
+
+def content_inputs(
+    cfg: PhoenixConfig, content: ContentTable | None, post_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Content vectors [..., E] and semantic ids [..., L] of post ids [...] (0 = padding or unknown)."""
+    if content is None:
+        return (
+            np.zeros((*post_ids.shape, cfg.content_dim), np.float32),
+            np.zeros((*post_ids.shape, cfg.semantic_id_levels), np.int32),
+        )
+    if content.dim != cfg.content_dim:
+        raise ValueError(f"content vectors have {content.dim} dims, the model expects {cfg.content_dim}")
+    return content.lookup(post_ids, cfg.semantic_id_levels)
 
 
 def _candidate_age_buckets(

@@ -5,6 +5,9 @@ JSON header {"format", "version", "cfg", "meta", "saved_at"} as the uint8 array 
 a temporary file in the same directory followed by `os.replace`, so a reader sees either the old file or
 the new one, never a partial write. The version id is "<cfg name>-<UTC time>-<first 10 hex digits of the
 sha256 of the params>", which changes whenever the params do.
+
+A model with semantic IDs also stores its codebooks ([L, K, E] float32, fitted by training, not trained by
+the optimiser) as the array "content/semantic_id_codebooks"; checkpoints without it load with None.
 """
 
 import hashlib
@@ -24,6 +27,7 @@ from phoenix.config import PhoenixConfig
 FORMAT = 1
 _HEADER = "__header__"
 _PARAM_PREFIX = "param/"
+_CODEBOOKS = "content/semantic_id_codebooks"
 
 NestedParams = dict[str, dict[str, np.ndarray]]
 
@@ -34,6 +38,7 @@ class Checkpoint:
     cfg: PhoenixConfig
     meta: dict[str, Any]
     version: str
+    codebooks: np.ndarray | None = None  # semantic-ID codebooks [L, K, E]; None without semantic IDs
 
 
 def _flatten(params: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
@@ -68,8 +73,11 @@ def save_checkpoint(
     params: Mapping[str, Mapping[str, Any]],
     cfg: PhoenixConfig,
     meta: dict[str, Any],
+    codebooks: np.ndarray | None = None,
 ) -> str:
     """Atomically write a checkpoint; returns its version id (also stored in the file)."""
+    if (codebooks is not None) != bool(cfg.semantic_id_levels):
+        raise ValueError("a config with semantic IDs needs its codebooks, and only such a config has them")
     path = os.fspath(path)
     now = datetime.now(UTC)
     version = f"{cfg.name}-{now.strftime('%Y%m%dT%H%M%S%f')}-{params_digest(params)[:10]}"
@@ -82,6 +90,8 @@ def save_checkpoint(
     }
     arrays = _flatten(params)
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    if codebooks is not None:
+        arrays[_CODEBOOKS] = np.asarray(codebooks, np.float32)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
@@ -117,9 +127,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     with np.load(data, allow_pickle=False) as archive:
         header = _read_header(archive)
         flat = {key: archive[key] for key in archive.files if key.startswith(_PARAM_PREFIX)}
+        codebooks = archive[_CODEBOOKS] if _CODEBOOKS in archive.files else None
+    cfg = PhoenixConfig.from_dict(header["cfg"])
+    if (codebooks is not None) != bool(cfg.semantic_id_levels):
+        raise ValueError("checkpoint: semantic-ID codebooks and the config's semantic_id_levels disagree")
     return Checkpoint(
         params=_unflatten(flat),
-        cfg=PhoenixConfig.from_dict(header["cfg"]),
+        cfg=cfg,
         meta=header["meta"],
         version=header["version"],
+        codebooks=codebooks,
     )

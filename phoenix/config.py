@@ -6,6 +6,12 @@ checkpoint and a checkpoint is always loaded with the configuration it was train
 `age_buckets` (B) switches the candidate post-age input on (see `phoenix.age` and `phoenix.model`): 0 means
 off, the architecture and params of configs from before the field existed, so their checkpoints (whose
 saved config lacks the field) load and score unchanged; B >= 2 adds a [B, D] `age_table`.
+
+`content_dim` (E) switches post content on (see `phoenix.content`, `phoenix.semantic_ids` and `phoenix.model`):
+0 means off, the published architecture and the params of configs from before the field existed; E > 0
+adds a content projection [E, D] and, with `semantic_id_levels` L > 0, L tables [semantic_id_size + 1, D] of
+semantic-ID rows (row 0 = no content). `content_encoder` names the recipe the content vectors come from
+(`phoenix.content.ENCODER_ID`), so serving can refuse vectors of another recipe.
 """
 
 from dataclasses import asdict, dataclass, fields
@@ -30,6 +36,10 @@ class PhoenixConfig:
     hash_seed: int = 0
     attn_logit_cap: float = 30.0  # grok-style soft cap: cap * tanh(logits / cap)
     age_buckets: int = 0  # candidate post-age buckets (phoenix.age); 0 = no age input
+    content_dim: int = 0  # E: width of a post's content vector; 0 = no content input
+    semantic_id_levels: int = 0  # L: residual-quantization levels of the content vector; 0 = none
+    semantic_id_size: int = 256  # K: codes per level
+    content_encoder: str = ""  # the recipe of the content vectors (phoenix.content.ENCODER_ID)
 
     def __post_init__(self) -> None:
         if self.num_q_heads % self.num_kv_heads:
@@ -40,6 +50,14 @@ class PhoenixConfig:
             raise ValueError("rotary embeddings need an even key_size")
         if self.age_buckets == 1 or self.age_buckets < 0:
             raise ValueError("age_buckets must be 0 (off) or at least 2 (unknown plus one age bucket)")
+        if self.content_dim < 0 or self.semantic_id_levels < 0 or self.semantic_id_size < 1:
+            raise ValueError("content_dim and semantic_id_levels must be >= 0, semantic_id_size >= 1")
+        if self.semantic_id_levels and not self.content_dim:
+            raise ValueError("semantic IDs quantize the content vector: they need content_dim > 0")
+
+    @property
+    def has_content(self) -> bool:
+        return self.content_dim > 0
 
     @property
     def ffn_size(self) -> int:

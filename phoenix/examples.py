@@ -19,6 +19,7 @@ import numpy as np
 from phoenix.batch import RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from phoenix.log import Impression
+from phoenix.posts import ContentTable
 from stores.records import ActionEntry
 from topics.actions import ACTION_INDEX, NUM_ACTIONS, surface_id
 
@@ -273,11 +274,13 @@ def examples_to_batch(
     history: HistoryIndex,
     num_candidates: int,
     history_slots: int | None = None,
+    content: ContentTable | None = None,
 ) -> tuple[RankingBatch, np.ndarray]:
     """Model inputs and labels [B, num_candidates, 19] (zero on padding) for a list of examples.
 
     `history_slots` (<= S) narrows the history arrays to that many slots holding the newest entries; the
-    model counts positions back from S, so a narrower array is the same input with less padding.
+    model counts positions back from S, so a narrower array is the same input with less padding. `content`
+    gives the posts' content vectors and semantic ids (used by a config with content).
     """
     slots = cfg.history_len if history_slots is None else min(history_slots, cfg.history_len)
     batch = make_batch(
@@ -287,6 +290,7 @@ def examples_to_batch(
         [ex.candidates for ex in examples],
         num_candidates=num_candidates,
         candidate_ages_ms=[ex.ages_ms for ex in examples],
+        content=content,
     )
     surfaces = np.zeros((len(examples), num_candidates), dtype=np.int32)
     labels = np.zeros((len(examples), num_candidates, NUM_ACTIONS), dtype=np.float32)
@@ -301,6 +305,8 @@ def examples_to_batch(
         history_surfaces=batch.history_surfaces[:, :slots],
         history_mask=batch.history_mask[:, :slots],
         candidate_surfaces=surfaces,
+        history_content=None if batch.history_content is None else batch.history_content[:, :slots],
+        history_semantic_ids=None if batch.history_semantic_ids is None else batch.history_semantic_ids[:, :slots],
     )
     return batch, labels
 

@@ -14,6 +14,13 @@ Token sequence per request: [user (1), history (S), candidates (C)].
   with none it gets no gradient and stays zero, i.e. "no age shift"). The age is the candidate's own input,
   so candidate isolation is untouched; history tokens and the retrieval towers have no age (the retrieval
   corpus is embedded once per post, not per request).
+- Content (config `content_dim` E > 0; off gives the published architecture): every history and candidate
+  post also gets a content token, added after its projection: `content_proj` of the post's content vector
+  [E] (`phoenix.content`) plus, per semantic-ID level l (`semantic_id_levels` L), row id_l of the table
+  `semantic_id_l` [K+1, D] (`phoenix.semantic_ids`: id = code + 1, 0 = content unknown, a zero row). History
+  and candidates share these weights, so what the user engaged with and what is shown are read alike. All
+  start at zero, as the age table does (an untrained model with content scores like one without), and a
+  fresh post's content token is meaningful the moment it exists, where its hashed id row is untrained.
 Grok-style layers: RMSNorm before and after each sub-block, rotary positions, grouped-query attention with
 a tanh soft cap and softmax in float32, gated GELU feed-forward. A final RMSNorm and a linear head turn
 each candidate position into 19 independent logits (sigmoid gives the action probabilities).
@@ -28,7 +35,8 @@ each candidate as a single query attending to [prefix keys/values ; its own key/
 
 Retrieval shares the embeddings and the transformer: the user tower mean-pools the final hidden states of
 the user+history positions (which candidates never influence) and projects them to R; the candidate tower
-is a two-layer SiLU MLP over [post embeddings, author embeddings]. Both are L2-normalised.
+is a two-layer SiLU MLP over [post embeddings, author embeddings] (with content: plus the raw content vector
+and the content token), so a post is retrievable by topic as soon as it is ingested. Both are L2-normalised.
 
 Initialisation: hashed rows are N(0, 1) and every projection is fan-in scaled, so tokens start with unit
 scale and distinct ids give distinct logits of unit spread (an untrained ranker is varied, not constant).
@@ -216,6 +224,8 @@ class PhoenixNet(hk.Module):
         self.user_retrieval_proj = _dense(cfg.retrieval_dim, "user_retrieval_proj")
         self.candidate_mlp_hidden = _dense(d, "candidate_mlp_hidden", with_bias=True)
         self.candidate_mlp_out = _dense(cfg.retrieval_dim, "candidate_mlp_out", with_bias=True)
+        if cfg.has_content:
+            self.content_proj = hk.Linear(d, with_bias=False, w_init=jnp.zeros, name="content_proj")
 
     def _lookup(self, table: str, vocab: int, ids: jax.Array) -> jax.Array:
         """Rows of a table, padding id 0 zeroed, last axis (hashes) concatenated: [..., H] -> [..., H*D]."""
@@ -231,6 +241,25 @@ class PhoenixNet(hk.Module):
         authors = self._lookup("author_table", c.author_vocab, author_hashes)
         return jnp.concatenate([posts, authors], -1)
 
+    def content_tokens(self, content: jax.Array, semantic_ids: jax.Array | None) -> jax.Array:
+        """[..., E] content vectors and [..., L] semantic ids (or None) -> [..., D] content tokens."""
+        c = self.cfg
+        tokens = self.content_proj(content.astype(jnp.float32))
+        for level in range(c.semantic_id_levels):
+            table = hk.get_parameter(
+                f"semantic_id_{level}_table", [c.semantic_id_size + 1, c.emb_size], jnp.float32, init=jnp.zeros
+            )
+            ids = semantic_ids[..., level]
+            tokens = tokens + jnp.take(table, ids, axis=0) * (ids > 0)[..., None]
+        return tokens
+
+    def _with_content(self, tokens: jax.Array, content: jax.Array | None, semantic_ids: jax.Array | None) -> jax.Array:
+        if not self.cfg.has_content:
+            return tokens
+        if content is None:
+            raise ValueError("a config with content needs the posts' content vectors")
+        return tokens + self.content_tokens(content, semantic_ids)
+
     def _surfaces(self, surfaces: jax.Array) -> jax.Array:
         return self._lookup("surface_table", NUM_SURFACES, surfaces[..., None])
 
@@ -239,19 +268,32 @@ class PhoenixNet(hk.Module):
         return self.user_proj(users)[:, None, :]
 
     def history_tokens(
-        self, post_hashes: jax.Array, author_hashes: jax.Array, actions: jax.Array, surfaces: jax.Array
+        self,
+        post_hashes: jax.Array,
+        author_hashes: jax.Array,
+        actions: jax.Array,
+        surfaces: jax.Array,
+        content: jax.Array | None = None,
+        semantic_ids: jax.Array | None = None,
     ) -> jax.Array:
         any_action = jnp.any(actions > 0, -1, keepdims=True)
         action_emb = self.action_proj(2.0 * actions.astype(jnp.float32) - 1.0) * any_action
         parts = [self._posts_and_authors(post_hashes, author_hashes), action_emb, self._surfaces(surfaces)]
-        return self.history_proj(jnp.concatenate(parts, -1))
+        return self._with_content(self.history_proj(jnp.concatenate(parts, -1)), content, semantic_ids)
 
     def candidate_tokens(
-        self, post_hashes: jax.Array, author_hashes: jax.Array, surfaces: jax.Array, ages: jax.Array | None = None
+        self,
+        post_hashes: jax.Array,
+        author_hashes: jax.Array,
+        surfaces: jax.Array,
+        ages: jax.Array | None = None,
+        content: jax.Array | None = None,
+        semantic_ids: jax.Array | None = None,
     ) -> jax.Array:
-        """Candidate tokens; `ages` [..., C] are age bucket ids (None = all unknown), unused without ages."""
+        """Candidate tokens; `ages` [..., C] are age bucket ids (None = all unknown), unused without ages;
+        `content` [..., C, E] and `semantic_ids` [..., C, L] are used only by a config with content."""
         parts = [self._posts_and_authors(post_hashes, author_hashes), self._surfaces(surfaces)]
-        tokens = self.candidate_proj(jnp.concatenate(parts, -1))
+        tokens = self._with_content(self.candidate_proj(jnp.concatenate(parts, -1)), content, semantic_ids)
         if not self.cfg.age_buckets:
             return tokens
         table = hk.get_parameter("age_table", [self.cfg.age_buckets, self.cfg.emb_size], jnp.float32, init=jnp.zeros)
@@ -267,12 +309,21 @@ class PhoenixNet(hk.Module):
         history_actions: jax.Array,
         history_surfaces: jax.Array,
         history_mask: jax.Array,
+        history_content: jax.Array | None = None,
+        history_semantic_ids: jax.Array | None = None,
     ) -> Prefix:
         history_mask = history_mask.astype(bool)
         x = jnp.concatenate(
             [
                 self.user_tokens(user_hashes),
-                self.history_tokens(history_post_hashes, history_author_hashes, history_actions, history_surfaces),
+                self.history_tokens(
+                    history_post_hashes,
+                    history_author_hashes,
+                    history_actions,
+                    history_surfaces,
+                    history_content,
+                    history_semantic_ids,
+                ),
             ],
             1,
         )
@@ -293,8 +344,10 @@ class PhoenixNet(hk.Module):
         author_hashes: jax.Array,
         surfaces: jax.Array,
         ages: jax.Array | None = None,
+        content: jax.Array | None = None,
+        semantic_ids: jax.Array | None = None,
     ) -> jax.Array:
-        x = self.candidate_tokens(post_hashes, author_hashes, surfaces, ages)
+        x = self.candidate_tokens(post_hashes, author_hashes, surfaces, ages, content, semantic_ids)
         for i, layer in enumerate(self.layers):
             x = layer.against_prefix(x, prefix.keys[i], prefix.values[i], prefix.valid)
         return self.unembed(self.final_norm(x))
@@ -310,12 +363,16 @@ class PhoenixNet(hk.Module):
                     batch.history_author_hashes,
                     batch.history_actions,
                     batch.history_surfaces,
+                    batch.history_content,
+                    batch.history_semantic_ids,
                 ),
                 self.candidate_tokens(
                     batch.candidate_post_hashes,
                     batch.candidate_author_hashes,
                     batch.candidate_surfaces,
                     batch.candidate_ages,
+                    batch.candidate_content,
+                    batch.candidate_semantic_ids,
                 ),
             ],
             1,
@@ -332,8 +389,20 @@ class PhoenixNet(hk.Module):
         pooled = jnp.sum(prefix.hidden * weights, 1) / jnp.sum(weights, 1)
         return _l2_normalise(self.user_retrieval_proj(pooled))
 
-    def candidate_embedding(self, post_hashes: jax.Array, author_hashes: jax.Array) -> jax.Array:
-        hidden = jax.nn.silu(self.candidate_mlp_hidden(self._posts_and_authors(post_hashes, author_hashes)))
+    def candidate_embedding(
+        self,
+        post_hashes: jax.Array,
+        author_hashes: jax.Array,
+        content: jax.Array | None = None,
+        semantic_ids: jax.Array | None = None,
+    ) -> jax.Array:
+        inputs = self._posts_and_authors(post_hashes, author_hashes)
+        if self.cfg.has_content:
+            if content is None:
+                raise ValueError("a config with content needs the posts' content vectors")
+            content = content.astype(jnp.float32)
+            inputs = jnp.concatenate([inputs, content, self.content_tokens(content, semantic_ids)], -1)
+        hidden = jax.nn.silu(self.candidate_mlp_hidden(inputs))
         return _l2_normalise(self.candidate_mlp_out(hidden))
 
 
@@ -349,6 +418,8 @@ def _prefix_args(batch: RankingBatch) -> tuple[Any, ...]:
         batch.history_actions,
         batch.history_surfaces,
         batch.history_mask,
+        batch.history_content,
+        batch.history_semantic_ids,
     )
 
 
@@ -360,7 +431,12 @@ def _transformed(cfg: PhoenixConfig) -> hk.MultiTransformed:
         def init(batch: RankingBatch) -> None:
             net.rank(batch)
             net.user_embedding_from_prefix(net.prefix(*_prefix_args(batch)))
-            net.candidate_embedding(batch.candidate_post_hashes, batch.candidate_author_hashes)
+            net.candidate_embedding(
+                batch.candidate_post_hashes,
+                batch.candidate_author_hashes,
+                batch.candidate_content,
+                batch.candidate_semantic_ids,
+            )
 
         def user_embedding(batch: RankingBatch) -> jax.Array:
             return net.user_embedding_from_prefix(net.prefix(*_prefix_args(batch)))
@@ -378,7 +454,9 @@ def _transformed(cfg: PhoenixConfig) -> hk.MultiTransformed:
 
 
 def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
-    h = cfg.num_hashes
+    h, e, levels = cfg.num_hashes, cfg.content_dim, cfg.semantic_id_levels
+    content = np.ones((1, 1, e), np.float32) if cfg.has_content else None
+    semantic_ids = np.ones((1, 1, levels), np.int32) if cfg.has_content else None
     return RankingBatch(
         user_hashes=np.ones((1, h), np.int32),
         history_post_hashes=np.ones((1, 1, h), np.int32),
@@ -391,6 +469,10 @@ def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
         candidate_surfaces=np.ones((1, 1), np.int32),
         candidate_mask=np.ones((1, 1), bool),
         candidate_ages=np.ones((1, 1), np.int32) if cfg.age_buckets else None,
+        history_content=content,
+        history_semantic_ids=semantic_ids,
+        candidate_content=content,
+        candidate_semantic_ids=semantic_ids,
     )
 
 
@@ -404,8 +486,8 @@ def init_params(cfg: PhoenixConfig, rng: jax.Array) -> Params:
 
     Haiku's own init runs ~250 tiny XLA programs (about 20 s of compilation on a 2-core CPU, 7 s when
     jitted), so only the param shapes are traced and each array is drawn from its own seeded numpy stream:
-    hashed tables N(0, 1), the age table 0 (module docstring), weights N(0, 1/fan_in), biases 0, norm
-    scales 1.
+    hashed tables N(0, 1), the age table, the semantic-ID tables and the content projection 0 (module
+    docstring), weights N(0, 1/fan_in), biases 0, norm scales 1.
     """
     shapes = jax.eval_shape(_transformed(cfg).init, rng, _dummy_batch(cfg))
     words = _seed_words(rng)
@@ -413,7 +495,7 @@ def init_params(cfg: PhoenixConfig, rng: jax.Array) -> Params:
     for module, leaves in shapes.items():
         for name, leaf in leaves.items():
             stream = np.random.default_rng([*words, zlib.crc32(f"{module}/{name}".encode())])
-            if name == "age_table":
+            if name == "age_table" or name.startswith("semantic_id_") or module.endswith("content_proj"):
                 value = np.zeros(leaf.shape, np.float32)
             elif name.endswith("_table"):
                 value = stream.standard_normal(leaf.shape, dtype=np.float32)
@@ -440,10 +522,16 @@ def user_embedding(params: Params, cfg: PhoenixConfig, batch: RankingBatch) -> j
 
 
 def candidate_embedding(
-    params: Params, cfg: PhoenixConfig, post_hashes: jax.Array, author_hashes: jax.Array
+    params: Params,
+    cfg: PhoenixConfig,
+    post_hashes: jax.Array,
+    author_hashes: jax.Array,
+    content: jax.Array | None = None,
+    semantic_ids: jax.Array | None = None,
 ) -> jax.Array:
-    """[N, R] L2-normalised candidate-tower output for post/author hashes [N, H]."""
-    return _transformed(cfg).apply[2](params, post_hashes, author_hashes)
+    """[N, R] L2-normalised candidate-tower output for post/author hashes [N, H] (and, with content, the
+    posts' content vectors [N, E] and semantic ids [N, L])."""
+    return _transformed(cfg).apply[2](params, post_hashes, author_hashes, content, semantic_ids)
 
 
 def encode_prefix(
@@ -455,10 +543,13 @@ def encode_prefix(
     history_actions: jax.Array,
     history_surfaces: jax.Array,
     history_mask: jax.Array,
+    history_content: jax.Array | None = None,
+    history_semantic_ids: jax.Array | None = None,
 ) -> Prefix:
     """User+history once: per-layer keys/values for `score_from_prefix` and hidden states for retrieval.
 
-    The history arrays may be shorter than S (bucketed); positions still count back from S.
+    The history arrays may be shorter than S (bucketed); positions still count back from S. The content
+    arrays ([B, S, E], [B, S, L]) are used only by a config with content.
     """
     return _transformed(cfg).apply[3](
         params,
@@ -468,6 +559,8 @@ def encode_prefix(
         history_actions,
         history_surfaces,
         history_mask,
+        history_content,
+        history_semantic_ids,
     )
 
 
@@ -479,12 +572,15 @@ def score_from_prefix(
     author_hashes: jax.Array,
     surfaces: jax.Array,
     ages: jax.Array | None = None,
+    content: jax.Array | None = None,
+    semantic_ids: jax.Array | None = None,
 ) -> jax.Array:
     """[B, N, 19] logits for candidates [B, N, H] against a prefix; equals `rank_logits` up to rounding.
 
-    `ages` [B, N] are the candidates' age bucket ids (None = unknown; ignored by a config without ages).
+    `ages` [B, N] are the candidates' age bucket ids (None = unknown; ignored by a config without ages);
+    `content` [B, N, E] and `semantic_ids` [B, N, L] are used only by a config with content.
     """
-    return _transformed(cfg).apply[4](params, prefix, post_hashes, author_hashes, surfaces, ages)
+    return _transformed(cfg).apply[4](params, prefix, post_hashes, author_hashes, surfaces, ages, content, semantic_ids)
 
 
 def user_embedding_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix) -> jax.Array:

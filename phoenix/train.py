@@ -1,13 +1,18 @@
 """Train the Phoenix ranker and retrieval towers (one params tree) on an engagement log.
 
-    python -m phoenix.train --data LOG --out CHECKPOINT [--config demo|large] [--steps N | --epochs E]
-                            [--batch-size B] [--seed S]
+    python -m phoenix.train --data LOG --out CHECKPOINT [--posts POSTS] [--config demo|large]
+                            [--steps N | --epochs E] [--batch-size B] [--seed S]
+                            [--semantic-id-levels L] [--semantic-id-size K]
 
 - Split: request groups are ordered by time and the last `holdout_fraction` (10%) is held out for
   `phoenix.evaluate`; only earlier groups are trained on. Histories come from the whole log but only from
   lines strictly earlier than each request, so they never see the future.
 - Negatives: a log without any non-engaged line gets sampled ones (`phoenix.examples.sample_negatives`,
   popularity-weighted from a recent window); the checkpoint meta says so.
+- Content: with `--posts` (`phoenix.posts`), every post's content vector is computed (`phoenix.content`),
+  semantic-ID codebooks are fitted on them (`phoenix.semantic_ids`, residual k-means, L levels of K codes)
+  and saved in the checkpoint, and the config gets content inputs; without it, the config's architecture
+  is the published one. The posts file also gives creation times to log lines that lack them.
 - Ages: with a config that has `age_buckets`, each candidate's post age at its impression (from the log's
   optional `post_created_at_ms`) is an input; a log without creation times trains with every age unknown.
 - Loss: ranker = binary cross-entropy summed over the 19 action heads and averaged over real (non-padding)
@@ -30,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -40,9 +45,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from phoenix import semantic_ids
 from phoenix.batch import RankingBatch
 from phoenix.checkpoint import save_checkpoint
 from phoenix.config import CONFIGS, PhoenixConfig
+from phoenix.content import load_encoder
 from phoenix.examples import (
     HistoryIndex,
     NegativeSampling,
@@ -64,6 +71,7 @@ from phoenix.model import (
     score_from_prefix,
     user_embedding_from_prefix,
 )
+from phoenix.posts import ContentTable, PostRecord, encode_posts, iter_posts, with_creation_times
 
 _NO_POSITIVE = -1
 
@@ -98,6 +106,7 @@ class PreparedData:
     history: HistoryIndex
     train_examples: list[RankingExample]
     held_out_examples: list[RankingExample]
+    content: ContentTable | None = None  # the posts' content, when a posts file was given
 
 
 def prepare(
@@ -106,6 +115,7 @@ def prepare(
     holdout_fraction: float,
     negatives: NegativeSampling,
     split_ts_ms: int | None = None,
+    content: ContentTable | None = None,
 ) -> PreparedData:
     """Sample negatives if needed, split by time (at `split_ts_ms` if given) and build examples."""
     log, sampling = ensure_negatives(impressions, negatives)
@@ -121,6 +131,7 @@ def prepare(
         history=HistoryIndex(log),
         train_examples=examples_from_groups(train_groups, num_candidates),
         held_out_examples=examples_from_groups(held_out_groups, num_candidates),
+        content=content,
     )
 
 
@@ -167,12 +178,16 @@ def _retrieval_inputs(batch: RankingBatch, labels: np.ndarray, rng: np.random.Ge
     author_hashes = batch.candidate_author_hashes[np.arange(b), index]
     # The same post positive in two rows must not be pushed apart; compare by hashes (ids are gone).
     same_post = (post_hashes[:, None, :] == post_hashes[None, :, :]).all(-1)
-    return {
+    inputs = {
         "post_hashes": post_hashes,
         "author_hashes": author_hashes,
         "valid": choice != _NO_POSITIVE,
         "same_post": same_post,
     }
+    if batch.candidate_content is not None:
+        inputs["content"] = batch.candidate_content[np.arange(b), index]
+        inputs["semantic_ids"] = batch.candidate_semantic_ids[np.arange(b), index]
+    return inputs
 
 
 def make_loss_fn(
@@ -189,6 +204,8 @@ def make_loss_fn(
             batch.history_actions,
             batch.history_surfaces,
             batch.history_mask,
+            batch.history_content,
+            batch.history_semantic_ids,
         )
         # Equal to rank_logits (candidates attend only to the prefix and themselves), at half the cost
         # since the user tower below reuses the same prefix.
@@ -200,6 +217,8 @@ def make_loss_fn(
             batch.candidate_author_hashes,
             batch.candidate_surfaces,
             batch.candidate_ages,
+            batch.candidate_content,
+            batch.candidate_semantic_ids,
         )
         weight = batch.candidate_mask[..., None].astype(jnp.float32)
         bce = optax.sigmoid_binary_cross_entropy(logits, inputs["labels"])
@@ -207,7 +226,14 @@ def make_loss_fn(
 
         retrieval = inputs["retrieval"]
         users = user_embedding_from_prefix(params, cfg, prefix)
-        posts = candidate_embedding(params, cfg, retrieval["post_hashes"], retrieval["author_hashes"])
+        posts = candidate_embedding(
+            params,
+            cfg,
+            retrieval["post_hashes"],
+            retrieval["author_hashes"],
+            retrieval.get("content"),
+            retrieval.get("semantic_ids"),
+        )
         sims = users @ posts.T / options.temperature
         valid = retrieval["valid"]
         off_diagonal_duplicate = retrieval["same_post"] & ~jnp.eye(sims.shape[0], dtype=bool)
@@ -232,7 +258,7 @@ def _batches(
             order = np.concatenate([order, rng.permutation(len(examples))])
         chosen, order = order[: options.batch_size], order[options.batch_size :]
         batch, labels = examples_to_batch(
-            cfg, [examples[i] for i in chosen], data.history, options.num_candidates, history_slots
+            cfg, [examples[i] for i in chosen], data.history, options.num_candidates, history_slots, data.content
         )
         yield {"batch": batch.as_dict(), "labels": labels, "retrieval": _retrieval_inputs(batch, labels, rng)}
 
@@ -325,15 +351,84 @@ def train_params(cfg: PhoenixConfig, data: PreparedData, options: TrainOptions) 
     )
 
 
-def train(data_path: Path, out: Path, cfg: PhoenixConfig, options: TrainOptions) -> tuple[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class ContentOptions:
+    """Semantic IDs fitted by training: `levels` of `size` codes (upstream: 6 x 256); 0 levels = none."""
+
+    levels: int = 6
+    size: int = 256
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FittedContent:
+    cfg: PhoenixConfig  # the config with content inputs
+    table: ContentTable  # every post's vector and semantic ids
+    codebooks: np.ndarray | None  # [L, K, E]
+    meta: dict[str, Any]
+
+
+def fit_content(cfg: PhoenixConfig, posts: Sequence[PostRecord], options: ContentOptions) -> FittedContent:
+    """Encode every post, fit the semantic-ID codebooks on the vectors, and turn the config's content on."""
+    started = time.monotonic()
+    encoder = load_encoder()
+    table = encode_posts(posts, encoder)
+    if not len(table.post_ids):
+        raise ValueError("the posts file holds no posts")
+    encode_seconds = time.monotonic() - started
+    codebooks = None
+    meta: dict[str, Any] = {"posts": len(table.post_ids), "encoder": encoder.encoder_id}
+    if options.levels:
+        codebooks = semantic_ids.fit_codebooks(table.vectors, options.levels, options.size, options.seed)
+        known = table.vectors.any(1)
+        table = table.with_semantic_ids(semantic_ids.model_ids(table.vectors, codebooks, known))
+        errors = semantic_ids.reconstruction_error(table.vectors, codebooks)
+        meta["semantic_id_residual_per_level"] = [round(float(e), 4) for e in errors]
+        meta["semantic_id_distinct"] = len(np.unique(table.semantic_ids, axis=0))
+    meta["encode_seconds"] = round(encode_seconds, 2)
+    meta["fit_seconds"] = round(time.monotonic() - started - encode_seconds, 2)
+    content_cfg = replace(
+        cfg,
+        content_dim=encoder.dim,
+        semantic_id_levels=options.levels,
+        semantic_id_size=options.size,
+        content_encoder=encoder.encoder_id,
+    )
+    return FittedContent(content_cfg, table, codebooks, meta)
+
+
+def train(
+    data_path: Path,
+    out: Path,
+    cfg: PhoenixConfig,
+    options: TrainOptions,
+    posts_path: Path | None = None,
+    content_options: ContentOptions = ContentOptions(),
+) -> tuple[str, dict[str, Any]]:
     """Read, split, train, save; returns the checkpoint version and the meta written with it."""
     loaded = time.monotonic()
-    data = prepare(read_log(data_path), options.num_candidates, options.holdout_fraction, options.negatives)
+    impressions = read_log(data_path)
+    fitted = None
+    if posts_path is not None:
+        posts = list(iter_posts(posts_path))
+        impressions = with_creation_times(impressions, posts)
+        fitted = fit_content(cfg, posts, content_options)
+        cfg = fitted.cfg
+    data = prepare(
+        impressions,
+        options.num_candidates,
+        options.holdout_fraction,
+        options.negatives,
+        content=fitted.table if fitted is not None else None,
+    )
     prepare_seconds = time.monotonic() - loaded
     result = train_params(cfg, data, options)
     meta: dict[str, Any] = {
         "data": str(data_path),
         "data_sha256": file_sha256(data_path),
+        "posts": str(posts_path) if posts_path is not None else None,
+        "posts_sha256": file_sha256(posts_path) if posts_path is not None else None,
+        "content": fitted.meta if fitted is not None else None,
         "split_ts_ms": data.split_ts_ms,
         "holdout_fraction": options.holdout_fraction,
         "negatives_sampled": data.sampling.to_dict() if data.sampling is not None else None,
@@ -349,7 +444,8 @@ def train(data_path: Path, out: Path, cfg: PhoenixConfig, options: TrainOptions)
         "train_seconds": round(result.seconds, 2),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    version = save_checkpoint(out, jax.device_get(result.params), cfg, meta)
+    codebooks = fitted.codebooks if fitted is not None else None
+    version = save_checkpoint(out, jax.device_get(result.params), cfg, meta, codebooks=codebooks)
     return version, meta
 
 
@@ -357,6 +453,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="foryou train", description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path, help="engagement log (JSONL)")
     parser.add_argument("--out", required=True, type=Path, help="checkpoint to write")
+    parser.add_argument(
+        "--posts", type=Path, help="posts file (JSONL post_id, author_id, text, media, created_at_ms): content inputs"
+    )
+    parser.add_argument("--semantic-id-levels", type=int, default=ContentOptions.levels, help="0: no semantic IDs")
+    parser.add_argument("--semantic-id-size", type=int, default=ContentOptions.size, help="codes per level")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="demo")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="optimiser steps")
@@ -382,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     try:
-        version, meta = train(args.data, args.out, CONFIGS[args.config], options)
+        content_options = ContentOptions(args.semantic_id_levels, args.semantic_id_size, args.seed)
+        version, meta = train(args.data, args.out, CONFIGS[args.config], options, args.posts, content_options)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
