@@ -119,10 +119,11 @@ def prepare_model(args: argparse.Namespace, world: Any, cache: Path) -> tuple[An
     history = simulate_history(world, cache / "tmp", hours=args.history_hours, seed=args.seed)
     lines = sum(1 for _ in history.log_path.open("rb"))
     _say(f"  {lines} impressions, {len(history.engagements)} engagement events in {time.monotonic() - started:.0f}s")
-    _say(f"training Phoenix (config demo, {args.train_steps} steps) on {history.log_path}")
+    _say(f"training Phoenix (config demo, {args.train_steps} steps) on {history.log_path} with {history.posts_path}")
     partial = cache / "tmp" / "phoenix.ckpt"
     command = [sys.executable, "-m", "phoenix.train", "--data", str(history.log_path), "--out", str(partial),
-               "--config", "demo", "--steps", str(args.train_steps), "--seed", str(args.seed)]
+               "--posts", str(history.posts_path), "--config", "demo", "--steps", str(args.train_steps),
+               "--seed", str(args.seed)]
     subprocess.run(command, check=True)
     for path in (cache / "tmp").iterdir():
         path.rename(cache / path.name)

@@ -76,7 +76,7 @@ def _request_flops(ranker: Ranker, history: list[ActionEntry], size: int) -> flo
     hashes = np.ones((size, state.cfg.num_hashes), np.int32)
     ages = np.ones(size, np.int32) if state.cfg.age_buckets else None
     score = state.fns.score.lower(state.weights, folded, hashes, hashes, np.int32(HOME), ages).compile()
-    prefix = state.fns.prefix.lower(state.prefix_weights, *ranker.prefix_args(state.cfg, 1, history)).compile()
+    prefix = state.fns.prefix.lower(state.prefix_weights, *ranker.prefix_args(state, 1, history)).compile()
     return float(score.cost_analysis()["flops"]) + float(prefix.cost_analysis()["flops"])
 
 

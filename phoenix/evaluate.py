@@ -38,6 +38,7 @@ import jax
 import numpy as np
 import orjson
 
+from phoenix.batch import content_inputs
 from phoenix.checkpoint import load_checkpoint
 from phoenix.config import PhoenixConfig
 from phoenix.examples import HistoryIndex, NegativeSampling, RankingExample, examples_to_batch
@@ -45,6 +46,7 @@ from phoenix.hashing import hash_ids
 from phoenix.log import file_sha256, read_log
 from phoenix.metrics import mean_ndcg_at_k, pairwise_accuracy, recall_at_k, roc_auc
 from phoenix.model import Params, candidate_embedding, encode_prefix, score_from_prefix, user_embedding_from_prefix
+from phoenix.posts import ContentTable, content_for_model, iter_posts, with_creation_times
 from phoenix.train import PreparedData, prepare
 from topics.actions import ACTIONS, NEGATIVE_ACTIONS
 
@@ -66,6 +68,8 @@ def _forward_fn(cfg: PhoenixConfig) -> Callable[[Params, dict[str, Any]], tuple[
             arrays["history_actions"],
             arrays["history_surfaces"],
             arrays["history_mask"],
+            arrays["history_content"],
+            arrays["history_semantic_ids"],
         )
         logits = score_from_prefix(
             params,
@@ -75,6 +79,8 @@ def _forward_fn(cfg: PhoenixConfig) -> Callable[[Params, dict[str, Any]], tuple[
             arrays["candidate_author_hashes"],
             arrays["candidate_surfaces"],
             arrays["candidate_ages"],
+            arrays["candidate_content"],
+            arrays["candidate_semantic_ids"],
         )
         return jax.nn.sigmoid(logits), user_embedding_from_prefix(params, cfg, prefix)
 
@@ -82,21 +88,34 @@ def _forward_fn(cfg: PhoenixConfig) -> Callable[[Params, dict[str, Any]], tuple[
 
 
 @functools.cache
-def _embed_fn(cfg: PhoenixConfig) -> Callable[[Params, np.ndarray, np.ndarray], jax.Array]:
-    return jax.jit(lambda params, posts, authors: candidate_embedding(params, cfg, posts, authors))
+def _embed_fn(cfg: PhoenixConfig) -> Callable[..., jax.Array]:
+    return jax.jit(functools.partial(candidate_embedding, cfg=cfg))
 
 
 def embed_posts(
-    params: Params, cfg: PhoenixConfig, post_hashes: np.ndarray, author_hashes: np.ndarray, chunk: int = 4096
+    params: Params,
+    cfg: PhoenixConfig,
+    post_ids: np.ndarray,
+    author_ids: np.ndarray,
+    content: ContentTable | None = None,
+    chunk: int = 4096,
 ) -> np.ndarray:
-    """Candidate-tower embeddings [N, R] in fixed-size chunks (the last one padded: one compile)."""
+    """Candidate-tower embeddings [N, R] of posts by id, in fixed-size chunks (the last padded: one compile)."""
     embed = _embed_fn(cfg)
     out = []
-    for start in range(0, len(post_hashes), chunk):
-        posts, authors = post_hashes[start : start + chunk], author_hashes[start : start + chunk]
+    for start in range(0, len(post_ids), chunk):
+        posts, authors = post_ids[start : start + chunk], author_ids[start : start + chunk]
         rows = len(posts)
-        pad = ((0, chunk - rows), (0, 0))
-        out.append(np.asarray(embed(params, np.pad(posts, pad), np.pad(authors, pad)))[:rows])
+        padded_posts, padded_authors = np.pad(posts, (0, chunk - rows)), np.pad(authors, (0, chunk - rows))
+        vectors, ids = content_inputs(cfg, content, padded_posts) if cfg.has_content else (None, None)
+        emb = embed(
+            params,
+            post_hashes=hash_ids(padded_posts, "post", cfg),
+            author_hashes=hash_ids(padded_authors, "author", cfg),
+            content=vectors,
+            semantic_ids=ids,
+        )
+        out.append(np.asarray(emb)[:rows])
     return np.concatenate(out)
 
 
@@ -123,7 +142,9 @@ def model_outputs(
     for chunk, slots in _bucketed(examples, data.history, cfg, batch_size):
         # Pad the last batch of a bucket to the full batch size so that every bucket compiles once.
         padded = chunk + [chunk[-1]] * (batch_size - len(chunk))
-        batch, _ = examples_to_batch(cfg, [examples[i] for i in padded], data.history, num_candidates, slots)
+        batch, _ = examples_to_batch(
+            cfg, [examples[i] for i in padded], data.history, num_candidates, slots, data.content
+        )
         batch_probs, batch_users = forward(params, batch.as_dict())
         probs[chunk] = np.asarray(batch_probs)[: len(chunk)]
         users[chunk] = np.asarray(batch_users)[: len(chunk)]
@@ -174,8 +195,7 @@ def _retrieval_metrics(
     corpus = list(dict.fromkeys(pair for ex in examples for pair in ex.candidates))
     corpus_index = {pair: i for i, pair in enumerate(corpus)}
     ids = np.array(corpus, dtype=np.int64)
-    post_hashes, author_hashes = hash_ids(ids[:, 0], "post", cfg), hash_ids(ids[:, 1], "author", cfg)
-    corpus_emb = embed_posts(params, cfg, post_hashes, author_hashes)
+    corpus_emb = embed_posts(params, cfg, ids[:, 0], ids[:, 1], data.content)
     # Queries: one per held-out group with engaged lines (its chunks share user and time).
     relevant_by_group: dict[int, set[int]] = {}
     first_example: dict[int, int] = {}
@@ -206,7 +226,12 @@ def _retrieval_metrics(
 
 
 def evaluate(
-    checkpoint_path: Path, data_path: Path, seed: int = 0, max_queries: int = 2000, batch_size: int = 128
+    checkpoint_path: Path,
+    data_path: Path,
+    seed: int = 0,
+    max_queries: int = 2000,
+    batch_size: int = 128,
+    posts_path: Path | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
     ckpt = load_checkpoint(checkpoint_path)
@@ -216,12 +241,22 @@ def evaluate(
     num_candidates = int(meta.get("options", {}).get("num_candidates", 8))
     sampled = meta.get("negatives_sampled")
     negatives = NegativeSampling(**sampled) if sampled else NegativeSampling(4, 3 * 3_600_000, seed)
+    impressions = read_log(data_path)
+    content = None
+    if posts_path is not None:
+        posts = list(iter_posts(posts_path))
+        impressions = with_creation_times(impressions, posts)
+        if cfg.has_content:
+            content = content_for_model(cfg, ckpt.codebooks, posts)
+    elif cfg.has_content:
+        raise ValueError("this checkpoint reads post content: give the posts file (--posts)")
     data = prepare(
-        read_log(data_path),
+        impressions,
         num_candidates,
         float(meta.get("holdout_fraction", 0.1)),
         negatives,
         split_ts_ms=int(meta["split_ts_ms"]) if same_data else None,
+        content=content,
     )
     examples = data.held_out_examples
     probs, users = model_outputs(params, cfg, data, num_candidates, batch_size)
@@ -321,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="foryou eval", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--data", required=True, type=Path, help="the engagement log trained on")
+    parser.add_argument("--posts", type=Path, help="the posts file (required for a checkpoint trained with one)")
     parser.add_argument("--out", type=Path, help="write the full report here (JSON)")
     parser.add_argument("--bench", type=Path, help="also write benchmark records here (JSON list)")
     parser.add_argument("--bench-name", default="log", help="dataset name in benchmark record names")
@@ -328,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        report = evaluate(args.checkpoint, args.data, args.seed, args.retrieval_queries)
+        report = evaluate(args.checkpoint, args.data, args.seed, args.retrieval_queries, posts_path=args.posts)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

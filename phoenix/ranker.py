@@ -16,6 +16,12 @@ On the 2-core CPU, XLA already splits every large product of one program across 
 programs dispatched together run one after the other; so the candidates of a request go through one
 program per chunk rather than being split across Python threads.
 
+Content (a config with `content_dim` > 0): the ranker reads the posts' content vectors from its
+`content_source` (the worker's post store, where they are written at ingest) for the history, the
+candidates (unless the caller passes them) and the retrieval corpus, and turns them into semantic ids with
+the checkpoint's codebooks, cached per post (a post's vector never changes; the cache is per model). A post
+without a stored vector (unknown, or past retention in an old history) reads as "content unknown".
+
 Reloads build the new params and the re-embedded corpus off to the side, then swap one reference
 (`_Served`): a request reads that reference once and uses it throughout, so scoring never pauses and
 never mixes two models.
@@ -43,6 +49,7 @@ from phoenix.checkpoint import load_checkpoint, read_version
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
 from phoenix.index import AnnConfig, Hit, PostIndex, StaleGenerationError
+from phoenix.semantic_ids import model_ids
 from phoenix.serving import (
     FoldedPrefix,
     PrefixWeights,
@@ -58,6 +65,9 @@ from topics.actions import NUM_ACTIONS, surface_id
 DEFAULT_CANDIDATE_BUCKETS = (32, 128, 512)
 EMBED_BUCKETS = (64, 1024, 16_384)
 HOME = surface_id("home_for_you")
+SEMANTIC_ID_CACHE = 500_000  # posts whose semantic ids are kept (L int32 each); cleared when full
+
+ContentSource = Callable[[Sequence[int]], np.ndarray]  # post ids -> [N, E] float32 content (zero = unknown)
 
 
 def default_history_buckets(cfg: PhoenixConfig) -> tuple[int, ...]:
@@ -75,10 +85,10 @@ def _bucket(n: int, buckets: Sequence[int]) -> int:
 class CompiledFns:
     """Jitted entry points for one config (shared by every Ranker and every reload with that config)."""
 
-    prefix: Callable[..., Any]  # (prefix weights, user_h, hist...) -> FoldedPrefix
-    score: Callable[..., Any]  # (weights, folded prefix, post_h [N,H], author_h [N,H], surface, ages [N]|None)
-    user: Callable[..., Any]  # (params, user_h, hist...) -> user embedding [1, R]
-    embed: Callable[..., Any]  # (params, post_h, author_h) -> [N, R]
+    prefix: Callable[..., Any]  # (prefix weights, user_h, hist..., hist content|None, hist ids|None) -> FoldedPrefix
+    score: Callable[..., Any]  # (weights, folded, post_h [N,H], author_h [N,H], surface, ages|None, content, ids)
+    user: Callable[..., Any]  # (params, user_h, hist..., hist content|None, hist ids|None) -> user embedding [1, R]
+    embed: Callable[..., Any]  # (params, post_h, author_h, content [N,E]|None, ids [N,L]|None) -> [N, R]
 
 
 @functools.cache
@@ -97,11 +107,22 @@ def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
         author_hashes: jax.Array,
         surface: jax.Array,
         ages: jax.Array | None,
+        content: jax.Array | None,
+        semantic_ids: jax.Array | None,
     ) -> jax.Array:
-        return jax.nn.sigmoid(candidate_logits(weights, cfg, folded, post_hashes, author_hashes, surface, ages))
+        logits = candidate_logits(
+            weights, cfg, folded, post_hashes, author_hashes, surface, ages, content, semantic_ids
+        )
+        return jax.nn.sigmoid(logits)
 
-    def embed(params: model.Params, post_hashes: jax.Array, author_hashes: jax.Array) -> jax.Array:
-        return model.candidate_embedding(params, cfg, post_hashes, author_hashes)
+    def embed(
+        params: model.Params,
+        post_hashes: jax.Array,
+        author_hashes: jax.Array,
+        content: jax.Array | None,
+        semantic_ids: jax.Array | None,
+    ) -> jax.Array:
+        return model.candidate_embedding(params, cfg, post_hashes, author_hashes, content, semantic_ids)
 
     return CompiledFns(jax.jit(prefix), jax.jit(score), jax.jit(user), jax.jit(embed))
 
@@ -115,7 +136,37 @@ class _Served:
     version: str
     fns: CompiledFns
     mtime_ns: int | None  # of the checkpoint file this came from
+    semantic_ids: "_SemanticIds | None" = None  # None for a config without semantic ids
     calibration: Calibration | None = None  # per-head maps from the checkpoint's meta (phoenix.calibration)
+
+
+class _SemanticIds:
+    """Semantic ids of posts under one model's codebooks, cached per post id (known content only)."""
+
+    def __init__(self, codebooks: np.ndarray, capacity: int = SEMANTIC_ID_CACHE) -> None:
+        self._codebooks = np.asarray(codebooks, np.float32)
+        self._capacity = capacity
+        self._rows: dict[int, np.ndarray] = {}
+
+    def __call__(self, post_ids: Sequence[int], vectors: np.ndarray) -> np.ndarray:
+        """[N, L] int32 model ids of the posts whose content is `vectors` [N, E] (0 where unknown)."""
+        out = np.zeros((len(post_ids), self._codebooks.shape[0]), np.int32)
+        rows = self._rows
+        missing = []
+        for i, post_id in enumerate(post_ids):
+            row = rows.get(post_id)
+            if row is None:
+                missing.append(i)
+            else:
+                out[i] = row
+        if missing:
+            known = vectors[missing].any(1)
+            out[missing] = model_ids(vectors[missing], self._codebooks, known)
+            if len(rows) + len(missing) > self._capacity:
+                rows.clear()
+            for i in np.asarray(missing)[known].tolist():
+                rows[post_ids[i]] = out[i]
+        return out
 
 
 class Ranker:
@@ -131,11 +182,14 @@ class Ranker:
         history_buckets: Sequence[int] | None = None,
         ann: AnnConfig | None = None,
         calibration: Calibration | None = None,
+        codebooks: np.ndarray | None = None,
+        content_source: ContentSource | None = None,
     ) -> None:
         self.checkpoint_path = os.fspath(checkpoint_path) if checkpoint_path is not None else None
+        self.content_source = content_source  # where content vectors come from (None: unknown for every post)
         self.candidate_buckets = tuple(sorted(candidate_buckets))
         self._history_buckets = tuple(sorted(history_buckets)) if history_buckets else None
-        self._state = self._serve(cfg, params, version, mtime_ns, calibration)
+        self._state = self._serve(cfg, params, version, mtime_ns, codebooks, calibration)
         state = self._state
         self.index = PostIndex(self._embedder(state), cfg.retrieval_dim, version, ann=ann)
         self._reload_lock = threading.Lock()
@@ -144,8 +198,16 @@ class Ranker:
     def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Ranker":
         mtime_ns = os.stat(path).st_mtime_ns
         ckpt = load_checkpoint(path)
-        return cls(ckpt.cfg, ckpt.params, ckpt.version, checkpoint_path=path, mtime_ns=mtime_ns,
-                   calibration=Calibration.from_meta(ckpt.meta), **kwargs)
+        return cls(
+            ckpt.cfg,
+            ckpt.params,
+            ckpt.version,
+            checkpoint_path=path,
+            mtime_ns=mtime_ns,
+            codebooks=ckpt.codebooks,
+            calibration=Calibration.from_meta(ckpt.meta),
+            **kwargs,
+        )
 
     @classmethod
     def untrained(cls, cfg: PhoenixConfig, seed: int = 0, **kwargs: Any) -> "Ranker":
@@ -171,12 +233,24 @@ class Ranker:
         params: model.Params,
         version: str,
         mtime_ns: int | None,
+        codebooks: np.ndarray | None,
         calibration: Calibration | None = None,
     ) -> _Served:
+        if (codebooks is not None) != bool(cfg.semantic_id_levels):
+            raise ValueError("a config with semantic ids needs its codebooks (and only such a config has them)")
         params = jax.device_put(jax.tree_util.tree_map(jnp.asarray, params))
         weights = fold_weights(params, cfg)
-        prefix_weights = fold_prefix_weights(params, cfg)
-        return _Served(cfg, params, prefix_weights, weights, version, compiled_fns(cfg), mtime_ns, calibration)
+        return _Served(
+            cfg,
+            params,
+            fold_prefix_weights(params, cfg),
+            weights,
+            version,
+            compiled_fns(cfg),
+            mtime_ns,
+            _SemanticIds(codebooks) if codebooks is not None else None,
+            calibration,
+        )
 
     @property
     def calibration(self) -> Calibration | None:
@@ -188,13 +262,38 @@ class Ranker:
         calibration = self._state.calibration
         return None if calibration is None else calibration.apply(probabilities)
 
+    # -- content ---------------------------------------------------------------------------------------
+
+    def content_inputs(
+        self, state: _Served, post_ids: Sequence[int], vectors: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Content vectors [N, E] (from `vectors` if given, else the content source) and semantic ids [N, L]."""
+        cfg = state.cfg
+        if vectors is None:
+            source = self.content_source
+            vectors = source(post_ids) if source is not None and len(post_ids) else None
+        if vectors is None:
+            vectors = np.zeros((len(post_ids), cfg.content_dim), np.float32)
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.shape != (len(post_ids), cfg.content_dim):
+            raise ValueError(f"content vectors of shape {vectors.shape} for {len(post_ids)} posts of {cfg.content_dim}")
+        if state.semantic_ids is None:
+            return vectors, np.zeros((len(post_ids), 0), np.int32)
+        return vectors, state.semantic_ids(post_ids, vectors)
+
     # -- ranking ---------------------------------------------------------------------------------------
 
-    def prefix_args(self, cfg: PhoenixConfig, user_id: int, history: Sequence[ActionEntry]) -> tuple[np.ndarray, ...]:
-        """Host-side inputs of the prefix program: hashes and history arrays padded to a history bucket."""
+    def prefix_args(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> tuple[Any, ...]:
+        """Host-side inputs of the prefix program: hashes and history arrays padded to a history bucket, then
+        the history's content vectors and semantic ids (None for a config without content)."""
+        cfg = state.cfg
         length = _bucket(min(len(history), cfg.history_len), self.history_buckets(cfg))
         enc = encode_history(cfg, history, length)
         user = hash_ids(np.array([user_id], np.int64), "user", cfg)
+        content: tuple[Any, Any] = (None, None)
+        if cfg.has_content:
+            vectors, ids = self.content_inputs(state, enc.post_ids.tolist())
+            content = (vectors[None], ids[None])
         return (
             user,
             enc.post_hashes[None],
@@ -202,13 +301,14 @@ class Ranker:
             enc.actions[None],
             enc.surfaces[None],
             enc.mask[None],
+            *content,
         )
 
     def _prefix(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> FoldedPrefix:
-        return state.fns.prefix(state.prefix_weights, *self.prefix_args(state.cfg, user_id, history))
+        return state.fns.prefix(state.prefix_weights, *self.prefix_args(state, user_id, history))
 
     def _user(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
-        return np.asarray(state.fns.user(state.params, *self.prefix_args(state.cfg, user_id, history)))[0]
+        return np.asarray(state.fns.user(state.params, *self.prefix_args(state, user_id, history)))[0]
 
     def score(
         self,
@@ -218,11 +318,14 @@ class Ranker:
         surface: int = HOME,
         created_at_ms: Sequence[int | None] | None = None,
         now_ms: int | None = None,
+        content: np.ndarray | None = None,
     ) -> np.ndarray:
         """[C, 19] action probabilities, one row per (post_id, author_id) candidate, in input order.
 
         `created_at_ms` (aligned with `candidates`, None = unknown) and the request time `now_ms` (default:
-        the wall clock) give the candidates' post ages; used only by a config with ages.
+        the wall clock) give the candidates' post ages; used only by a config with ages. `content` [C, E]
+        gives the candidates' content vectors (default: read from the content source); used only by a
+        config with content.
         """
         state = self._state
         total = len(candidates)
@@ -235,6 +338,9 @@ class Ranker:
         author_hashes = hash_ids(pairs[:, 1], "author", state.cfg)
         surface_arr = np.int32(surface)
         ages = _age_bucket_ids(state.cfg, total, created_at_ms, now_ms)
+        vectors = ids = None
+        if state.cfg.has_content:
+            vectors, ids = self.content_inputs(state, pairs[:, 0].tolist(), content)
         chunk = self.candidate_buckets[-1]
         pieces = []
         for start in range(0, total, chunk):
@@ -247,6 +353,8 @@ class Ranker:
                 _padded(author_hashes[start : start + count], size),
                 surface_arr,
                 None if ages is None else _padded_ages(ages[start : start + count], size),
+                None if vectors is None else _padded(vectors[start : start + count], size),
+                None if ids is None else _padded(ids[start : start + count], size),
             )
             pieces.append((probs, count))  # dispatched asynchronously; gathered below
         return np.concatenate([np.asarray(probs)[:count] for probs, count in pieces])
@@ -263,7 +371,11 @@ class Ranker:
                 pad = ((0, size - count), (0, 0))
                 post_hashes = np.pad(hash_ids(post_ids[start : start + count], "post", state.cfg), pad)
                 author_hashes = np.pad(hash_ids(author_ids[start : start + count], "author", state.cfg), pad)
-                emb = state.fns.embed(state.params, post_hashes, author_hashes)
+                vectors = ids = None
+                if state.cfg.has_content:
+                    vectors, ids = self.content_inputs(state, post_ids[start : start + count].tolist())
+                    vectors, ids = np.pad(vectors, pad), np.pad(ids, pad)
+                emb = state.fns.embed(state.params, post_hashes, author_hashes, vectors, ids)
                 out[start : start + count] = np.asarray(emb)[:count]
             return out
 
@@ -313,10 +425,13 @@ class Ranker:
         for size in self.candidate_buckets:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
             ages = _padded_ages(np.zeros(0, np.int32), size) if cfg.age_buckets else None
-            jax.block_until_ready(state.fns.score(state.weights, folded, hashes, hashes, np.int32(HOME), ages))
+            vectors, ids = _stub_content(cfg, size)
+            jax.block_until_ready(
+                state.fns.score(state.weights, folded, hashes, hashes, np.int32(HOME), ages, vectors, ids)
+            )
         for size in EMBED_BUCKETS:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
-            jax.block_until_ready(state.fns.embed(state.params, hashes, hashes))
+            jax.block_until_ready(state.fns.embed(state.params, hashes, hashes, *_stub_content(cfg, size)))
 
     def maybe_reload(self) -> bool:
         """Swap in a newer checkpoint from `checkpoint_path` if there is one; True if the version changed.
@@ -346,7 +461,9 @@ class Ranker:
             self._state = dataclasses.replace(current, mtime_ns=mtime_ns)
             return False
         ckpt = load_checkpoint(path)
-        fresh = self._serve(ckpt.cfg, ckpt.params, ckpt.version, mtime_ns, Calibration.from_meta(ckpt.meta))
+        fresh = self._serve(
+            ckpt.cfg, ckpt.params, ckpt.version, mtime_ns, ckpt.codebooks, Calibration.from_meta(ckpt.meta)
+        )
         if fresh.cfg != current.cfg:
             self._warm(fresh)
 
@@ -365,11 +482,17 @@ def _id_pairs(candidates: Sequence[tuple[int, int]]) -> np.ndarray:
     return flat.reshape(-1, 2)
 
 
-def _padded(hashes: np.ndarray, size: int) -> np.ndarray:
-    """Hashes [n, H] followed by padding rows (hash 0) up to `size` rows."""
-    out = np.zeros((size, hashes.shape[1]), hashes.dtype)
-    out[: len(hashes)] = hashes
+def _padded(rows: np.ndarray, size: int) -> np.ndarray:
+    """Rows [n, W] (hashes, content vectors, semantic ids) followed by zero (padding) rows up to `size`."""
+    out = np.zeros((size, rows.shape[1]), rows.dtype)
+    out[: len(rows)] = rows
     return out
+
+
+def _stub_content(cfg: PhoenixConfig, size: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if not cfg.has_content:
+        return None, None
+    return np.zeros((size, cfg.content_dim), np.float32), np.zeros((size, cfg.semantic_id_levels), np.int32)
 
 
 def _age_bucket_ids(

@@ -54,9 +54,37 @@ class ServingWeights(NamedTuple):
     author_rows: jax.Array  # [H, author_vocab, D]
     surface_rows: jax.Array  # [NUM_SURFACES, D], padding row zero
     age_rows: jax.Array | None  # [age_buckets, D]: the model's age_table as is; None for a config without ages
+    content: "ContentWeights | None"  # None for a config without content
     layers: tuple[LayerWeights, ...]
     unembed: jax.Array  # [D, 19], final norm scale folded in
     unembed_bias: jax.Array  # [19]
+
+
+class ContentWeights(NamedTuple):
+    """The content token's weights as the model has them (added after the projections, so nothing folds)."""
+
+    proj: jax.Array  # [E, D]
+    semantic_id_rows: jax.Array  # [L, K+1, D], row 0 of every level zero (content unknown)
+
+
+def fold_content(params: model.Params, cfg: PhoenixConfig) -> ContentWeights | None:
+    if not cfg.has_content:
+        return None
+    rows = (
+        np.stack([_p(params, "", f"semantic_id_{level}_table") for level in range(cfg.semantic_id_levels)])
+        if cfg.semantic_id_levels
+        else np.zeros((0, cfg.semantic_id_size + 1, cfg.emb_size))
+    )
+    rows[:, 0] = 0.0
+    return ContentWeights(proj=_f32(_p(params, "content_proj", "w")), semantic_id_rows=_f32(rows))
+
+
+def content_tokens(weights: ContentWeights, content: jax.Array, semantic_ids: jax.Array) -> jax.Array:
+    """[T, E] content vectors and [T, L] semantic ids -> [T, D], as `model.PhoenixNet.content_tokens`."""
+    tokens = content @ weights.proj
+    for level in range(weights.semantic_id_rows.shape[0]):
+        tokens = tokens + weights.semantic_id_rows[level][semantic_ids[:, level]]
+    return tokens
 
 
 class PrefixLayerWeights(NamedTuple):
@@ -82,6 +110,7 @@ class PrefixWeights(NamedTuple):
     author_proj: jax.Array  # [H D, D]: the author blocks
     action_proj: jax.Array  # [19, D]: action projection times its history-projection block
     surface_rows: jax.Array  # [NUM_SURFACES, D]: surface table times its block, padding row zero
+    content: ContentWeights | None  # None for a config without content
     layers: tuple[PrefixLayerWeights, ...]  # every layer but the last
     last_key: jax.Array  # [D, Hkv K]: the last layer's key projection, attn_in scale folded in
     last_value: jax.Array  # [D, Hkv K]
@@ -146,6 +175,7 @@ def fold_weights(params: model.Params, cfg: PhoenixConfig) -> ServingWeights:
         author_rows=_f32(author_rows),
         surface_rows=_f32(surface_rows),
         age_rows=_f32(_p(params, "", "age_table")) if cfg.age_buckets else None,
+        content=fold_content(params, cfg),
         layers=tuple(layers),
         unembed=_f32(final * _p(params, "unembed", "w")),
         unembed_bias=_f32(_p(params, "unembed", "b")),
@@ -191,6 +221,7 @@ def fold_prefix_weights(params: model.Params, cfg: PhoenixConfig) -> PrefixWeigh
         author_proj=_f32(w_hist[h * d : 2 * h * d]),
         action_proj=_f32(_p(params, "action_proj", "w") @ w_hist[2 * h * d : (2 * h + 1) * d]),
         surface_rows=_f32(surface_rows),
+        content=fold_content(params, cfg),
         layers=tuple(layers[:-1]),
         last_key=layers[-1].key,
         last_value=layers[-1].value,
@@ -225,9 +256,12 @@ def prefix_keys_values(
     history_actions: jax.Array,
     history_surfaces: jax.Array,
     history_mask: jax.Array,
+    history_content: jax.Array | None = None,
+    history_semantic_ids: jax.Array | None = None,
 ) -> FoldedPrefix:
     """One request's user+history ([1, ...] arrays, history of any bucket length <= S) -> `FoldedPrefix` over
-    the full S+1 slots: `model.encode_prefix`'s keys and values up to float32 rounding, padded and transposed."""
+    the full S+1 slots: `model.encode_prefix`'s keys and values up to float32 rounding, padded and transposed.
+    The content arrays ([1, S', E], [1, S', L]) are read only by a config with content."""
     hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
     groups, cap = hq // hkv, cfg.attn_logit_cap
     mask = history_mask.astype(bool)
@@ -239,6 +273,8 @@ def prefix_keys_values(
         + ((2.0 * actions - 1.0) @ weights.action_proj) * any_action
         + weights.surface_rows[history_surfaces[0]]
     )
+    if weights.content is not None:
+        history = history + content_tokens(weights.content, history_content[0], history_semantic_ids[0])
     x = jnp.concatenate([_rows(weights.user_table, user_hashes) @ weights.user_proj, history])  # [T, D]
     t = x.shape[0]
     positions = model.prefix_positions(mask, cfg.history_len)[0]
@@ -287,11 +323,14 @@ def candidate_logits(
     author_hashes: jax.Array,
     surface: jax.Array,
     ages: jax.Array | None = None,
+    content: jax.Array | None = None,
+    semantic_ids: jax.Array | None = None,
 ) -> jax.Array:
     """[N, 19] logits for candidates [N, H] (hash 0 = padding) shown on `surface` (a scalar id).
 
     `ages` [N] are the candidates' age bucket ids (`phoenix.age`); None means all unknown (bucket 0). Both
-    are ignored by a config without ages, as in the model.
+    are ignored by a config without ages, as in the model. `content` [N, E] and `semantic_ids` [N, L] are
+    read only by a config with content.
     """
     _n, h = post_hashes.shape
     hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
@@ -302,6 +341,8 @@ def candidate_logits(
         x = x + weights.post_rows[i][post_hashes[:, i]] + weights.author_rows[i][author_hashes[:, i]]
     if weights.age_rows is not None:
         x = x + (weights.age_rows[ages] if ages is not None else weights.age_rows[0][None, :])
+    if weights.content is not None:
+        x = x + content_tokens(weights.content, content, semantic_ids)
     for layer, keys, values in zip(weights.layers, prefix.keys, prefix.values, strict=True):
         qkv = _normalise(x) @ layer.qkv
         heads = []

@@ -24,6 +24,8 @@ RocksDB layout (raw bytes; `<id>` is 8 bytes big-endian with the sign bit flippe
     c<created_at_ms><post_id>   -> int64 author_id + 1-byte timeline mask (time index for trim/iter_recent)
     d<post_id>                  -> int64 deleted_at_ms (tombstone)
     x<deleted_at_ms><post_id>   -> b"" (time index of tombstones)
+    e<post_id>                  -> float16 content vector (written with the post when the store has a content
+                                   encoder; dropped with the post)
     f<author_id>                -> int64 follower count (raw sum of deltas; read clamped at 0)
     o<partition>                -> int64 next offset to read
     m/count                     -> int64 number of live posts
@@ -45,6 +47,12 @@ Reads reuse the Post objects decoded by earlier reads (up to `decoded_posts` of 
 the bytes decoded then: building frozen Post objects was most of a feed request's post reads, and requests
 read the same posts over and over. A body never changes while its post lives, so no write touches this.
 
+Content: a store built with a `content_encoder` (text and media kind -> vectors, e.g. phoenix.content) embeds
+every create of a batch in one call when the batch is applied, and stores the vector with the post, so
+ranking, retrieval and history tokens read it from here (`content_vectors`). A repost stores its original's
+vector when the original is stored (the user sees the original's content). float16 halves the bytes; the
+vectors are unit-scale, so the rounding (~1e-3 relative) is far below what the model can tell apart.
+
 Clock: `apply` and `recent_posts` default to the wall clock; a replay of simulated time must pass `now_ms`.
 Writers (`apply`, `trim`) are serialised by a lock; readers never wait for writers (they take a short lock
 of their own only to remember newly decoded posts).
@@ -54,7 +62,7 @@ import dataclasses
 import heapq
 import threading
 from collections import deque
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import islice, repeat
 from typing import Final, Literal
 
@@ -86,6 +94,7 @@ _CREATED = b"c"
 _TOMBSTONE = b"d"
 _TOMBSTONE_TIME = b"x"
 _FOLLOWERS = b"f"
+_CONTENT = b"e"
 _OFFSET = b"o"
 _COUNT_KEY = b"m/count"
 
@@ -125,6 +134,13 @@ def _timeline_key(author_id: int, kind: int) -> bytes:
 
 def _created_key(created_at_ms: int, post_id: int) -> bytes:
     return _CREATED + _codec.key_i64(created_at_ms) + _codec.key_i64(post_id)
+
+
+ContentEncoder = Callable[[Sequence[str], Sequence[str]], np.ndarray]  # (texts, media kinds) -> [N, E]
+
+
+def _content_key(post_id: int) -> bytes:
+    return _CONTENT + _codec.key_i64(post_id)
 
 
 def _tombstone_key(post_id: int) -> bytes:
@@ -302,6 +318,7 @@ def _keys_read_by(event: Mapping) -> Iterator[bytes]:
             yield author + bytes((_VIDEO,))
         if is_repost:
             yield _post_key(event["repost_of_post_id"])
+            yield _content_key(event["repost_of_post_id"])
     elif event_type == "delete":
         yield _tombstone_key(event["post_id"])
         yield _post_key(event["post_id"])
@@ -325,6 +342,7 @@ class PostStore:
         max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
         block_cache_bytes: int = DEFAULT_BLOCK_CACHE_BYTES,
         decoded_posts: int = DEFAULT_DECODED_POSTS,
+        content_encoder: ContentEncoder | None = None,
     ) -> None:
         if timeline_cap < 1:
             raise ValueError("timeline_cap must be at least 1")
@@ -341,6 +359,7 @@ class PostStore:
         self._db = Rdict(path, _options(block_cache_bytes))
         self._decoded = _DecodedPosts(decoded_posts)
         self._write_lock = threading.Lock()
+        self._content_encoder = content_encoder
 
     # ----------------------------------------------------------------------------------------------- writes
 
@@ -358,13 +377,14 @@ class PostStore:
         """
         now = _codec.wall_clock_ms() if now_ms is None else now_ms
         events = list(events)
+        content = self._embed_creates(events)
         with self._write_lock:
             batch = _Batch(self._db)
             batch.prefetch(key for event in events for key in _keys_read_by(event))
             for event in events:
                 event_type = event.get("type")
                 if event_type == "create":
-                    self._apply_create(batch, event, now)
+                    self._apply_create(batch, event, now, content.get(event["post_id"]))
                 elif event_type == "delete":
                     self._apply_delete(batch, event)
                 elif event_type == "follower_delta":
@@ -378,7 +398,20 @@ class PostStore:
                 batch.put(_OFFSET + _codec.key_i64(partition), _codec.pack_i64(offset))
             batch.commit()
 
-    def _apply_create(self, batch: _Batch, event: Mapping, now_ms: int) -> None:
+    def _embed_creates(self, events: Sequence[Mapping]) -> dict[int, bytes]:
+        """Every create's own content vector (float16 bytes), embedded in one call; empty without an encoder."""
+        if self._content_encoder is None:
+            return {}
+        creates = [event for event in events if event.get("type") == "create"]
+        if not creates:
+            return {}
+        vectors = self._content_encoder(
+            [event.get("text") or "" for event in creates], [event.get("media") or "none" for event in creates]
+        )
+        half = np.asarray(vectors, np.float16)
+        return {event["post_id"]: row.tobytes() for event, row in zip(creates, half, strict=True)}
+
+    def _apply_create(self, batch: _Batch, event: Mapping, now_ms: int, content: bytes | None = None) -> None:
         post_id = event["post_id"]
         created_at_ms = event["created_at_ms"]
         if created_at_ms < now_ms - self.retention_ms or created_at_ms > now_ms + self.max_future_ms:
@@ -393,6 +426,9 @@ class PostStore:
             mask |= 1 << _VIDEO
         batch.put(key, _encode_post(post, mask))
         batch.put(_created_key(created_at_ms, post_id), _encode_index_value(post.author_id, mask))
+        if content is not None:
+            original = batch.get(_content_key(post.repost_of_post_id)) if post.repost_of_post_id is not None else None
+            batch.put(_content_key(post_id), original if original is not None else content)
         batch.count_delta += 1
         for kind in _mask_kinds(mask):
             if batch.get(key) is None:
@@ -436,6 +472,7 @@ class PostStore:
             return
         post, mask = _decode_post(stored)
         batch.delete(key)
+        batch.delete(_content_key(post_id))
         batch.delete(_created_key(post.created_at_ms, post_id))
         batch.count_delta -= 1
         for kind in _mask_kinds(mask):
@@ -498,6 +535,7 @@ class PostStore:
                     post_key = _POST + index_key[9:17]
                     if batch.get(post_key) is not None:
                         batch.delete(post_key)
+                        batch.delete(_CONTENT + index_key[9:17])
                         batch.count_delta -= 1
                         dropped.append(_codec.read_key_i64(index_key, 9))
                     timelines.update((author_id, kind) for kind in _mask_kinds(mask))
@@ -577,6 +615,20 @@ class PostStore:
             return {}
         posts = self._decoded.decode(ids, self._db.get([_post_key(i) for i in ids]))
         return {post_id: post for post_id, post in zip(ids, posts, strict=True) if post is not None}
+
+    def content_vectors(self, post_ids: Sequence[int], dim: int) -> np.ndarray:
+        """[len(post_ids), dim] float32 content vectors, zero rows for posts without one (unknown, gone)."""
+        out = np.zeros((len(post_ids), dim), np.float32)
+        if not len(post_ids):
+            return out
+        values = self._db.get([_content_key(int(post_id)) for post_id in post_ids])
+        for row, value in enumerate(values):
+            if value is not None:
+                vector = np.frombuffer(value, np.float16)
+                if vector.size != dim:
+                    raise ValueError(f"post store: content vectors have {vector.size} dims, not {dim}")
+                out[row] = vector
+        return out
 
     def is_deleted(self, post_id: int) -> bool:
         return self._db.get(_tombstone_key(post_id)) is not None

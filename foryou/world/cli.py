@@ -32,6 +32,8 @@ _PROGRESS_EVERY = 1_000  # events written between progress-bar updates
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from foryou.world.history import POSTS_FILE
+    from foryou.world.offline import export_posts
     from foryou.world.world import World
 
     config = preset(args.preset, seed=args.seed)
@@ -52,10 +54,11 @@ def _generate(args: argparse.Namespace) -> int:
                 progress.advance(_PROGRESS_EVERY)
         progress.advance(progress.total - progress.done)
     progress.close()
-    manifest = {"preset": args.preset, "config": dataclasses.asdict(config), "events": counts}
+    posts = export_posts(world, out / POSTS_FILE)
+    manifest = {"preset": args.preset, "config": dataclasses.asdict(config), "events": counts, "posts": posts}
     (out / "world.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    print(f"wrote {counts[TWEET_EVENTS]} tweet-events and {counts[SOCIAL_GRAPH_EVENTS]} social-graph-events "
-          f"to {out}", file=sys.stderr)
+    print(f"wrote {counts[TWEET_EVENTS]} tweet-events, {counts[SOCIAL_GRAPH_EVENTS]} social-graph-events and "
+          f"the posts file ({posts} posts) to {out}", file=sys.stderr)
     return 0
 
 

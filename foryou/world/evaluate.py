@@ -26,7 +26,7 @@ import numpy as np
 from foryou.benchmarks import record
 from foryou.world.config import HOUR_MS
 from foryou.world.metrics import OnlineMetrics
-from foryou.world.offline import RankingMetrics, ground_truth_ranking_metrics
+from foryou.world.offline import RankingMetrics, ground_truth_ranking_metrics, posts_records
 from foryou.world.truth import GroundTruth
 from foryou.world.world import World
 
@@ -52,15 +52,19 @@ def ranking_vs_truth(
     from phoenix.examples import NegativeSampling
     from phoenix.log import file_sha256, read_log
     from phoenix.model import init_params
+    from phoenix.posts import content_for_model
     from phoenix.train import prepare
 
     ckpt = load_checkpoint(checkpoint)
     meta = ckpt.meta
     same_data = meta.get("data_sha256") == file_sha256(log_path)
     num_candidates = int(meta.get("options", {}).get("num_candidates", 8))
+    # A model with content reads the world's posts as training did (the world's own posts file).
+    content = content_for_model(ckpt.cfg, ckpt.codebooks, posts_records(world)) if ckpt.cfg.has_content else None
     data = prepare(
         read_log(log_path), num_candidates, float(meta.get("holdout_fraction", 0.1)),
         NegativeSampling(4, 3 * HOUR_MS, seed), split_ts_ms=int(meta["split_ts_ms"]) if same_data else None,
+        content=content,
     )
     examples = data.held_out_examples
     users, posts, groups, times = [], [], [], []

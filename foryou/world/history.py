@@ -4,7 +4,8 @@
 exploration policy (random order over the offline candidates, so the log shows every kind of post at every
 rank). It gives three things:
 - the engagement log a Phoenix model is trained on (every examined post, with its actions and its
-  creation time, so a model with ages learns freshness);
+  creation time, so a model with ages learns freshness), and the posts file beside it (every post of the
+  world created before the history's end: id, author, text, media, creation time; `phoenix.posts`);
 - the engagement and social-graph events to replay before a loop, so each worker starts with the users'
   histories and client-made follows, blocks and mutes (what real users would have);
 - the simulated users' states at the end, from which every policy's closed loop starts.
@@ -21,12 +22,13 @@ import orjson
 
 from foryou.world.client import ClientBehaviour, UserState
 from foryou.world.config import HOUR_MS
-from foryou.world.offline import export_engagement_log
+from foryou.world.offline import export_engagement_log, export_posts
 from foryou.world.simulate import random_policy, simulate_offline
 from foryou.world.wire import WireValue
 from foryou.world.world import World
 
 LOG_FILE = "engagement-log.jsonl"
+POSTS_FILE = "posts.jsonl"
 ENGAGEMENTS_FILE = "engagement-events.jsonl"
 SOCIAL_FILE = "social-graph-events.jsonl"
 STATES_FILE = "states.jsonl"
@@ -35,6 +37,7 @@ STATES_FILE = "states.jsonl"
 @dataclass(frozen=True)
 class History:
     log_path: Path  # the engagement log (one line per examined post)
+    posts_path: Path  # the posts file (phoenix.posts)
     engagements: list[WireValue]
     social_graph_events: list[WireValue]
     states: dict[int, UserState]
@@ -93,11 +96,12 @@ def simulate_history(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     export_engagement_log(result.impressions, result.engagements, directory / LOG_FILE, world.created_ms)
+    export_posts(world, directory / POSTS_FILE)
     _write_jsonl(directory / ENGAGEMENTS_FILE, result.engagements)
     _write_jsonl(directory / SOCIAL_FILE, result.social_graph_events)
     _write_jsonl(directory / STATES_FILE, (state_to_json(s) for s in result.states.values()))
-    return History(directory / LOG_FILE, list(result.engagements), list(result.social_graph_events),
-                   dict(result.states))
+    return History(directory / LOG_FILE, directory / POSTS_FILE, list(result.engagements),
+                   list(result.social_graph_events), dict(result.states))
 
 
 def load_history(directory: str | Path) -> History:
@@ -105,6 +109,7 @@ def load_history(directory: str | Path) -> History:
     states = [state_from_json(value) for value in _read_jsonl(directory / STATES_FILE)]
     return History(
         log_path=directory / LOG_FILE,
+        posts_path=directory / POSTS_FILE,
         engagements=_read_jsonl(directory / ENGAGEMENTS_FILE),
         social_graph_events=_read_jsonl(directory / SOCIAL_FILE),
         states={state.user_id: state for state in states},

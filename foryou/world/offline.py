@@ -1,4 +1,7 @@
-"""Offline artefacts of a simulation: the engagement log and ranking metrics against the ground truth.
+"""Offline artefacts of a simulation: the engagement log, the posts file and ranking metrics against the truth.
+
+Posts file (`phoenix.posts` format, JSONL): every post of the world, {"post_id","author_id","text","media",
+"created_at_ms"} plus "repost_of_post_id" for reposts (whose text and media are their original's).
 
 Engagement log (JSONL, one line per impression, an impression without engagement has "actions": []):
 
@@ -31,6 +34,7 @@ import orjson
 
 from foryou.world.truth import GroundTruth
 from foryou.world.wire import SURFACE_HOME_FOR_YOU
+from foryou.world.world import World
 from topics.actions import ACTION_INDEX
 
 _EV_TIE = 1e-12
@@ -50,6 +54,33 @@ class Impression:
         """From an `impressions` topic value (served on the For You surface)."""
         return cls(value["user_id"], value["post_id"], value["author_id"], value["served_at_ms"],
                    value["request_id"])
+
+
+def posts_records(world: World, post_ids: np.ndarray | None = None) -> list[Any]:
+    """The world's posts (all, or the given ids) as `phoenix.posts.PostRecord`s."""
+    from phoenix.posts import PostRecord
+
+    ids = world.post_ids() if post_ids is None else np.asarray(post_ids)
+    records = []
+    for value in world.create_values(world.post_index(ids)):
+        records.append(
+            PostRecord(
+                post_id=value["post_id"],
+                text=value["text"],
+                media=value["media"],
+                author_id=value["author_id"],
+                created_at_ms=value["created_at_ms"],
+                repost_of_post_id=value["repost_of_post_id"],
+            )
+        )
+    return records
+
+
+def export_posts(world: World, path: str | Path) -> int:
+    """Write the world's posts file (module docstring); returns the number of posts."""
+    from phoenix.posts import write_posts
+
+    return write_posts(path, posts_records(world))
 
 
 def export_engagement_log(

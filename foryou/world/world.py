@@ -119,10 +119,10 @@ class World:
     # Posts as records and wire values.
 
     def post(self, post_id: int) -> Post:
-        value = self._create_values(self.post_index(np.array([post_id])))[0]
+        value = self.create_values(self.post_index(np.array([post_id])))[0]
         return Post(**{k: v for k, v in value.items() if k not in ("v", "type")})
 
-    def _create_values(self, index: np.ndarray) -> list[WireValue]:
+    def create_values(self, index: np.ndarray) -> list[WireValue]:
         posts = self.posts
         words = topic_words(self.config.num_topics)
         target = posts.target[index]
@@ -247,7 +247,7 @@ class World:
         ]
 
     def _create_records(self, index: np.ndarray, time: np.ndarray) -> list[tuple[str, bytes, WireValue]]:
-        return [(TWEET_EVENTS, wire_key(value["post_id"]), value) for value in self._create_values(index)]
+        return [(TWEET_EVENTS, wire_key(value["post_id"]), value) for value in self.create_values(index)]
 
     def _delete_records(self, index: np.ndarray, time: np.ndarray) -> list[tuple[str, bytes, WireValue]]:
         posts = self.posts
