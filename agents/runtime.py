@@ -3,10 +3,11 @@
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import faust
+import numpy as np
 from mode import Service
 
 from agents import metrics
@@ -14,9 +15,11 @@ from agents.post_replica import PostReplica
 from agents.topology import partition_count, post_log_topic
 from foryou.settings import Settings
 from stores.post_store import PostStore
+from stores.records import stack_vectors
 
 if TYPE_CHECKING:
     from agents.feeds import FeedService
+    from phoenix.content import ContentEncoder
     from phoenix.ranker import Ranker
 
 log = logging.getLogger(__name__)
@@ -58,12 +61,16 @@ class Runtime(Service):
     async def on_start(self) -> None:
         started = time.monotonic()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        encoder = await asyncio.to_thread(self._load_content_encoder)
         self.post_store = PostStore(
-            str(self.settings.data_dir / "post-store"), retention_ms=self.settings.post_retention_ms
+            str(self.settings.data_dir / "post-store"),
+            retention_ms=self.settings.post_retention_ms,
+            content_encoder=encoder.encode if encoder is not None else None,
         )
         if self.settings.policy == "phoenix":
             self.ranker = await asyncio.to_thread(self._load_ranker)
             metrics.model_info.labels(self.ranker.version).set(1)
+            self._connect_content(self.ranker, encoder, self.post_store)
         assert self._feeds_factory is not None
         self._feeds = self._feeds_factory(self.ranker, self.post_store)
         self.replica = PostReplica(
@@ -83,6 +90,36 @@ class Runtime(Service):
     async def on_stop(self) -> None:
         if self.post_store is not None:
             self.post_store.close()
+
+    def _load_content_encoder(self) -> "ContentEncoder | None":
+        if self.settings.content == "off":
+            return None
+        from phoenix.content import load_encoder
+
+        encoder = load_encoder()
+        log.info("content encoder %s loaded", encoder.encoder_id)
+        return encoder
+
+    @staticmethod
+    def _connect_content(ranker: "Ranker", encoder: "ContentEncoder | None", post_store: PostStore) -> None:
+        """The ranker reads content vectors from the post store (used by models that read content, including
+        one a later reload brings)."""
+        cfg = ranker.cfg
+        if encoder is None:
+            if cfg.has_content:
+                log.warning("the model reads post content but FORYOU_CONTENT=off: every post's content is unknown")
+            return
+        if cfg.has_content and cfg.content_encoder != encoder.encoder_id:
+            raise RuntimeError(
+                f"the model was trained on {cfg.content_encoder!r} content vectors, this worker computes "
+                f"{encoder.encoder_id!r}: retrain, or run the matching version"
+            )
+        dim = encoder.dim
+
+        def content(post_ids: Sequence[int]) -> np.ndarray:
+            return stack_vectors(post_store.content_vectors(post_ids), dim)
+
+        ranker.content_source = content
 
     def _load_ranker(self) -> "Ranker":
         from phoenix.config import DEMO

@@ -216,9 +216,14 @@ class Settings:
     # it (agents/watchdog.py); 0 disables.
     stall_exit_s: int = field(default_factory=lambda: _env_int("FORYOU_STALL_EXIT_S", 120))
     log_level: str = field(default_factory=lambda: os.environ.get("FORYOU_LOG_LEVEL", "info"))
+    # Post content vectors computed at ingest and stored with each post (phoenix.content): "on" or "off".
+    # Off, the post store holds none and a model trained with content sees every post's as unknown.
+    content: str = field(default_factory=lambda: os.environ.get("FORYOU_CONTENT", "on"))
 
     def __post_init__(self) -> None:
         if self.policy not in ("phoenix", "reverse-chron"):
             raise SystemExit(f"FORYOU_POLICY must be 'phoenix' or 'reverse-chron', not {self.policy!r}")
+        if self.content not in ("on", "off"):
+            raise SystemExit(f"FORYOU_CONTENT must be 'on' or 'off', not {self.content!r}")
         if not 1 <= self.partitions <= 256:
             raise SystemExit(f"FORYOU_PARTITIONS must be within 1..256, not {self.partitions}")

@@ -8,7 +8,8 @@ When the ranker's checkpoint carries a per-head calibration (phoenix.calibration
 are the calibrated ones and the model's own are kept beside them for `explain`.
 
 The ranker also gets each candidate's creation time and the request time (for the post-age input): the
-served post's own creation time, so a repost counts from when it was reposted, i.e. when it entered the feed.
+served post's own creation time, so a repost counts from when it was reposted, i.e. when it entered the feed;
+and the hydrated content vectors (`content_embedding`, the original's for a repost, as stored at ingest).
 """
 
 import time
@@ -17,6 +18,7 @@ from concurrent.futures import Executor
 
 import numpy as np
 
+from stores.records import stack_vectors
 from streams import metrics
 from streams.candidate import Candidate, Updates
 from streams.offload import run_blocking
@@ -38,6 +40,7 @@ class PhoenixScorer(Scorer):
     async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         targets = [c.model_target() for c in candidates]
         created_at_ms = [c.created_at_ms for c in candidates]
+        content = _content_matrix([c.content_embedding for c in candidates])
         metrics.PHOENIX_BATCH_SIZE.observe(len(targets))
         start = time.perf_counter()
         probabilities = await run_blocking(
@@ -49,6 +52,7 @@ class PhoenixScorer(Scorer):
             self._surface,
             created_at_ms,
             query.now_ms,
+            content,
         )
         metrics.PHOENIX_SCORE_SECONDS.observe(time.perf_counter() - start)
         matrix = np.asarray(probabilities, dtype=np.float64)
@@ -64,3 +68,11 @@ class PhoenixScorer(Scorer):
             raw, matrix = list(matrix), np.asarray(calibrated, dtype=np.float64)
         matrix.flags.writeable = False  # its rows become the candidates' scores, as frozen as the candidates
         return {"phoenix_scores": list(matrix), "raw_phoenix_scores": raw}
+
+
+def _content_matrix(vectors: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """[C, E] with zero rows for candidates without a vector; None when no candidate has one."""
+    known = next((v for v in vectors if v is not None), None)
+    if known is None:
+        return None
+    return stack_vectors(vectors, known.shape[0])

@@ -616,19 +616,12 @@ class PostStore:
         posts = self._decoded.decode(ids, self._db.get([_post_key(i) for i in ids]))
         return {post_id: post for post_id, post in zip(ids, posts, strict=True) if post is not None}
 
-    def content_vectors(self, post_ids: Sequence[int], dim: int) -> np.ndarray:
-        """[len(post_ids), dim] float32 content vectors, zero rows for posts without one (unknown, gone)."""
-        out = np.zeros((len(post_ids), dim), np.float32)
+    def content_vectors(self, post_ids: Sequence[int]) -> list[np.ndarray | None]:
+        """Each post's content vector (float32, read-only), None for a post without one (unknown, gone)."""
         if not len(post_ids):
-            return out
+            return []
         values = self._db.get([_content_key(int(post_id)) for post_id in post_ids])
-        for row, value in enumerate(values):
-            if value is not None:
-                vector = np.frombuffer(value, np.float16)
-                if vector.size != dim:
-                    raise ValueError(f"post store: content vectors have {vector.size} dims, not {dim}")
-                out[row] = vector
-        return out
+        return [None if value is None else np.frombuffer(value, np.float16).astype(np.float32) for value in values]
 
     def is_deleted(self, post_id: int) -> bool:
         return self._db.get(_tombstone_key(post_id)) is not None

@@ -3,8 +3,11 @@
 They are what the stores return; the stores' own encodings on disk are private to each store.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 PostKind = Literal["original", "reply", "repost"]
 
@@ -65,3 +68,14 @@ class UserFeatures:
     blocked: frozenset[int] = frozenset()
     muted: frozenset[int] = frozenset()
     muted_keywords: tuple[str, ...] = ()
+
+
+def stack_vectors(vectors: Sequence[np.ndarray | None], dim: int) -> np.ndarray:
+    """[N, dim] float32 of per-post content vectors, zero rows where a post has none (content unknown)."""
+    out = np.zeros((len(vectors), dim), np.float32)
+    for row, vector in enumerate(vectors):
+        if vector is not None:
+            if vector.shape != (dim,):
+                raise ValueError(f"content vector of shape {vector.shape}, expected ({dim},)")
+            out[row] = vector
+    return out

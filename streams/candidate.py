@@ -42,6 +42,8 @@ class Candidate:
     subscription_author_id: int | None = None  # set when the shown content is subscriber-only
     deleted: bool | None = None  # post-selection visibility hydration; None = not known
     safety_label: str | None = None
+    # The shown content's content vector (phoenix.content), None when the post store has none.
+    content_embedding: np.ndarray | None = None
 
     # Scorers.
     # The 19 action probabilities in topics.actions.ACTIONS order: a read-only row of the request's scores.

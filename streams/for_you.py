@@ -29,6 +29,7 @@ from streams.filters import (
 )
 from streams.hydrators import (
     AuthorHydrator,
+    ContentEmbeddingHydrator,
     CoreDataHydrator,
     InNetworkHydrator,
     SubscriptionHydrator,
@@ -84,7 +85,12 @@ def for_you_pipeline(
             ThunderSource(post_store, config.sources.thunder_max, config.filters.max_post_age_ms, serve_all),
             PhoenixRetrievalSource(ranker, config.sources.retrieval_max, serve_all, executor),
         ],
-        hydrators=[InNetworkHydrator(), CoreDataHydrator(post_store), AuthorHydrator(post_store)],
+        hydrators=[
+            InNetworkHydrator(),
+            CoreDataHydrator(post_store),
+            AuthorHydrator(post_store),
+            ContentEmbeddingHydrator(post_store),
+        ],
         dependent_hydrators=[SubscriptionHydrator()],
         filters=_filters(config),
         scorers=[

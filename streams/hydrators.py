@@ -109,3 +109,17 @@ class VisibilityHydrator(CandidateHydrator):
             shown = [p.safety_label for p in (c.content, c.core) if p is not None and p.safety_label]
             labels.append(shown[0] if shown else None)
         return {"deleted": deleted, "safety_label": labels}
+
+
+class ContentEmbeddingHydrator(CandidateHydrator):
+    """content_embedding: the vector the post store computed when the post was ingested (a repost's is its
+    original's), for the ranker and for diversity re-ranking; None when the store has none."""
+
+    name = "ContentEmbedding"
+    fields = frozenset({"content_embedding"})
+
+    def __init__(self, post_store: PostStore) -> None:
+        self._post_store = post_store
+
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        return {"content_embedding": self._post_store.content_vectors([c.post_id for c in candidates])}

@@ -38,6 +38,10 @@ class PostStore(Protocol):
         """Every given author's follower count (0 when unknown)."""
         ...
 
+    def content_vectors(self, post_ids: Sequence[int]) -> list[np.ndarray | None]:
+        """Each post's content vector, None for a post without one."""
+        ...
+
 
 class UserStateStore(Protocol):
     def action_sequence(self, user_id: int) -> list[ActionEntry]:
@@ -63,9 +67,11 @@ class RankerPort(Protocol):
         surface: int,
         created_at_ms: Sequence[int | None] | None = None,
         now_ms: int | None = None,
+        content: np.ndarray | None = None,
     ) -> np.ndarray:
         """[len(candidates), 19] action probabilities, in candidate order; `created_at_ms` (aligned with the
-        candidates, None = unknown) and the request time `now_ms` give the posts' ages."""
+        candidates, None = unknown) and the request time `now_ms` give the posts' ages; `content` [C, E]
+        the candidates' content vectors (zero rows = unknown; None: the ranker reads them itself)."""
         ...
 
     def retrieve(

@@ -1,5 +1,6 @@
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
@@ -61,3 +62,13 @@ def test_passes_each_served_posts_creation_time_and_the_request_time():
     scored(PhoenixScorer(ranker), query(), [candidate(1, 10, core=post(1, 10, age_ms=7_000)), repost, missing])
     # The repost counts from its own creation (when it entered the feed), not the original's.
     assert ranker.times == [([NOW_MS - 7_000, NOW_MS - 5_000, None], NOW_MS)]
+
+
+def test_passes_the_hydrated_content_vectors_with_zero_rows_for_unknown_content():
+    ranker = TableRanker({(1, 10): P1, (2, 20): P2, (3, 30): P1})
+    known = [candidate(1, 10, content_embedding=np.array([1.0, 2.0], np.float32)), candidate(2, 20),
+             candidate(3, 30, content_embedding=np.array([0.5, 0.0], np.float32))]
+    scored(PhoenixScorer(ranker), query(), known)
+    np.testing.assert_array_equal(ranker.content[0], [[1.0, 2.0], [0.0, 0.0], [0.5, 0.0]])
+    scored(PhoenixScorer(ranker), query(), [candidate(2, 20)])
+    assert ranker.content[1] is None  # no vectors at all: the ranker reads its own source

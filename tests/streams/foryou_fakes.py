@@ -59,8 +59,10 @@ class FakePostStore:
         deleted: Collection[int] = (),
         followers: Mapping[int, int] | None = None,
         failing: Collection[str] = (),
+        content: Mapping[int, np.ndarray] | None = None,
     ) -> None:
         self.posts = {p.post_id: p for p in posts}
+        self.content = dict(content or {})
         self.deleted = set(deleted)
         self.followers = dict(followers or {})
         self.failing = set(failing)
@@ -106,6 +108,10 @@ class FakePostStore:
         ids = list(author_ids)
         self._call("follower_counts", ids)
         return {i: self.followers.get(i, 0) for i in ids}
+
+    def content_vectors(self, post_ids: Sequence[int]) -> list[np.ndarray | None]:
+        self._call("content_vectors", list(post_ids))
+        return [self.content.get(i) for i in post_ids]
 
 
 class FakeUserState:
@@ -155,6 +161,7 @@ class FakeRanker:
         self.fail_score = fail_score
         self.fail_retrieve = fail_retrieve
         self.score_calls: list[list[tuple[int, int]]] = []
+        self.content_calls: list[np.ndarray | None] = []
         self.retrieve_calls: list[dict[str, Any]] = []
 
     def score(
@@ -165,8 +172,10 @@ class FakeRanker:
         surface: int,
         created_at_ms: Sequence[int | None] | None = None,
         now_ms: int | None = None,
+        content: np.ndarray | None = None,
     ):
         self.score_calls.append(list(candidates))
+        self.content_calls.append(content)
         if self.fail_score:
             raise RuntimeError("ranker crashed")
         return np.stack([self.score_fn(p, a) for p, a in candidates]) if candidates else np.zeros((0, NUM_ACTIONS))

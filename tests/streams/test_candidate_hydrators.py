@@ -2,12 +2,14 @@
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from stores.records import UserFeatures
 from streams.candidate import Candidate, write_fields
 from streams.hydrators import (
     AuthorHydrator,
+    ContentEmbeddingHydrator,
     CoreDataHydrator,
     InNetworkHydrator,
     SubscriptionHydrator,
@@ -29,6 +31,7 @@ STORE = FakePostStore(
     ],
     deleted={9},
     followers={10: 1000, 20: 5},
+    content={1: np.array([1.0, 0.0], np.float32), 2: np.array([0.0, 1.0], np.float32)},
 )
 
 
@@ -49,6 +52,7 @@ HYDRATORS = [
     AuthorHydrator(STORE),
     SubscriptionHydrator(),
     VisibilityHydrator(STORE),
+    ContentEmbeddingHydrator(STORE),
 ]
 
 
@@ -97,3 +101,12 @@ def test_visibility_sees_deleted_originals_and_labels_of_quoted_content():
     out = hydrated(VisibilityHydrator(STORE), query(), core)
     assert [c.deleted for c in out] == [False, True, False]
     assert out[2].safety_label == "graphic" and out[0].safety_label is None
+
+
+def test_content_embedding_is_the_stored_vector_or_none_in_one_read():
+    store = FakePostStore(content=STORE.content)
+    out = hydrated(ContentEmbeddingHydrator(store), query(), bare((2, 20), (404, 10), (1, 10)))
+    np.testing.assert_array_equal(out[0].content_embedding, [0.0, 1.0])  # a repost's: its original's, as stored
+    assert out[1].content_embedding is None
+    np.testing.assert_array_equal(out[2].content_embedding, [1.0, 0.0])
+    assert store.calls == [("content_vectors", [2, 404, 1])]
