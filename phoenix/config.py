@@ -11,7 +11,8 @@ saved config lacks the field) load and score unchanged; B >= 2 adds a [B, D] `ag
 0 means off, the published architecture and the params of configs from before the field existed; E > 0
 adds a content projection [E, D] and, with `semantic_id_levels` L > 0, L tables [semantic_id_size + 1, D] of
 semantic-ID rows (row 0 = no content). `content_encoder` names the recipe the content vectors come from
-(`phoenix.content.ENCODER_ID`), so serving can refuse vectors of another recipe.
+(`phoenix.content.ENCODER_ID`), so serving can refuse vectors of another recipe. `affinity_buckets` (A >= 2)
+adds the candidate's content affinity to the history (`phoenix.affinity`): a [2, A, D] `affinity_table`.
 """
 
 from dataclasses import asdict, dataclass, fields
@@ -40,6 +41,7 @@ class PhoenixConfig:
     semantic_id_levels: int = 0  # L: residual-quantization levels of the content vector; 0 = none
     semantic_id_size: int = 256  # K: codes per level
     content_encoder: str = ""  # the recipe of the content vectors (phoenix.content.ENCODER_ID)
+    affinity_buckets: int = 0  # candidate-history content cosines (phoenix.affinity); 0 = none
 
     def __post_init__(self) -> None:
         if self.num_q_heads % self.num_kv_heads:
@@ -54,6 +56,8 @@ class PhoenixConfig:
             raise ValueError("content_dim and semantic_id_levels must be >= 0, semantic_id_size >= 1")
         if self.semantic_id_levels and not self.content_dim:
             raise ValueError("semantic IDs quantize the content vector: they need content_dim > 0")
+        if self.affinity_buckets and (self.affinity_buckets < 2 or not self.content_dim):
+            raise ValueError("affinity_buckets must be 0 or at least 2, and needs content_dim > 0")
 
     @property
     def has_content(self) -> bool:

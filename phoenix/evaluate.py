@@ -81,6 +81,7 @@ def _forward_fn(cfg: PhoenixConfig) -> Callable[[Params, dict[str, Any]], tuple[
             arrays["candidate_ages"],
             arrays["candidate_content"],
             arrays["candidate_semantic_ids"],
+            arrays["candidate_affinity"],
         )
         return jax.nn.sigmoid(logits), user_embedding_from_prefix(params, cfg, prefix)
 

@@ -18,9 +18,14 @@ Token sequence per request: [user (1), history (S), candidates (C)].
   post also gets a content token, added after its projection: `content_proj` of the post's content vector
   [E] (`phoenix.content`) plus, per semantic-ID level l (`semantic_id_levels` L), row id_l of the table
   `semantic_id_l` [K+1, D] (`phoenix.semantic_ids`: id = code + 1, 0 = content unknown, a zero row). History
-  and candidates share these weights, so what the user engaged with and what is shown are read alike. All
-  start at zero, as the age table does (an untrained model with content scores like one without), and a
+  and candidates share these weights, so what the user engaged with and what is shown are read alike. They
+  start random (N(0, 1) projection weights for the unit-norm vector, N(0, 1/L) rows), so the content token
+  has the scale of the other tokens' coordinates and attention can use it from the first step (zero starts
+  learned nothing in 150 steps of a cold-start test); with them zeroed the model is the published one. A
   fresh post's content token is meaningful the moment it exists, where its hashed id row is untrained.
+  With `affinity_buckets` A > 0, the candidate token also gets one row per content-affinity input
+  (`phoenix.affinity`: cosines of the candidate's content to the history's) of a [2, A, D] table that
+  starts at zero, like the age table.
 Grok-style layers: RMSNorm before and after each sub-block, rotary positions, grouped-query attention with
 a tanh soft cap and softmax in float32, gated GELU feed-forward. A final RMSNorm and a linear head turn
 each candidate position into 19 independent logits (sigmoid gives the action probabilities).
@@ -52,6 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from phoenix.affinity import NUM_AFFINITY_INPUTS
 from phoenix.batch import RankingBatch
 from phoenix.config import PhoenixConfig
 from topics.actions import NUM_ACTIONS, NUM_SURFACES
@@ -225,7 +231,9 @@ class PhoenixNet(hk.Module):
         self.candidate_mlp_hidden = _dense(d, "candidate_mlp_hidden", with_bias=True)
         self.candidate_mlp_out = _dense(cfg.retrieval_dim, "candidate_mlp_out", with_bias=True)
         if cfg.has_content:
-            self.content_proj = hk.Linear(d, with_bias=False, w_init=jnp.zeros, name="content_proj")
+            self.content_proj = hk.Linear(
+                d, with_bias=False, w_init=hk.initializers.RandomNormal(1.0), name="content_proj"
+            )
 
     def _lookup(self, table: str, vocab: int, ids: jax.Array) -> jax.Array:
         """Rows of a table, padding id 0 zeroed, last axis (hashes) concatenated: [..., H] -> [..., H*D]."""
@@ -247,7 +255,10 @@ class PhoenixNet(hk.Module):
         tokens = self.content_proj(content.astype(jnp.float32))
         for level in range(c.semantic_id_levels):
             table = hk.get_parameter(
-                f"semantic_id_{level}_table", [c.semantic_id_size + 1, c.emb_size], jnp.float32, init=jnp.zeros
+                f"semantic_id_{level}_table",
+                [c.semantic_id_size + 1, c.emb_size],
+                jnp.float32,
+                init=hk.initializers.RandomNormal(c.semantic_id_levels**-0.5),
             )
             ids = semantic_ids[..., level]
             tokens = tokens + jnp.take(table, ids, axis=0) * (ids > 0)[..., None]
@@ -289,11 +300,21 @@ class PhoenixNet(hk.Module):
         ages: jax.Array | None = None,
         content: jax.Array | None = None,
         semantic_ids: jax.Array | None = None,
+        affinity: jax.Array | None = None,
     ) -> jax.Array:
         """Candidate tokens; `ages` [..., C] are age bucket ids (None = all unknown), unused without ages;
-        `content` [..., C, E] and `semantic_ids` [..., C, L] are used only by a config with content."""
+        `content` [..., C, E] and `semantic_ids` [..., C, L] are used only by a config with content,
+        `affinity` [..., C, 2] (None = unknown) only by one with affinity buckets."""
         parts = [self._posts_and_authors(post_hashes, author_hashes), self._surfaces(surfaces)]
         tokens = self._with_content(self.candidate_proj(jnp.concatenate(parts, -1)), content, semantic_ids)
+        c = self.cfg
+        if c.affinity_buckets:
+            table = hk.get_parameter(
+                "affinity_table", [NUM_AFFINITY_INPUTS, c.affinity_buckets, c.emb_size], jnp.float32, init=jnp.zeros
+            )
+            if affinity is None:
+                affinity = jnp.zeros((*surfaces.shape, NUM_AFFINITY_INPUTS), jnp.int32)
+            tokens = tokens + jnp.sum(table[jnp.arange(NUM_AFFINITY_INPUTS), affinity], -2)
         if not self.cfg.age_buckets:
             return tokens
         table = hk.get_parameter("age_table", [self.cfg.age_buckets, self.cfg.emb_size], jnp.float32, init=jnp.zeros)
@@ -346,8 +367,9 @@ class PhoenixNet(hk.Module):
         ages: jax.Array | None = None,
         content: jax.Array | None = None,
         semantic_ids: jax.Array | None = None,
+        affinity: jax.Array | None = None,
     ) -> jax.Array:
-        x = self.candidate_tokens(post_hashes, author_hashes, surfaces, ages, content, semantic_ids)
+        x = self.candidate_tokens(post_hashes, author_hashes, surfaces, ages, content, semantic_ids, affinity)
         for i, layer in enumerate(self.layers):
             x = layer.against_prefix(x, prefix.keys[i], prefix.values[i], prefix.valid)
         return self.unembed(self.final_norm(x))
@@ -373,6 +395,7 @@ class PhoenixNet(hk.Module):
                     batch.candidate_ages,
                     batch.candidate_content,
                     batch.candidate_semantic_ids,
+                    batch.candidate_affinity,
                 ),
             ],
             1,
@@ -473,6 +496,7 @@ def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
         history_semantic_ids=semantic_ids,
         candidate_content=content,
         candidate_semantic_ids=semantic_ids,
+        candidate_affinity=np.ones((1, 1, NUM_AFFINITY_INPUTS), np.int32) if cfg.affinity_buckets else None,
     )
 
 
@@ -486,8 +510,8 @@ def init_params(cfg: PhoenixConfig, rng: jax.Array) -> Params:
 
     Haiku's own init runs ~250 tiny XLA programs (about 20 s of compilation on a 2-core CPU, 7 s when
     jitted), so only the param shapes are traced and each array is drawn from its own seeded numpy stream:
-    hashed tables N(0, 1), the age table, the semantic-ID tables and the content projection 0 (module
-    docstring), weights N(0, 1/fan_in), biases 0, norm scales 1.
+    hashed tables N(0, 1), the age table 0, the semantic-ID tables N(0, 1/L) and the content projection
+    N(0, 1) (module docstring), other weights N(0, 1/fan_in), biases 0, norm scales 1.
     """
     shapes = jax.eval_shape(_transformed(cfg).init, rng, _dummy_batch(cfg))
     words = _seed_words(rng)
@@ -495,9 +519,13 @@ def init_params(cfg: PhoenixConfig, rng: jax.Array) -> Params:
     for module, leaves in shapes.items():
         for name, leaf in leaves.items():
             stream = np.random.default_rng([*words, zlib.crc32(f"{module}/{name}".encode())])
-            if name == "age_table" or name.startswith("semantic_id_") or module.endswith("content_proj"):
+            if name in ("age_table", "affinity_table"):
                 value = np.zeros(leaf.shape, np.float32)
-            elif name.endswith("_table"):
+            elif name.startswith("semantic_id_"):
+                value = stream.standard_normal(leaf.shape, dtype=np.float32) / np.float32(
+                    np.sqrt(cfg.semantic_id_levels)
+                )
+            elif module.endswith("content_proj") or name.endswith("_table"):
                 value = stream.standard_normal(leaf.shape, dtype=np.float32)
             elif name == "w":
                 value = stream.standard_normal(leaf.shape, dtype=np.float32) / np.float32(np.sqrt(leaf.shape[0]))
@@ -574,13 +602,17 @@ def score_from_prefix(
     ages: jax.Array | None = None,
     content: jax.Array | None = None,
     semantic_ids: jax.Array | None = None,
+    affinity: jax.Array | None = None,
 ) -> jax.Array:
     """[B, N, 19] logits for candidates [B, N, H] against a prefix; equals `rank_logits` up to rounding.
 
     `ages` [B, N] are the candidates' age bucket ids (None = unknown; ignored by a config without ages);
-    `content` [B, N, E] and `semantic_ids` [B, N, L] are used only by a config with content.
+    `content` [B, N, E] and `semantic_ids` [B, N, L] are used only by a config with content, `affinity`
+    [B, N, 2] only by one with affinity buckets.
     """
-    return _transformed(cfg).apply[4](params, prefix, post_hashes, author_hashes, surfaces, ages, content, semantic_ids)
+    return _transformed(cfg).apply[4](
+        params, prefix, post_hashes, author_hashes, surfaces, ages, content, semantic_ids, affinity
+    )
 
 
 def user_embedding_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix) -> jax.Array:

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import model
+from phoenix.affinity import NUM_AFFINITY_INPUTS, affinity_buckets
 from phoenix.age import UNKNOWN_AGE_BUCKET, age_buckets, ages_ms
 from phoenix.batch import encode_history
 from phoenix.calibration import Calibration
@@ -86,7 +87,7 @@ class CompiledFns:
     """Jitted entry points for one config (shared by every Ranker and every reload with that config)."""
 
     prefix: Callable[..., Any]  # (prefix weights, user_h, hist..., hist content|None, hist ids|None) -> FoldedPrefix
-    score: Callable[..., Any]  # (weights, folded, post_h [N,H], author_h [N,H], surface, ages|None, content, ids)
+    score: Callable[..., Any]  # (weights, folded, post_h [N,H], author_h [N,H], surface, ages, content, ids, affinity)
     user: Callable[..., Any]  # (params, user_h, hist..., hist content|None, hist ids|None) -> user embedding [1, R]
     embed: Callable[..., Any]  # (params, post_h, author_h, content [N,E]|None, ids [N,L]|None) -> [N, R]
 
@@ -109,9 +110,10 @@ def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
         ages: jax.Array | None,
         content: jax.Array | None,
         semantic_ids: jax.Array | None,
+        affinity: jax.Array | None,
     ) -> jax.Array:
         logits = candidate_logits(
-            weights, cfg, folded, post_hashes, author_hashes, surface, ages, content, semantic_ids
+            weights, cfg, folded, post_hashes, author_hashes, surface, ages, content, semantic_ids, affinity
         )
         return jax.nn.sigmoid(logits)
 
@@ -332,7 +334,8 @@ class Ranker:
         if not total:
             return np.zeros((0, NUM_ACTIONS), np.float32)
         # The prefix runs asynchronously: the candidates' hashing below overlaps it.
-        folded = self._prefix(state, user_id, history)
+        prefix_args = self.prefix_args(state, user_id, history)
+        folded = state.fns.prefix(state.prefix_weights, *prefix_args)
         pairs = _id_pairs(candidates)
         post_hashes = hash_ids(pairs[:, 0], "post", state.cfg)
         author_hashes = hash_ids(pairs[:, 1], "author", state.cfg)
@@ -341,6 +344,12 @@ class Ranker:
         vectors = ids = None
         if state.cfg.has_content:
             vectors, ids = self.content_inputs(state, pairs[:, 0].tolist(), content)
+        affinity = None
+        if state.cfg.affinity_buckets:
+            history_vectors, history_mask = prefix_args[6][0], prefix_args[5][0]
+            affinity = affinity_buckets(
+                history_vectors[None], history_mask[None], vectors[None], state.cfg.affinity_buckets
+            )[0]
         chunk = self.candidate_buckets[-1]
         pieces = []
         for start in range(0, total, chunk):
@@ -355,6 +364,7 @@ class Ranker:
                 None if ages is None else _padded_ages(ages[start : start + count], size),
                 None if vectors is None else _padded(vectors[start : start + count], size),
                 None if ids is None else _padded(ids[start : start + count], size),
+                None if affinity is None else _padded(affinity[start : start + count], size),
             )
             pieces.append((probs, count))  # dispatched asynchronously; gathered below
         return np.concatenate([np.asarray(probs)[:count] for probs, count in pieces])
@@ -426,8 +436,9 @@ class Ranker:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
             ages = _padded_ages(np.zeros(0, np.int32), size) if cfg.age_buckets else None
             vectors, ids = _stub_content(cfg, size)
+            affinity = np.zeros((size, NUM_AFFINITY_INPUTS), np.int32) if cfg.affinity_buckets else None
             jax.block_until_ready(
-                state.fns.score(state.weights, folded, hashes, hashes, np.int32(HOME), ages, vectors, ids)
+                state.fns.score(state.weights, folded, hashes, hashes, np.int32(HOME), ages, vectors, ids, affinity)
             )
         for size in EMBED_BUCKETS:
             hashes = np.ones((size, cfg.num_hashes), np.int32)

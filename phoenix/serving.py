@@ -55,6 +55,7 @@ class ServingWeights(NamedTuple):
     surface_rows: jax.Array  # [NUM_SURFACES, D], padding row zero
     age_rows: jax.Array | None  # [age_buckets, D]: the model's age_table as is; None for a config without ages
     content: "ContentWeights | None"  # None for a config without content
+    affinity_rows: jax.Array | None  # [2, A, D]: the model's affinity_table; None without affinity
     layers: tuple[LayerWeights, ...]
     unembed: jax.Array  # [D, 19], final norm scale folded in
     unembed_bias: jax.Array  # [19]
@@ -176,6 +177,7 @@ def fold_weights(params: model.Params, cfg: PhoenixConfig) -> ServingWeights:
         surface_rows=_f32(surface_rows),
         age_rows=_f32(_p(params, "", "age_table")) if cfg.age_buckets else None,
         content=fold_content(params, cfg),
+        affinity_rows=_f32(_p(params, "", "affinity_table")) if cfg.affinity_buckets else None,
         layers=tuple(layers),
         unembed=_f32(final * _p(params, "unembed", "w")),
         unembed_bias=_f32(_p(params, "unembed", "b")),
@@ -325,12 +327,13 @@ def candidate_logits(
     ages: jax.Array | None = None,
     content: jax.Array | None = None,
     semantic_ids: jax.Array | None = None,
+    affinity: jax.Array | None = None,
 ) -> jax.Array:
     """[N, 19] logits for candidates [N, H] (hash 0 = padding) shown on `surface` (a scalar id).
 
     `ages` [N] are the candidates' age bucket ids (`phoenix.age`); None means all unknown (bucket 0). Both
     are ignored by a config without ages, as in the model. `content` [N, E] and `semantic_ids` [N, L] are
-    read only by a config with content.
+    read only by a config with content, `affinity` [N, 2] (None = unknown) only by one with affinity.
     """
     _n, h = post_hashes.shape
     hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
@@ -343,6 +346,9 @@ def candidate_logits(
         x = x + (weights.age_rows[ages] if ages is not None else weights.age_rows[0][None, :])
     if weights.content is not None:
         x = x + content_tokens(weights.content, content, semantic_ids)
+    if weights.affinity_rows is not None:
+        rows = weights.affinity_rows
+        x = x + (rows[0][affinity[:, 0]] + rows[1][affinity[:, 1]] if affinity is not None else rows[0, 0] + rows[1, 0])
     for layer, keys, values in zip(weights.layers, prefix.keys, prefix.values, strict=True):
         qkv = _normalise(x) @ layer.qkv
         heads = []

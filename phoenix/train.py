@@ -219,6 +219,7 @@ def make_loss_fn(
             batch.candidate_ages,
             batch.candidate_content,
             batch.candidate_semantic_ids,
+            batch.candidate_affinity,
         )
         weight = batch.candidate_mask[..., None].astype(jnp.float32)
         bce = optax.sigmoid_binary_cross_entropy(logits, inputs["labels"])
@@ -358,6 +359,7 @@ class ContentOptions:
     levels: int = 6
     size: int = 256
     seed: int = 0
+    affinity_buckets: int = 16  # content affinity to the history (phoenix.affinity); 0 = none
 
 
 @dataclass(frozen=True)
@@ -393,6 +395,7 @@ def fit_content(cfg: PhoenixConfig, posts: Sequence[PostRecord], options: Conten
         semantic_id_levels=options.levels,
         semantic_id_size=options.size,
         content_encoder=encoder.encoder_id,
+        affinity_buckets=options.affinity_buckets,
     )
     return FittedContent(content_cfg, table, codebooks, meta)
 

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 from phoenix import model
+from phoenix.affinity import affinity_buckets
 from phoenix.batch import make_batch
 from phoenix.config import PhoenixConfig
 from phoenix.posts import ContentTable
@@ -17,20 +18,21 @@ from tests.phoenix.test_ranker import TINY as RANKER_TINY
 
 E, LEVELS, SIZE = 12, 2, 8
 CONTENT = dataclasses.replace(
-    RANKER_TINY, content_dim=E, semantic_id_levels=LEVELS, semantic_id_size=SIZE, content_encoder="test"
+    RANKER_TINY,
+    content_dim=E,
+    semantic_id_levels=LEVELS,
+    semantic_id_size=SIZE,
+    content_encoder="test",
+    affinity_buckets=6,
 )
 rank = jax.jit(model.rank_logits, static_argnums=1)
 
 
 def _random_content_params(cfg: PhoenixConfig, seed: int) -> model.Params:
-    """Init params with the (zero-initialised) content weights drawn at random, so content matters."""
+    """Init params with the (zero-initialised) affinity table drawn at random, so affinity matters too."""
     params = model.init_params(cfg, jax.random.PRNGKey(seed))
-    rng = np.random.default_rng(seed)
-    net = dict(params["phoenix"])
-    for level in range(cfg.semantic_id_levels):
-        net[f"semantic_id_{level}_table"] = rng.standard_normal((cfg.semantic_id_size + 1, cfg.emb_size), np.float32)
-    proj = {"w": rng.standard_normal((cfg.content_dim, cfg.emb_size), np.float32) / np.sqrt(cfg.content_dim)}
-    return {**params, "phoenix": net, "phoenix/~/content_proj": proj}
+    table = np.random.default_rng(seed).standard_normal((2, cfg.affinity_buckets, cfg.emb_size)).astype(np.float32)
+    return {**params, "phoenix": {**params["phoenix"], "affinity_table": table}}
 
 
 def _table(post_ids: list[int], seed: int) -> tuple[ContentTable, np.ndarray]:
@@ -41,19 +43,26 @@ def _table(post_ids: list[int], seed: int) -> tuple[ContentTable, np.ndarray]:
     return ContentTable(ids, vectors, model_ids(vectors, codebooks, np.ones(len(ids), bool))), codebooks
 
 
-def test_content_off_is_the_published_model_and_untrained_content_changes_nothing() -> None:
+def test_content_off_is_the_published_model_and_content_is_an_added_token() -> None:
     plain = model.init_params(RANKER_TINY, jax.random.PRNGKey(1))
     assert not any("content" in k or "semantic" in n for k, v in plain.items() for n in v)
     with_content = model.init_params(CONTENT, jax.random.PRNGKey(1))
+    # The other params are drawn from the same per-name streams; with the content weights zeroed, the model
+    # with content is the published one.
+    with_content = {
+        k: {n: np.zeros_like(a) if "content" in k or "semantic" in n or "affinity" in n else a for n, a in v.items()}
+        for k, v in with_content.items()
+    }
     history, cands = _history(1, 9), _candidates(2, 6)
     table, _ = _table([e.post_id for e in history] + [p for p, _ in cands], 3)
     expected = rank(plain, RANKER_TINY, make_batch(RANKER_TINY, [5], [history], [cands]))
     got = rank(with_content, CONTENT, make_batch(CONTENT, [5], [history], [cands], content=table))
-    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-6)  # content weights start at zero
-    old = {k: v for k, v in CONTENT.to_dict().items() if k not in ("content_dim", "semantic_id_levels",
-                                                                    "semantic_id_size", "content_encoder")}
-    assert PhoenixConfig.from_dict(old) == dataclasses.replace(CONTENT, content_dim=0, semantic_id_levels=0,
-                                                               semantic_id_size=256, content_encoder="")
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-6)
+    new_fields = ("content_dim", "semantic_id_levels", "semantic_id_size", "content_encoder", "affinity_buckets")
+    old = {k: v for k, v in CONTENT.to_dict().items() if k not in new_fields}  # a config saved before content
+    assert PhoenixConfig.from_dict(old) == dataclasses.replace(
+        CONTENT, content_dim=0, semantic_id_levels=0, semantic_id_size=256, content_encoder="", affinity_buckets=0
+    )
 
 
 def test_content_reaches_candidates_and_history_and_isolation_holds() -> None:
@@ -105,3 +114,13 @@ def test_ranker_reads_content_from_its_source_and_equals_the_reference() -> None
     np.testing.assert_allclose(embedded, np.asarray(reference), atol=1e-5)
     blind = Ranker(CONTENT, params, "blind", candidate_buckets=BUCKETS, codebooks=codebooks)
     assert np.abs(blind._embedder(blind._state)(post_ids, author_ids) - embedded).max() > 1e-3
+
+
+def test_affinity_buckets_are_the_candidates_cosines_to_the_history() -> None:
+    history = np.array([[[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]], np.float32)  # one unknown entry
+    mask = np.array([[True, True, True, False]])  # the last slot is padding: ignored
+    candidates = np.array([[[2.0, 0.0], [-1.0, 0.0], [0.0, 3.0], [0.0, 0.0]]], np.float32)
+    got = affinity_buckets(history, mask, candidates, 5)
+    # Cosines: to the history mean (1, 0) and to the best entry; bins of width 0.5 over [-1, 1], from 1.
+    np.testing.assert_array_equal(got[0], [[4, 4], [1, 1], [3, 3], [0, 0]])  # unknown candidate content: 0
+    assert not affinity_buckets(np.zeros_like(history), mask, candidates, 5).any()  # no history content
