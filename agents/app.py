@@ -378,11 +378,13 @@ async def inspect_post(web: faust.web.View, request: faust.web.Request, post_id:
     if store is None or not post_id.isdigit():
         return web.json({"error": "not ready" if store is None else "post id must be a number"}, status=400)
     post = store.get(int(post_id))
+    (vector,) = store.content_vectors([int(post_id)])
     body = {
         "post_id": int(post_id),
         "deleted": store.is_deleted(int(post_id)),
         "post": None if post is None else dataclasses.asdict(post),
         "follower_count_of_author": None if post is None else store.follower_count(post.author_id),
+        "content_vector": None if vector is None else vector.tolist(),
     }
     return web.json(body, status=200 if post is not None else 404)
 

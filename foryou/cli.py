@@ -287,6 +287,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
 
 _BENCH_SUITES = {
     "phoenix": "phoenix.bench",
+    "content": "phoenix.content_bench",
     "feed": "foryou.bench_feed",
     "pipeline": "foryou.bench_pipeline",
     "simulate": "foryou.bench_simulate",

@@ -20,6 +20,7 @@ The distilled table (30,522 x TEXT_DIM float32, 16 MB) is cached under `FORYOU_C
 
 import importlib.util
 import os
+import re
 import tempfile
 import threading
 import zipfile
@@ -45,6 +46,11 @@ _HEADS: Final = 12
 _LAYERS: Final = 6
 _LN_EPS: Final = 1e-12
 _DISTILL_BATCH: Final = 2048
+_WORD_CACHE: Final = 1_000_000  # words whose WordPiece ids are kept (cleared when full)
+# BERT's basic tokenizer on ASCII: lowercase, control characters dropped (tab, newline, CR are whitespace),
+# runs of letters and digits are words, every other printable non-space character is a word of its own.
+_ASCII_CONTROL: Final = {c: None for c in (*range(0, 9), 11, 12, *range(14, 32), 127)}
+_ASCII_WORDS: Final = re.compile(r"[a-z0-9]+|[^a-z0-9\s]")
 
 
 class EncoderUnavailableError(RuntimeError):
@@ -141,7 +147,14 @@ def _default_cache_dir() -> Path:
 
 
 class ContentEncoder:
-    """Text + media kind -> content vectors [N, CONTENT_DIM] float32 (thread-safe, deterministic)."""
+    """Text + media kind -> content vectors [N, CONTENT_DIM] float32 (thread-safe, deterministic).
+
+    Tokenisation is the model's WordPiece. ASCII text (most posts) takes a fast path that gives the same ids:
+    BERT's normaliser only lowercases it (and drops control characters), its pre-tokeniser splits on
+    whitespace and makes every ASCII punctuation character (which includes "_") a word of its own, and each
+    word's WordPiece ids are cached. Measured on this machine, the tokenizers library's own batch call took
+    ~0.4 ms a post, most of the encoder's cost; other text goes through it unchanged.
+    """
 
     encoder_id: str = ENCODER_ID
     dim: int = CONTENT_DIM
@@ -151,9 +164,26 @@ class ContentEncoder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._table = table
+        self.table_bytes = int(table.nbytes)
         self._skip = np.zeros(table.shape[0], bool)
         for token in ("[CLS]", "[SEP]", "[PAD]", "[UNK]"):
             self._skip[tokenizer.token_to_id(token)] = True
+        self._word_ids: dict[str, list[int]] = {}
+
+    def token_ids(self, text: str) -> list[int]:
+        """The WordPiece ids of a text without special tokens, truncated as the model truncates."""
+        if not text.isascii():
+            return [i for i in self._tokenizer.encode(text).ids if not self._skip[i]]
+        cache = self._word_ids
+        if len(cache) > _WORD_CACHE:
+            cache.clear()
+        ids: list[int] = []
+        for word in _ASCII_WORDS.findall(text.translate(_ASCII_CONTROL).lower()):
+            known = cache.get(word)
+            if known is None:
+                known = cache[word] = [token.id for token in self._tokenizer.model.tokenize(word)]
+            ids.extend(known)
+        return [i for i in ids[: MAX_TOKENS - 2] if not self._skip[i]]
 
     def encode(self, texts: Sequence[str], media: Sequence[str]) -> np.ndarray:
         if len(texts) != len(media):
@@ -161,12 +191,15 @@ class ContentEncoder:
         out = np.zeros((len(texts), CONTENT_DIM), np.float32)
         if not len(texts):
             return out
-        encodings = self._tokenizer.encode_batch(list(texts))
-        lengths = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
-        ids = np.fromiter((i for e in encodings for i in e.ids), np.int64, int(lengths.sum()))
-        keep = ~self._skip[ids]
-        rows = np.repeat(np.arange(len(texts)), lengths)[keep]
-        np.add.at(out[:, :TEXT_DIM], rows, self._table[ids[keep]])
+        per_text = [self.token_ids(text) for text in texts]
+        lengths = np.fromiter((len(ids) for ids in per_text), np.int64, len(per_text))
+        ids = np.fromiter((i for row in per_text for i in row), np.int64, int(lengths.sum()))
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        has_tokens = lengths > 0
+        if has_tokens.any():
+            # Sum each text's rows: one reduceat over the gathered rows (texts without tokens skipped).
+            sums = np.add.reduceat(self._table[ids], starts[has_tokens], axis=0)
+            out[has_tokens, :TEXT_DIM] = sums
         norms = np.linalg.norm(out[:, :TEXT_DIM], axis=1, keepdims=True)
         out[:, :TEXT_DIM] /= np.maximum(norms, 1e-12)
         for row, kind in enumerate(media):

@@ -2,12 +2,13 @@
 
 import time
 
+import numpy as np
 import pytest
 
 from foryou.client import FeedClient
 from foryou.processes import WorkerProcess
 from tests.integration.conftest import StartWorker
-from tests.integration.helpers import wait_for_posts
+from tests.integration.helpers import wait_for_posts, worker_json
 from topics.actions import ACTIONS
 
 pytestmark = pytest.mark.slow
@@ -63,3 +64,26 @@ def test_explained_feed_ranks_in_and_out_of_network_posts_and_sinks_likely_block
     sources = {name: s["out"] for (kind, name), s in stages.items() if kind == "source"}
     assert sum(sources.values()) >= len(served)
     assert all(s["ms"] >= 0 for s in stages.values())
+
+
+def test_posts_get_content_vectors_at_ingest_and_a_repost_shares_its_originals(
+    worker: WorkerProcess, client: FeedClient, ids: iter
+) -> None:
+    author = next(ids)
+    texts = {
+        next(ids): "The striker scored a late goal to win the league match",
+        next(ids): "Coach praises the team after the playoff victory at the stadium",
+        next(ids): "Senate debate on election policy heats up before the ballot",
+    }
+    now = int(time.time() * 1000)
+    for i, (post, text) in enumerate(texts.items()):
+        client.post(post, author, created_at_ms=now - 1_000 * (i + 2), text=text)
+    football, other_football, election = texts
+    repost = next(ids)
+    client.post(repost, next(ids), created_at_ms=now - 500, repost_of_post_id=football, repost_of_user_id=author)
+    client.flush()
+    wait_for_posts(worker, [*texts, repost])
+    vectors = {post: np.array(worker_json(worker, f"/inspect/post/{post}")[1]["content_vector"]) for post in texts}
+    repost_vector = np.array(worker_json(worker, f"/inspect/post/{repost}")[1]["content_vector"])
+    np.testing.assert_array_equal(repost_vector, vectors[football])
+    assert vectors[football] @ vectors[other_football] > vectors[football] @ vectors[election]

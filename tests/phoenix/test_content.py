@@ -72,3 +72,17 @@ def test_bad_media_kind_is_refused(encoder: content.ContentEncoder) -> None:
         encoder.encode(["x"], ["gif"])
     with pytest.raises(ValueError, match="one media kind per text"):
         encoder.encode(["x", "y"], ["none"])
+
+
+def test_the_ascii_fast_path_tokenises_as_the_model_does(encoder: content.ContentEncoder) -> None:
+    texts = [
+        "Hello, World! It's 3:45pm -- see https://t.co/abc_DEF?x=1&y=2 #tag @user",
+        "tabs\tand\nnewlines\r\nand  double  spaces; (parens) [brackets] {braces} ~tilde` ^caret |pipe",
+        "unaffable UNAFFABLE snake_case_name CamelCaseWord 1234567 3.14159 e=mc^2 a\x07bell",
+        "",
+        "word " * 200,  # truncated like the model truncates
+    ]
+    tokenizer = encoder._tokenizer
+    skip = {tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[UNK]")}
+    for text in texts:
+        assert encoder.token_ids(text) == [i for i in tokenizer.encode(text).ids if i not in skip], text
