@@ -1,6 +1,6 @@
 """Content-encoder benchmark: cost per post, memory, and whether topically similar posts are nearer.
 
-    foryou bench content [--posts N] [--batch B] [--full-posts M]
+    foryou bench content [--posts N] [--batch B] [--full-posts M] [--out-dir DIR]
 
 Records (bench/results/content.json):
 - content.embed.per_post_us: the static encoder (`phoenix.content`) on N posts of 12-30 words in batches of
@@ -15,10 +15,11 @@ Records (bench/results/content.json):
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from foryou.benchmarks import record, write_results
+from foryou.benchmarks import RESULTS_DIR, record, write_results
 from phoenix import content
 
 TOPIC_POSTS = {
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=5_000, help="posts per encode call (a post-log batch)")
     parser.add_argument("--full-posts", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where content.json goes")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     encoder = content.load_encoder()
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             **common,
         ),
     ]
-    path = write_results("content", records)
+    path = write_results("content", records, args.out_dir)
     for entry in records:
         print(f"{entry['name']:42} {entry['value']:12.3f} {entry['unit']}")
     print(f"wrote {path}")

@@ -9,6 +9,7 @@ import pytest
 
 from foryou import bench_pipeline
 from phoenix import bench as phoenix_bench
+from phoenix import content_bench
 
 RECORD_KEYS = {"name", "metric", "value", "unit", "target", "params", "at"}
 
@@ -58,3 +59,13 @@ def test_simulate_suite_writes_the_audience_record(tmp_path: Path) -> None:
     assert bench_simulate.main(argv) == 0
     names = {(r["name"], r["metric"]) for r in _records(tmp_path / "simulate.json")}
     assert {("simulate.audience20", "median_s"), ("simulate.audience20", "cold_s")} <= names
+
+
+@pytest.mark.slow
+def test_content_suite_writes_cost_memory_and_quality(tmp_path: Path) -> None:
+    argv = ["--posts", "200", "--batch", "100", "--full-posts", "32", "--out-dir", str(tmp_path)]
+    assert content_bench.main(argv) == 0
+    records = {r["name"]: r for r in _records(tmp_path / "content.json")}
+    assert {"content.embed.per_post_us", "content.embed.full_encoder_per_post_us", "content.table_bytes",
+            "content.store_bytes_per_post", "content.topic_nn_accuracy"} <= set(records)
+    assert records["content.topic_nn_accuracy"]["value"] > records["content.topic_nn_accuracy"]["params"]["chance"]
