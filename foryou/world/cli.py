@@ -127,7 +127,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = ranking_vs_truth(world, args.checkpoint, args.log)
     print(format_ranking(report))
     params = {"preset": args.preset, "seed": args.seed}
-    print(f"wrote {merge_results(args.bench, ranking_records(report, params))}")
+    records = ranking_records(report, params)
+    if args.retrieval_users:
+        from foryou.world.retrieval import retrieval_recall_vs_truth, retrieval_records
+
+        recall = retrieval_recall_vs_truth(world, args.checkpoint, args.log, users=args.retrieval_users)
+        print(f"retrieval recall@{recall['k']} of the truth's top {recall['k']} of {recall['live_posts']} live "
+              f"posts: model {recall['recall']['model']:.4f}, random {recall['recall']['random']:.4f}")
+        records += retrieval_records(recall, params)
+    print(f"wrote {merge_results(args.bench, records)}")
     return 0
 
 
@@ -149,6 +157,8 @@ def _add_evaluate(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     cmd.add_argument("--checkpoint", required=True)
     cmd.add_argument("--log", required=True, help="the engagement log the checkpoint was trained on")
     cmd.add_argument("--bench", default="bench/results/world.json")
+    cmd.add_argument("--retrieval-users", type=int, default=0,
+                     help="also measure retrieval recall@100 of the truth's top 100 live posts for N users")
     cmd.set_defaults(run=_evaluate)
 
 

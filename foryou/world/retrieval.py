@@ -82,3 +82,16 @@ def retrieval_recall_vs_truth(
         "k": k,
         "recall": {"model": float(np.mean(model_recall)), "random": float(np.mean(random_recall))},
     }
+
+
+def retrieval_records(report: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """`world.retrieval_recall100_vs_truth` for the trained model and the random reference."""
+    from foryou.benchmarks import record
+
+    detail = {**params, "live_posts": report["live_posts"], "users": report["users"], "content": report["content"]}
+    name = f"world.retrieval_recall{report['k']}_vs_truth"
+    return [
+        record(name, f"recall_at_{report['k']}", report["recall"]["model"], "ratio", None, policy="phoenix-trained",
+               checkpoint_version=report["version"], **detail),
+        record(name, f"recall_at_{report['k']}", report["recall"]["random"], "ratio", None, policy="random", **detail),
+    ]

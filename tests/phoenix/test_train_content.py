@@ -56,7 +56,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     write_posts(posts_path, posts)
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(io.StringIO()):
         patch.setitem(train_module.CONFIGS, "demo", TINY)
-        argv = ["--data", str(log), "--posts", str(posts_path), "--out", str(out), "--steps", "200",
+        argv = ["--data", str(log), "--posts", str(posts_path), "--out", str(out), "--steps", "300",
                 "--batch-size", "16", "--semantic-id-levels", "2", "--semantic-id-size", "8", "--no-progress"]
         assert train_module.main(argv) == 0
     return {"log": log, "posts": posts_path, "out": out, "folder": folder}

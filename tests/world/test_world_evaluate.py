@@ -95,3 +95,40 @@ def test_ranking_report_compares_with_references(untrained_checkpoint: tuple[Wor
     for values in metrics.values():
         assert 0.0 <= values["pairwise_accuracy"] <= 1.0 and 0.0 <= values["ndcg_at_10"] <= 1.0
     assert report["held_out_requests"] > 0 and report["held_out_lines"] >= report["held_out_requests"]
+
+
+def test_a_content_checkpoint_is_evaluated_with_the_worlds_posts_and_retrieval(
+    untrained_checkpoint: tuple[World, Path, Path], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    import jax
+
+    from foryou.world.history import POSTS_FILE
+    from foryou.world.offline import posts_records
+    from foryou.world.retrieval import retrieval_recall_vs_truth, retrieval_records
+    from phoenix.checkpoint import save_checkpoint
+    from phoenix.config import DEMO
+    from phoenix.content import CONTENT_DIM, ENCODER_ID, load_encoder
+    from phoenix.model import init_params
+    from phoenix.posts import encode_posts, iter_posts
+    from phoenix.semantic_ids import fit_codebooks
+
+    world, _, log = untrained_checkpoint
+    exported = list(iter_posts(log.parent / POSTS_FILE))
+    assert len(exported) == world.num_posts and exported[0].text
+    cfg = dataclasses.replace(DEMO, content_dim=CONTENT_DIM, semantic_id_levels=2, semantic_id_size=8,
+                              content_encoder=ENCODER_ID, affinity_buckets=8)
+    codebooks = fit_codebooks(encode_posts(posts_records(world), load_encoder()).vectors, 2, 8)
+    checkpoint = tmp_path / "content.ckpt"
+    save_checkpoint(checkpoint, jax.device_get(init_params(cfg, jax.random.PRNGKey(0))), cfg,
+                    {"holdout_fraction": 0.2, "options": {"num_candidates": 8}}, codebooks=codebooks)
+    metrics = ranking_vs_truth(world, checkpoint, log)["metrics"]
+    assert 0.0 <= metrics["trained"]["pairwise_accuracy"] <= 1.0
+    report = retrieval_recall_vs_truth(world, checkpoint, log, users=5, k=20)
+    assert report["content"] and report["users"] == 5 and report["live_posts"] > 20
+    assert 0.0 <= report["recall"]["model"] <= 1.0 and 0.0 <= report["recall"]["random"] <= 1.0
+    records = retrieval_records(report, {"preset": "tiny", "seed": 2})
+    assert {r["name"] for r in records} == {"world.retrieval_recall20_vs_truth"}
+    assert {r["params"]["policy"] for r in records} == {"phoenix-trained", "random"}
+    assert all(set(r) == RECORD_KEYS for r in records)
