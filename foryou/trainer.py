@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -53,6 +54,9 @@ from phoenix.train import TrainOptions
 from topics.schemas import Engagement, TweetCreate
 from topics.schemas import Impression as ServedImpression
 from topics.specs import ENGAGEMENT_EVENTS, IMPRESSIONS
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer
 
 log = logging.getLogger("foryou.trainer")
 
@@ -154,6 +158,8 @@ class TrainerOptions:
     metrics_port: int
     optimiser: str
     seed: int
+    batch_size: int = OnlineOptions.batch_size
+    passes: float = OnlineOptions.passes
 
 
 def trainer_group(settings: Settings) -> str:
@@ -225,7 +231,8 @@ def run(settings: Settings, options: TrainerOptions, should_stop: Callable[[], b
     cfg = CONFIGS[options.config]
     params, source = _starting_params(options)
     train_options = TrainOptions(optimiser=options.optimiser, seed=options.seed, progress=False)
-    trainer = OnlineTrainer(cfg, train_options, OnlineOptions(), params=params)  # type: ignore[arg-type]
+    online = OnlineOptions(batch_size=options.batch_size, passes=options.passes)
+    trainer = OnlineTrainer(cfg, train_options, online, params=params)  # type: ignore[arg-type]
     stream = StreamTrainer(trainer, options.window_ms, settings.post_retention_ms)
     start_http_server(options.metrics_port, addr=options.metrics_host)
     version = stream.publish(options.checkpoint)
@@ -260,8 +267,7 @@ def run(settings: Settings, options: TrainerOptions, should_stop: Callable[[], b
                 version = stream.publish(options.checkpoint)
                 published_at = time.monotonic()
                 stream.forget_old_posts(now_ms)
-                if consumer.assignment():
-                    consumer.commit(asynchronous=False)
+                _commit(consumer)
                 report = stream.last_report
                 log.info(
                     "trainer: published %s (%d steps, %d examples; window AUC %s)",
@@ -274,6 +280,17 @@ def run(settings: Settings, options: TrainerOptions, should_stop: Callable[[], b
         consumer.close()
         posts.close()
     return 0
+
+
+def _commit(consumer: "Consumer") -> None:
+    """Commit what was consumed; nothing consumed yet is fine, and a failed commit only repeats work later."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._NO_OFFSET:
+            log.warning("trainer: offset commit failed (%s); it is retried at the next checkpoint", exc)
 
 
 class StopFlag:
@@ -308,6 +325,9 @@ def parse_args(argv: list[str] | None, settings: Settings) -> TrainerOptions:
     parser.add_argument("--metrics-port", type=int, default=int(_env_float("FORYOU_TRAINER_PORT", 6067)))
     parser.add_argument("--optimiser", choices=OPTIMISERS, default=TrainOptions.optimiser)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=OnlineOptions.batch_size)
+    parser.add_argument("--passes", type=float, default=OnlineOptions.passes,
+                        help="training visits per new example, on average")
     args = parser.parse_args(argv)
     if args.checkpoint is None:
         parser.error("--checkpoint (or FORYOU_CHECKPOINT) is required: it is where workers load the model from")
@@ -323,6 +343,8 @@ def parse_args(argv: list[str] | None, settings: Settings) -> TrainerOptions:
         metrics_port=args.metrics_port,
         optimiser=args.optimiser,
         seed=args.seed,
+        batch_size=args.batch_size,
+        passes=args.passes,
     )
 
 

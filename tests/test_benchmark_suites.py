@@ -35,6 +35,19 @@ def test_phoenix_suite_quick_writes_the_issue_record_names(tmp_path: Path) -> No
     assert ("matmul.peak", "gflops") in names
     for kind in ("exact", "ann"):
         assert {(f"retrieval.{kind}.100k", m) for m in ("median_ms", "recall_at_100")} <= names
+    assert ("train.examples_per_s", "examples_per_s") in names
+
+
+@pytest.mark.slow
+def test_phoenix_training_benchmark_alone_keeps_the_other_records(tmp_path: Path) -> None:
+    out = tmp_path / "phoenix.json"
+    out.write_text(json.dumps([{"name": "rank.s128.c32", "metric": "median_ms", "value": 1.0, "unit": "ms",
+                                "target": None, "params": {}, "at": "x"}]))
+    assert phoenix_bench.main(["--quick", "--only-train", "--out", str(out)]) == 0
+    records = _records(out)
+    assert [r["name"] for r in records] == ["rank.s128.c32", "train.examples_per_s"]
+    train = records[-1]
+    assert train["target"] == 1000.0 and train["params"]["requests_per_s"] > 0
 
 
 @pytest.mark.slow
