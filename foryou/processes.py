@@ -175,11 +175,14 @@ class TrainerProcess:
             time.sleep(0.2)
         raise TimeoutError(f"trainer published nothing after {timeout_s:.0f}s:\n{self.tail()}")
 
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+            return response.read().decode()
+
     def metrics(self) -> dict[str, float]:
         """Its /metrics samples as {series: value} (empty while it is not serving yet)."""
         try:
-            with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
-                text = response.read().decode()
+            text = self.metrics_text()
         except OSError:
             return {}
         samples = {}

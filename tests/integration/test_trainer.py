@@ -5,16 +5,18 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaException
+from prometheus_client.parser import text_string_to_metric_families
 
 from foryou.client import FeedClient
 from foryou.processes import TrainerProcess
 from foryou.world.kafka_io import commit_offsets, end_offsets, ensure_public_topics
+from phoenix.checkpoint import load_checkpoint
 from tests.integration.conftest import StartWorker
 from tests.integration.helpers import eventually, metric_value, wait_for_posts
+from tests.test_compose_and_dashboard import TRAINER_PREFIX, dashboard_metric_names, registered_sample_names
 from topics.specs import ENGAGEMENT_EVENTS, IMPRESSIONS
 
 
@@ -38,7 +40,7 @@ def trainer(kafka_bootstrap: str, app_id: str, tmp_path_factory: pytest.TempPath
     def committed() -> bool:
         try:  # a fresh broker on a loaded machine may time out while it creates its offsets topic
             commit_offsets(kafka_bootstrap, f"{app_id}-trainer", offsets, timeout_s=60)
-        except KafkaException:
+        except (KafkaException, TimeoutError):
             return False
         return True
 
@@ -50,6 +52,16 @@ def trainer(kafka_bootstrap: str, app_id: str, tmp_path_factory: pytest.TempPath
     process.wait_published(timeout_s=300)
     yield process
     process.stop()
+
+
+class ScrapedRegistry:
+    """Scraped text seen as a registry (what registered_sample_names reads)."""
+
+    def __init__(self, text: str) -> None:
+        self.families = list(text_string_to_metric_families(text))
+
+    def collect(self) -> list:
+        return self.families
 
 
 def published_version(trainer: TrainerProcess) -> str | None:
@@ -102,6 +114,10 @@ def test_trainer_learns_from_served_feeds_and_the_worker_loads_its_checkpoint(
     assert samples["foryou_trainer_records_total{topic=\"impressions\"}"] >= served
     assert 0.0 <= samples["foryou_trainer_window_auc"] <= 1.0
     assert samples["foryou_trainer_checkpoint_age_seconds"] < 60
+    # Every trainer metric the dashboard's Trainer row queries is on the trainer's /metrics.
+    exported = registered_sample_names(ScrapedRegistry(trainer.metrics_text()))
+    queried = {name for name in dashboard_metric_names() if name.startswith(TRAINER_PREFIX)}
+    assert queried and queried <= exported, sorted(queried - exported)
 
     # The worker hot-reloads a checkpoint published after training (its reload timer runs every 10 s).
     def worker_serves_a_trained_version() -> str | None:
@@ -113,4 +129,5 @@ def test_trainer_learns_from_served_feeds_and_the_worker_loads_its_checkpoint(
     version = eventually(worker_serves_a_trained_version, timeout_s=180, interval_s=1.0, explain=trainer.tail)
     answer = client.request(users[0], max_results=6, timeout_s=60)
     assert answer["status"] == "ok" and answer["model"] == version
-    assert not list(Path(trainer.checkpoint).parent.glob("*.tmp"))
+    # The file on the path is always a whole checkpoint (temp file, then rename), even while it publishes.
+    assert load_checkpoint(trainer.checkpoint).meta["online"] is True
