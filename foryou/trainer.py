@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from foryou import trainer_metrics as metrics
-from foryou.settings import Settings
+from foryou.settings import Settings, librdkafka_config
 from phoenix.config import CONFIGS
 from phoenix.log import Impression
 from phoenix.online import (
@@ -239,22 +239,23 @@ def run(settings: Settings, options: TrainerOptions, should_stop: Callable[[], b
     published_at = time.monotonic()
     metrics.checkpoint_age.set_function(lambda: time.monotonic() - published_at)
     log.info("trainer: started from %s, published %s to %s", source, version, options.checkpoint)
+    started = time.monotonic()
+    sizes = trainer.warm_up()
+    log.info("trainer: compiled %d history sizes in %.0f s", sizes, time.monotonic() - started)
 
-    consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap,
+    consumer = Consumer(librdkafka_config(settings.bootstrap, config={
         "group.id": trainer_group(settings),
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "log_level": 3,
-    })
+    }))
     consumer.subscribe([IMPRESSIONS, ENGAGEMENT_EVENTS])
     post_log = post_log_topic(settings)
-    posts = Consumer({
-        "bootstrap.servers": settings.bootstrap,
+    posts = Consumer(librdkafka_config(settings.bootstrap, config={
         "group.id": f"{trainer_group(settings)}-posts",  # never committed: the post log is read from its start
         "enable.auto.commit": False,
         "log_level": 3,
-    })
+    }))
     partitions = posts.list_topics(post_log, timeout=30).topics[post_log].partitions
     posts.assign([TopicPartition(post_log, p, -2) for p in partitions])  # -2: OFFSET_BEGINNING
     try:

@@ -40,7 +40,7 @@ from phoenix.log import Impression
 from phoenix.metrics import roc_auc
 from phoenix.model import Params, init_params, rank_logits
 from phoenix.optim import make_optimiser
-from phoenix.train import TrainOptions, make_step, training_inputs
+from phoenix.train import TrainOptions, history_slots_for, make_step, training_inputs
 from topics.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS
 
 POSITIVE_HEADS = np.array([name not in NEGATIVE_ACTIONS for name in ACTIONS])
@@ -242,6 +242,27 @@ class OnlineTrainer:
                 labels.append((example.labels[:, POSITIVE_HEADS] > 0).any(-1))
         score_array, label_array = np.concatenate(scores), np.concatenate(labels)
         return WindowReport(int(label_array.size), int(label_array.sum()), roc_auc(score_array, label_array))
+
+    def warm_up(self) -> int:
+        """Compile the step and the scorer for every history size a batch can have, on throwaway inputs (the
+        params and optimiser state are not touched); returns the number of sizes. Done once at start, so a
+        live trainer never stalls on a compile."""
+        sizes = sorted({history_slots_for(n, self.cfg.history_len) for n in range(self.cfg.history_len + 1)})
+        for size in sizes:
+            lines = [Impression(1, 1_000 + i, 7, i, SURFACE, ("favorite",), None) for i in range(size)]
+            lines += [Impression(1, 1, 7, size, SURFACE, ("favorite",), "warm-up")]
+            examples = examples_from_groups(group_requests(lines[-1:]), self.train_options.num_candidates)
+            history = HistoryIndex(lines)
+            for batch_size, fn in ((self.options.batch_size, "step"), (self.options.score_batch, "score")):
+                inputs = training_inputs(
+                    self.cfg, examples * batch_size, history, self.train_options.num_candidates,
+                    self.cfg.history_len, self._rng,
+                )
+                if fn == "step":
+                    jax.block_until_ready(self._step(self.params, self.opt_state, inputs))
+                else:
+                    jax.block_until_ready(self._score(self.params, RankingBatch(**inputs["batch"])))
+        return len(sizes)
 
     def train(self, max_steps: int, should_stop: Callable[[], bool] | None = None) -> int:
         """Run up to `max_steps` of the steps owed; returns how many ran."""

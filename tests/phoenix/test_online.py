@@ -62,6 +62,9 @@ def test_online_training_learns_validates_before_training_and_publishes(tmp_path
         TrainOptions(learning_rate=1e-2, num_candidates=8, progress=False),
         OnlineOptions(batch_size=32, passes=10.0, score_batch=32),
     )
+    before = trainer.params
+    assert trainer.warm_up() == 1  # history_len 8: one size
+    assert trainer.params is before and trainer.steps == 0  # compiled only
     reports = []
     for start in range(0, len(lines), 640):  # windows of 80 requests
         report = trainer.observe(lines[start : start + 640])
