@@ -190,9 +190,16 @@ def bench_retrieval(size: int, label: str, queries: int) -> list[dict[str, Any]]
 
 def bench_train(quick: bool) -> list[dict[str, Any]]:
     from phoenix.examples import synthetic_log
-    from phoenix.model import init_params
     from phoenix.optim import make_optimiser
-    from phoenix.train import TrainOptions, _batches, _prefetch, choose_history_slots, make_step, prepare
+    from phoenix.train import (
+        TrainOptions,
+        _batches,
+        _prefetch,
+        choose_history_slots,
+        initial_params,
+        make_step,
+        prepare,
+    )
 
     options = TrainOptions(progress=False)
     log = synthetic_log(num_users=200, num_authors=100, requests_per_user=40, seed=0)
@@ -204,7 +211,7 @@ def bench_train(quick: bool) -> list[dict[str, Any]]:
         warmup_fraction=options.warmup_fraction, muon_learning_rate=options.muon_learning_rate,
         table_learning_rate=options.table_learning_rate,
     )
-    params = init_params(DEMO, jax.random.PRNGKey(0))
+    params = initial_params(DEMO, 0)
     state = optimiser.init(params)
     step = make_step(DEMO, options, optimiser)
     batches = list(_batches(DEMO, data, options, steps, slots))

@@ -38,9 +38,9 @@ from phoenix.config import PhoenixConfig
 from phoenix.examples import HistoryIndex, RankingExample, examples_from_groups, group_requests
 from phoenix.log import Impression
 from phoenix.metrics import roc_auc
-from phoenix.model import Params, init_params, rank_logits
+from phoenix.model import Params, rank_logits
 from phoenix.optim import make_optimiser
-from phoenix.train import TrainOptions, history_slots_for, make_step, training_inputs
+from phoenix.train import TrainOptions, history_slots_for, initial_params, make_step, training_inputs
 from topics.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS
 
 POSITIVE_HEADS = np.array([name not in NEGATIVE_ACTIONS for name in ACTIONS])
@@ -174,7 +174,7 @@ class OnlineTrainer:
         self.cfg = cfg
         self.train_options = train_options
         self.options = options or OnlineOptions()
-        self.params = params if params is not None else init_params(cfg, jax.random.PRNGKey(train_options.seed))
+        self.params = params if params is not None else initial_params(cfg, train_options.seed)
         optimiser = make_optimiser(
             train_options.optimiser,
             None,

@@ -11,11 +11,11 @@ from confluent_kafka import KafkaException
 from prometheus_client.parser import text_string_to_metric_families
 
 from foryou.client import FeedClient
-from foryou.processes import TrainerProcess
+from foryou.processes import TrainerProcess, WorkerProcess
 from foryou.world.kafka_io import commit_offsets, end_offsets, ensure_public_topics
 from phoenix.checkpoint import load_checkpoint
 from tests.integration.conftest import StartWorker
-from tests.integration.helpers import eventually, metric_value, wait_for_posts
+from tests.integration.helpers import eventually, wait_for_posts
 from tests.test_compose_and_dashboard import TRAINER_PREFIX, dashboard_metric_names, registered_sample_names
 from topics.specs import ENGAGEMENT_EVENTS, IMPRESSIONS
 
@@ -64,6 +64,16 @@ class ScrapedRegistry:
         return self.families
 
 
+def params_digest(version: str) -> str:
+    return version.rsplit("-", 1)[-1]
+
+
+def served_version(worker: WorkerProcess) -> str:
+    versions = [series for series in worker.metrics_text().splitlines() if series.startswith("foryou_model_info{")]
+    assert len(versions) == 1, versions
+    return re.search(r'version="([^"]+)"', versions[0]).group(1)  # type: ignore[union-attr]
+
+
 def published_version(trainer: TrainerProcess) -> str | None:
     for series in trainer.metrics():
         match = re.fullmatch(r'foryou_trainer_model_info\{version="([^"]+)"\}', series)
@@ -77,7 +87,9 @@ def test_trainer_learns_from_served_feeds_and_the_worker_loads_its_checkpoint(
 ) -> None:
     worker = start_worker(app_id=app_id, FORYOU_CHECKPOINT=str(trainer.checkpoint))
     first = eventually(lambda: published_version(trainer), timeout_s=120, explain=trainer.tail)
-    assert metric_value(worker, "foryou_model_info", version=first) == 1.0
+    # The worker serves the trainer's starting point (a version names the time and the params' digest; the
+    # trainer republishes the same params until it has trained).
+    assert params_digest(served_version(worker)) == params_digest(first)
 
     users = [next(ids) for _ in range(6)]
     authors = [next(ids) for _ in range(4)]
@@ -119,15 +131,18 @@ def test_trainer_learns_from_served_feeds_and_the_worker_loads_its_checkpoint(
     queried = {name for name in dashboard_metric_names() if name.startswith(TRAINER_PREFIX)}
     assert queried and queried <= exported, sorted(queried - exported)
 
-    # The worker hot-reloads a checkpoint published after training (its reload timer runs every 10 s).
-    def worker_serves_a_trained_version() -> str | None:
-        version = published_version(trainer)
-        if version and version != first and metric_value(worker, "foryou_model_info", version=version) == 1.0:
-            return version
-        return None
+    # The worker hot-reloads a checkpoint published after training (its reload timer runs every 10 s): new
+    # params, which only the trainer writes to that path.
+    def worker_serves_trained_params() -> str | None:
+        version = served_version(worker)
+        return version if params_digest(version) != params_digest(first) else None
 
-    version = eventually(worker_serves_a_trained_version, timeout_s=180, interval_s=1.0, explain=trainer.tail)
-    answer = client.request(users[0], max_results=6, timeout_s=60)
-    assert answer["status"] == "ok" and answer["model"] == version
+    eventually(worker_serves_trained_params, timeout_s=180, interval_s=1.0, explain=trainer.tail)
+
+    def answered_with_the_served_model() -> bool:
+        answer = client.request(users[0], max_results=6, timeout_s=60)
+        return answer["status"] == "ok" and answer["model"] == served_version(worker)
+
+    eventually(answered_with_the_served_model, timeout_s=60, interval_s=1.0)
     # The file on the path is always a whole checkpoint (temp file, then rename), even while it publishes.
     assert load_checkpoint(trainer.checkpoint).meta["online"] is True
