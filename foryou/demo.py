@@ -165,6 +165,7 @@ def run_policy(
     from foryou.world.loop import ClosedLoop, LoopConfig
 
     app_id = f"foryou-world-{spec.name}-{uuid.uuid4().hex[:8]}"
+    trainer = None
     if spec.name == PHOENIX_ONLINE:
         checkpoint = Path(spec.env["FORYOU_CHECKPOINT"])
         checkpoint.unlink(missing_ok=True)  # every run learns from its own start
@@ -185,6 +186,9 @@ def run_policy(
     worker.wait_ready(300)
     wait_ingested(worker, bootstrap, on_wait=_lag_line("worker catching up"))
     sys.stderr.write("\n")
+    if trainer is not None:
+        waited = trainer.wait_ready()
+        _say(f"  trainer ready (programs compiled; waited {waited:.0f}s more)")
     answers = AnswerReader(bootstrap)
     try:
         loop = ClosedLoop(

@@ -179,6 +179,17 @@ class TrainerProcess:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
             return response.read().decode()
 
+    def wait_ready(self, timeout_s: float = 900.0) -> float:
+        """Until it has compiled its programs and consumes (`foryou_trainer_ready` 1); returns the seconds."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"trainer exited with {self.proc.returncode}:\n{self.tail()}")
+            if self.metrics().get("foryou_trainer_ready") == 1.0:
+                return time.monotonic() - started
+            time.sleep(1.0)
+        raise TimeoutError(f"trainer not ready after {timeout_s:.0f}s:\n{self.tail()}")
+
     def metrics(self) -> dict[str, float]:
         """Its /metrics samples as {series: value} (empty while it is not serving yet)."""
         try:

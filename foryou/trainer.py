@@ -242,6 +242,7 @@ def run(settings: Settings, options: TrainerOptions, should_stop: Callable[[], b
     started = time.monotonic()
     sizes = trainer.warm_up()
     log.info("trainer: compiled %d history sizes in %.0f s", sizes, time.monotonic() - started)
+    metrics.ready.set(1)
 
     consumer = Consumer(librdkafka_config(settings.bootstrap, config={
         "group.id": trainer_group(settings),

@@ -5,8 +5,10 @@ They live in prometheus-client's default registry of the trainer process.
 
 from prometheus_client import Counter, Gauge
 
+ready = Gauge("foryou_trainer_ready", "1 once the trainer has compiled its programs and consumes its inputs.")
 records = Counter("foryou_trainer_records_total", "Records the trainer read, by topic.", ["topic"])
-invalid_records = Counter(
+invalid_ready = Gauge("foryou_trainer_ready", "1 once the trainer has compiled its programs and consumes its inputs.")
+records = Counter(
     "foryou_trainer_invalid_records_total", "Records the trainer could not decode and skipped, by topic.", ["topic"]
 )
 lines = Counter(

@@ -40,7 +40,7 @@ from phoenix.log import Impression
 from phoenix.metrics import roc_auc
 from phoenix.model import Params, rank_logits
 from phoenix.optim import make_optimiser
-from phoenix.train import TrainOptions, history_slots_for, initial_params, make_step, training_inputs
+from phoenix.train import TrainOptions, initial_params, make_step, training_inputs
 from topics.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS
 
 POSITIVE_HEADS = np.array([name not in NEGATIVE_ACTIONS for name in ACTIONS])
@@ -159,6 +159,9 @@ class OnlineOptions:
     passes: float = 4.0  # training visits per new example, on average
     batch_size: int = 64
     score_batch: int = 64  # examples per progressive-validation forward (padded: one shape per history size)
+    # History slots per batch: the smallest of these covering the batch's longest history, else the config's
+    # S. Few sizes, few compiled programs (each a minute on a loaded 2-core machine); short ones are cheap.
+    history_sizes: tuple[int, ...] = (32,)
 
 
 class OnlineTrainer:
@@ -232,9 +235,7 @@ class OnlineTrainer:
             chunk = list(examples[start : start + size])
             real = len(chunk)
             chunk += [chunk[-1]] * (size - real)  # one shape per history bucket
-            inputs = training_inputs(
-                self.cfg, chunk, history, self.train_options.num_candidates, self.cfg.history_len, self._rng
-            )
+            inputs = self._inputs(chunk, history)
             probs = np.asarray(self._score(self.params, RankingBatch(**inputs["batch"])))
             for row, example in enumerate(chunk[:real]):
                 n = len(example.candidates)
@@ -243,21 +244,27 @@ class OnlineTrainer:
         score_array, label_array = np.concatenate(scores), np.concatenate(labels)
         return WindowReport(int(label_array.size), int(label_array.sum()), roc_auc(score_array, label_array))
 
+    def _inputs(self, examples: Sequence[RankingExample], history: HistoryIndex) -> dict[str, Any]:
+        sizes = (*self.options.history_sizes, self.cfg.history_len)
+        return training_inputs(
+            self.cfg, examples, history, self.train_options.num_candidates, self.cfg.history_len, self._rng, sizes
+        )
+
+    def history_sizes(self) -> list[int]:
+        return sorted({min(size, self.cfg.history_len) for size in (*self.options.history_sizes, self.cfg.history_len)})
+
     def warm_up(self) -> int:
         """Compile the step and the scorer for every history size a batch can have, on throwaway inputs (the
         params and optimiser state are not touched); returns the number of sizes. Done once at start, so a
         live trainer never stalls on a compile."""
-        sizes = sorted({history_slots_for(n, self.cfg.history_len) for n in range(self.cfg.history_len + 1)})
+        sizes = self.history_sizes()
         for size in sizes:
             lines = [Impression(1, 1_000 + i, 7, i, SURFACE, ("favorite",), None) for i in range(size)]
             lines += [Impression(1, 1, 7, size, SURFACE, ("favorite",), "warm-up")]
             examples = examples_from_groups(group_requests(lines[-1:]), self.train_options.num_candidates)
             history = HistoryIndex(lines)
             for batch_size, fn in ((self.options.batch_size, "step"), (self.options.score_batch, "score")):
-                inputs = training_inputs(
-                    self.cfg, examples * batch_size, history, self.train_options.num_candidates,
-                    self.cfg.history_len, self._rng,
-                )
+                inputs = self._inputs(examples * batch_size, history)
                 if fn == "step":
                     jax.block_until_ready(self._step(self.params, self.opt_state, inputs))
                 else:
@@ -273,9 +280,7 @@ class OnlineTrainer:
         while run < budget and self._buffer and not (should_stop and should_stop()):
             picks = self._rng.integers(0, len(self._buffer), size=self.options.batch_size)
             batch = [self._buffer[int(i)] for i in picks]
-            inputs = training_inputs(
-                self.cfg, batch, history, self.train_options.num_candidates, self.cfg.history_len, self._rng
-            )
+            inputs = self._inputs(batch, history)
             self.params, self.opt_state, step_losses = self._step(self.params, self.opt_state, inputs)
             losses.append(step_losses)
             self._owed_steps -= 1

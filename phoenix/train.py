@@ -370,10 +370,13 @@ def training_inputs(
     num_candidates: int,
     max_slots: int,
     rng: np.random.Generator,
+    sizes: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """One step's inputs; history slots: the power of two covering the longest history (up to max_slots)."""
+    """One step's inputs. History slots: the smallest of `sizes` covering the longest history, else (no
+    `sizes`, or none covers it) the power of two covering it; never more than max_slots."""
     longest = max(len(history.history(ex.user_id, ex.ts_ms, max_slots)) for ex in examples)
-    slots = history_slots_for(longest, max_slots)
+    covering = [size for size in sorted(sizes) if size >= longest]
+    slots = min(covering[0], max_slots) if covering else history_slots_for(longest, max_slots)
     batch, labels = examples_to_batch(cfg, examples, history, num_candidates, slots)
     return {"batch": batch.as_dict(), "labels": labels, "retrieval": _retrieval_inputs(batch, labels, rng)}
 

@@ -50,6 +50,7 @@ def trainer(kafka_bootstrap: str, app_id: str, tmp_path_factory: pytest.TempPath
         args=["--window-s", "3", "--publish-every-s", "5", "--batch-size", "8", "--passes", "4"],
     ).start()
     process.wait_published(timeout_s=300)
+    process.wait_ready(timeout_s=900)  # its programs compiled (minutes on a loaded 2-core machine)
     yield process
     process.stop()
 
