@@ -92,7 +92,7 @@ class StreamTrainer:
 
     def on_engagement(self, engagement: Engagement) -> None:
         if not self.joiner.add_engagement(engagement.user_id, engagement.post_id, engagement.action, engagement.ts_ms):
-            metrics.late_engagements.inc()
+            metrics.unjoined_engagements.inc()
             self._history.append(
                 history_line(
                     engagement.user_id,

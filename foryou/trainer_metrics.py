@@ -7,8 +7,7 @@ from prometheus_client import Counter, Gauge
 
 ready = Gauge("foryou_trainer_ready", "1 once the trainer has compiled its programs and consumes its inputs.")
 records = Counter("foryou_trainer_records_total", "Records the trainer read, by topic.", ["topic"])
-invalid_ready = Gauge("foryou_trainer_ready", "1 once the trainer has compiled its programs and consumes its inputs.")
-records = Counter(
+invalid_records = Counter(
     "foryou_trainer_invalid_records_total", "Records the trainer could not decode and skipped, by topic.", ["topic"]
 )
 lines = Counter(
@@ -16,7 +15,7 @@ lines = Counter(
     "Served impressions whose window closed, by label (positive: any non-negative action joined).",
     ["label"],
 )
-late_engagements = Counter(
+unjoined_engagements = Counter(
     "foryou_trainer_unjoined_engagements_total",
     "Engagements no open impression was waiting for (history only: other surfaces, before start, or late).",
 )
