@@ -10,7 +10,7 @@
   topics are read by one consumer, so a backlog is read at about the same pace on both.
 - an engagement with no pending impression (served by another surface, before the trainer started, or
   after the window closed) is still part of the user's history: it becomes a history-only line (no
-  request id, never a training example). Late ones are counted.
+  request id, never a training example); `foryou trainer` counts them.
 
 `OnlineTrainer` keeps the recent lines and builds examples and histories with the very functions offline
 training uses (`group_requests`, `examples_from_groups`, `HistoryIndex`, `phoenix.train.training_inputs`
@@ -76,7 +76,6 @@ class ImpressionJoiner:
         self.window_ms = window_ms
         self._queue: deque[_Pending] = deque()  # in read order, so also in window-closing order
         self._by_pair: dict[tuple[int, int], list[_Pending]] = {}
-        self.late_engagements = 0
 
     @property
     def pending(self) -> int:
