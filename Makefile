@@ -56,6 +56,7 @@ bench: install
 	$(FORYOU) bench pipeline
 	$(FORYOU) bench simulate
 	$(FORYOU) bench feed
+	$(FORYOU) bench filters
 
 clean:
 	-$(FORYOU) kafka stop

@@ -294,6 +294,7 @@ _BENCH_SUITES = {
     "simulate-world": "foryou.world.drafts",
     "weights-world": "foryou.world.weights_check",
     "stores": "stores.bench",
+    "filters": "foryou.bench_filters",
 }
 
 

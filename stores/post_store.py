@@ -6,9 +6,14 @@ Semantics follow the facts of X's `thunder` in-memory post store:
   reply, or when it is a repost of a stored non-reply video post. Timelines are bounded (`timeline_cap` per
   author and kind, 500 by default); a post pushed out of its original/secondary timeline by the bound is
   dropped from the store altogether, as Thunder does.
-- Deletes leave a tombstone; a create whose id is tombstoned is dropped, so a delete that overtakes its
-  create is honoured. Duplicate creates are ignored. Creates older than the retention (2 days) or more than
-  `max_future_ms` ahead of the clock at apply time are dropped.
+- Deletes remove the post when applied and leave a tombstone; a later create of a tombstoned id is skipped,
+  so a delete that overtakes its create is honoured too. A tombstone holds for the retention plus a margin
+  on the store's own clock from when the delete was applied, whatever the producer's `deleted_at_ms` says
+  (a producer's clock must not decide when a deleted post may come back). Duplicate creates are ignored.
+  Creates older than the retention (2 days) or more than `max_future_ms` ahead of the clock at apply time
+  are dropped.
+- `apply` reports which posts it stored and which it removed (deleted, or pushed out by a timeline cap),
+  so that the worker's retrieval index holds exactly the posts the store holds.
 - The query (`recent_posts`) walks each followed author's timelines newest first, skips excluded ids, drops
   reposts of the viewer's own posts and, for replies, keeps only: replies to an original post, or replies
   to a reply to the conversation root when the replied-to user is followed. At most `max_original_per_author`
@@ -22,8 +27,8 @@ RocksDB layout (raw bytes; `<id>` is 8 bytes big-endian with the sign bit flippe
     p<post_id>                  -> orjson list of the Post fields + the post's timeline mask
     t<author_id><kind:1>        -> packed little-endian int64 pairs (created_at_ms, post_id), newest first
     c<created_at_ms><post_id>   -> int64 author_id + 1-byte timeline mask (time index for trim/iter_recent)
-    d<post_id>                  -> int64 deleted_at_ms (tombstone)
-    x<deleted_at_ms><post_id>   -> b"" (time index of tombstones)
+    d<post_id>                  -> int64 time the delete was applied, store clock (tombstone)
+    x<applied_at_ms><post_id>   -> b"" (time index of tombstones)
     f<author_id>                -> int64 follower count (raw sum of deltas; read clamped at 0)
     o<partition>                -> int64 next offset to read
     m/count                     -> int64 number of live posts
@@ -65,6 +70,14 @@ from stores import _codec
 from stores.records import Post
 
 TimelineKind = Literal["original", "secondary", "video"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Applied:
+    """What one `apply` changed among the live posts."""
+
+    added: dict[int, int]  # post_id -> author_id of the posts now stored
+    removed: list[int]  # posts that were stored before and no longer are (deleted or evicted by a cap)
 
 DEFAULT_RETENTION_MS: Final = 2 * 86_400_000
 DEFAULT_TIMELINE_CAP: Final = 500
@@ -256,6 +269,8 @@ class _Batch:
         self._pending: dict[bytes, bytes | None] = {}
         self._read: dict[bytes, bytes | None] = {}
         self.count_delta = 0
+        self.added: dict[int, int] = {}
+        self.removed: list[int] = []
 
     def prefetch(self, keys: Iterable[bytes]) -> None:
         wanted = [key for key in dict.fromkeys(keys) if key not in self._pending and key not in self._read]
@@ -350,11 +365,13 @@ class PostStore:
         offsets: Mapping[int, int] | None = None,
         *,
         now_ms: int | None = None,
-    ) -> None:
+    ) -> Applied:
         """Apply tweet create/delete and follower_delta events and record `offsets`, in one WriteBatch.
 
-        `now_ms` (default: the wall clock) decides which creates are too old or too far in the future.
-        An event of unknown type raises ValueError and nothing of the batch is written.
+        `now_ms` (default: the wall clock) decides which creates are too old or too far in the future, and
+        starts the tombstones of the deletes. An event of unknown type or shape raises (ValueError,
+        KeyError, TypeError) and nothing of the batch is written: the caller checks events first
+        (`agents.envelope.decode_post_log_record`) and may retry them one by one.
         """
         now = _codec.wall_clock_ms() if now_ms is None else now_ms
         events = list(events)
@@ -366,7 +383,7 @@ class PostStore:
                 if event_type == "create":
                     self._apply_create(batch, event, now)
                 elif event_type == "delete":
-                    self._apply_delete(batch, event)
+                    self._apply_delete(batch, event, now)
                 elif event_type == "follower_delta":
                     key = _FOLLOWERS + _codec.key_i64(event["author_id"])
                     stored = batch.get(key)
@@ -377,6 +394,7 @@ class PostStore:
             for partition, offset in (offsets or {}).items():
                 batch.put(_OFFSET + _codec.key_i64(partition), _codec.pack_i64(offset))
             batch.commit()
+        return Applied(added=batch.added, removed=batch.removed)
 
     def _apply_create(self, batch: _Batch, event: Mapping, now_ms: int) -> None:
         post_id = event["post_id"]
@@ -394,6 +412,7 @@ class PostStore:
         batch.put(key, _encode_post(post, mask))
         batch.put(_created_key(created_at_ms, post_id), _encode_index_value(post.author_id, mask))
         batch.count_delta += 1
+        batch.added[post_id] = post.author_id
         for kind in _mask_kinds(mask):
             if batch.get(key) is None:
                 return  # the cap pushed the new post itself out of its primary timeline
@@ -414,18 +433,13 @@ class PostStore:
                 return source.kind != "reply" and source.is_video
         return False
 
-    def _apply_delete(self, batch: _Batch, event: Mapping) -> None:
+    def _apply_delete(self, batch: _Batch, event: Mapping, now_ms: int) -> None:
         post_id = event["post_id"]
-        deleted_at_ms = event["deleted_at_ms"]
         tombstone_key = _tombstone_key(post_id)
-        previous = batch.get(tombstone_key)
-        if previous is not None:
-            previous_at = _codec.unpack_i64(previous)
-            if previous_at >= deleted_at_ms:
-                return
-            batch.delete(_tombstone_time_key(previous_at, post_id))
-        batch.put(tombstone_key, _codec.pack_i64(deleted_at_ms))
-        batch.put(_tombstone_time_key(deleted_at_ms, post_id), b"")
+        if batch.get(tombstone_key) is not None:
+            return  # already deleted: the first tombstone holds
+        batch.put(tombstone_key, _codec.pack_i64(now_ms))
+        batch.put(_tombstone_time_key(now_ms, post_id), b"")
         self._drop_post(batch, post_id)
 
     def _drop_post(self, batch: _Batch, post_id: int) -> None:
@@ -438,6 +452,8 @@ class PostStore:
         batch.delete(key)
         batch.delete(_created_key(post.created_at_ms, post_id))
         batch.count_delta -= 1
+        if batch.added.pop(post_id, None) is None:
+            batch.removed.append(post_id)
         for kind in _mask_kinds(mask):
             self._timeline_remove(batch, post.author_id, kind, post_id)
 

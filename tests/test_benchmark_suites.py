@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from foryou import bench_pipeline
+from foryou import bench_filters, bench_pipeline
 from phoenix import bench as phoenix_bench
 
 RECORD_KEYS = {"name", "metric", "value", "unit", "target", "params", "at"}
@@ -71,3 +71,9 @@ def test_simulate_suite_writes_the_audience_record(tmp_path: Path) -> None:
     assert bench_simulate.main(argv) == 0
     names = {(r["name"], r["metric"]) for r in _records(tmp_path / "simulate.json")}
     assert {("simulate.audience20", "median_s"), ("simulate.audience20", "cold_s")} <= names
+
+
+def test_filters_suite_quick_writes_the_muted_keyword_records(tmp_path: Path) -> None:
+    assert bench_filters.main(["--quick", "--out", str(tmp_path)]) == 0
+    names = {(r["name"], r["metric"]) for r in _records(tmp_path / "filters.json")}
+    assert {("filters.muted_keyword.adversarial", "median_ms"), ("filters.muted_keyword.c1000", "median_ms")} <= names
