@@ -37,6 +37,13 @@ def test_corrupt_answered_ids_and_social_graph_neither_stop_nor_duplicate_the_an
         posts.apply([{"v": 1, "type": "create", "post_id": POST, "author_id": AUTHOR, "created_at_ms": now - 1,
                       "text": "hello", "media": "none", "subscriber_only": False}])
         answers: list[dict] = []
+
+        async def send_answer(user_id: int, answer: dict) -> None:
+            answers.append(answer)
+
+        async def send_impressions(user_id: int, impressions: list[dict]) -> None:
+            return None
+
         service = FeedService(
             settings=Settings(bootstrap="unused:9092", policy="reverse-chron", data_dir=tmp_path / "worker"),
             post_store=posts,
@@ -45,8 +52,8 @@ def test_corrupt_answered_ids_and_social_graph_neither_stop_nor_duplicate_the_an
             social_graph=SocialGraph(checked("social-graph", graph_raw, social_graph_store.check_value)),
             served_history=ServedHistory({}),
             answered=checked("answered-requests", answered_raw, check_answered_value),
-            send_answer=lambda user_id, answer: answers.append(answer),
-            send_impressions=lambda user_id, impressions: None,
+            send_answer=send_answer,
+            send_impressions=send_impressions,
         )
         request = {"v": 1, "request_id": "r1", "user_id": USER}
         asyncio.run(service.answer(request, now))
