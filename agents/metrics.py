@@ -21,6 +21,10 @@ table_corrupt_values = Counter(
     "User-table values read back that their store could not decode: dead-lettered, the key reset.",
     ["table"],
 )
+refused_deletes = Counter(
+    "foryou_refused_deletes_total",
+    "Post deletes this worker's replica refused because they named another author than the post's.",
+)
 users_expired = Counter(
     "foryou_users_expired_total",
     "Users whose idle state left a user table (FORYOU_USER_IDLE_MS; served histories past their TTL).",

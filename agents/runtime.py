@@ -136,6 +136,10 @@ class Runtime(Service):
         """The retrieval index follows the store: exactly the posts it accepted enter, those it removed leave."""
         assert self.post_store is not None
         metrics.post_store_posts.set(self.post_store.count())
+        if applied.refused_deletes:
+            metrics.refused_deletes.inc(len(applied.refused_deletes))
+            log.warning("refused %d deletes naming another author than the post's: %s",
+                        len(applied.refused_deletes), applied.refused_deletes[:10])
         if self.ranker is None:
             return
         index = self.ranker.index

@@ -11,7 +11,9 @@ Semantics follow the facts of X's `thunder` in-memory post store:
   on the store's own clock from when the delete was applied, whatever the producer's `deleted_at_ms` says
   (a producer's clock must not decide when a deleted post may come back). Duplicate creates are ignored.
   Creates older than the retention (2 days) or more than `max_future_ms` ahead of the clock at apply time
-  are dropped.
+  are dropped. Only the author deletes a post: a delete naming another author than the stored post's is
+  refused (`Applied.refused_deletes`), and a tombstone left before the create holds only against that
+  author's create.
 - `apply` reports which posts it stored and which it removed (deleted, or pushed out by a timeline cap),
   so that the worker's retrieval index holds exactly the posts the store holds.
 - The query (`recent_posts`) walks each followed author's timelines newest first, skips excluded ids, drops
@@ -27,7 +29,7 @@ RocksDB layout (raw bytes; `<id>` is 8 bytes big-endian with the sign bit flippe
     p<post_id>                  -> orjson list of the Post fields + the post's timeline mask
     t<author_id><kind:1>        -> packed little-endian int64 pairs (created_at_ms, post_id), newest first
     c<created_at_ms><post_id>   -> int64 author_id + 1-byte timeline mask (time index for trim/iter_recent)
-    d<post_id>                  -> int64 time the delete was applied, store clock (tombstone)
+    d<post_id>                  -> int64 time the delete was applied (store clock), int64 deleting author
     x<applied_at_ms><post_id>   -> b"" (time index of tombstones)
     f<author_id>                -> int64 follower count (raw sum of deltas; read clamped at 0)
     o<partition>                -> int64 next offset to read
@@ -78,6 +80,7 @@ class Applied:
 
     added: dict[int, int]  # post_id -> author_id of the posts now stored
     removed: list[int]  # posts that were stored before and no longer are (deleted or evicted by a cap)
+    refused_deletes: list[int]  # deletes naming another author than the stored post's: not applied
 
 DEFAULT_RETENTION_MS: Final = 2 * 86_400_000
 DEFAULT_TIMELINE_CAP: Final = 500
@@ -142,6 +145,11 @@ def _created_key(created_at_ms: int, post_id: int) -> bytes:
 
 def _tombstone_key(post_id: int) -> bytes:
     return _TOMBSTONE + _codec.key_i64(post_id)
+
+
+def _tombstone_author(stored: bytes) -> int | None:
+    """The author named by a tombstone (time applied, then author); None for the older 8-byte form."""
+    return _codec.unpack_i64(stored[8:16]) if len(stored) >= 16 else None
 
 
 def _tombstone_time_key(deleted_at_ms: int, post_id: int) -> bytes:
@@ -271,6 +279,7 @@ class _Batch:
         self.count_delta = 0
         self.added: dict[int, int] = {}
         self.removed: list[int] = []
+        self.refused_deletes: list[int] = []
 
     def prefetch(self, keys: Iterable[bytes]) -> None:
         wanted = [key for key in dict.fromkeys(keys) if key not in self._pending and key not in self._read]
@@ -394,7 +403,7 @@ class PostStore:
             for partition, offset in (offsets or {}).items():
                 batch.put(_OFFSET + _codec.key_i64(partition), _codec.pack_i64(offset))
             batch.commit()
-        return Applied(added=batch.added, removed=batch.removed)
+        return Applied(added=batch.added, removed=batch.removed, refused_deletes=batch.refused_deletes)
 
     def _apply_create(self, batch: _Batch, event: Mapping, now_ms: int) -> None:
         post_id = event["post_id"]
@@ -402,7 +411,10 @@ class PostStore:
         if created_at_ms < now_ms - self.retention_ms or created_at_ms > now_ms + self.max_future_ms:
             return
         key = _post_key(post_id)
-        if batch.get(_tombstone_key(post_id)) is not None or batch.get(key) is not None:
+        tombstone = batch.get(_tombstone_key(post_id))
+        if tombstone is not None and _tombstone_author(tombstone) in (None, event["author_id"]):
+            return  # deleted by its author (or by a delete from before tombstones named their author)
+        if batch.get(key) is not None:
             return
         post = _post_from_event(event)
         primary = _ORIGINAL if post.kind == "original" else _SECONDARY
@@ -434,11 +446,19 @@ class PostStore:
         return False
 
     def _apply_delete(self, batch: _Batch, event: Mapping, now_ms: int) -> None:
-        post_id = event["post_id"]
+        """Only a post's author deletes it. A delete that overtakes its create leaves a tombstone naming the
+        deleting author, which holds only against a create by that same author, so a forged early delete
+        cannot suppress someone else's post."""
+        post_id, author_id = event["post_id"], event["author_id"]
+        stored = batch.get(_post_key(post_id))
+        if stored is not None and _decode_post(stored)[0].author_id != author_id:
+            batch.refused_deletes.append(post_id)
+            return
         tombstone_key = _tombstone_key(post_id)
-        if batch.get(tombstone_key) is not None:
+        existing = batch.get(tombstone_key)
+        if existing is not None and _tombstone_author(existing) in (None, author_id):
             return  # already deleted: the first tombstone holds
-        batch.put(tombstone_key, _codec.pack_i64(now_ms))
+        batch.put(tombstone_key, _codec.pack_i64(now_ms) + _codec.pack_i64(author_id))
         batch.put(_tombstone_time_key(now_ms, post_id), b"")
         self._drop_post(batch, post_id)
 
@@ -551,7 +571,7 @@ class PostStore:
                     batch.delete(index_key)
                     tombstone_key = _TOMBSTONE + index_key[9:17]
                     stored = batch.get(tombstone_key)
-                    if stored is not None and _codec.unpack_i64(stored) < cutoff_ms:
+                    if stored is not None and _codec.unpack_i64(stored[:8]) < cutoff_ms:
                         batch.delete(tombstone_key)
                 batch.commit()
             if len(index_keys) < _TRIM_CHUNK:

@@ -554,3 +554,22 @@ def test_apply_reports_exactly_the_posts_it_stored_and_removed(tmp_path) -> None
         applied = store.apply([create(7, 2, NOW - 1), delete(3, 2, NOW), delete(99, 2, NOW)], now_ms=NOW)
         assert applied.added == {7: 2}
         assert sorted(applied.removed) == [2, 3]  # 2 evicted by 7, 3 deleted; 99 was never stored
+
+
+def test_only_the_author_deletes_a_post(store: PostStore) -> None:
+    store.apply([create(1, 7, NOW - 1000)], now_ms=NOW)
+    applied = store.apply([delete(1, 8, NOW)], now_ms=NOW)
+    assert applied.refused_deletes == [1]
+    assert store.get(1) is not None and not store.is_deleted(1)
+    applied = store.apply([delete(1, 7, NOW)], now_ms=NOW)
+    assert applied.refused_deletes == [] and applied.removed == [1]
+    assert store.get(1) is None
+
+
+def test_a_forged_delete_before_the_create_does_not_suppress_the_post(store: PostStore) -> None:
+    store.apply([delete(2, 8, NOW), create(2, 7, NOW - 1000)], now_ms=NOW)
+    assert store.get(2) is not None  # the early delete named another author
+    store.apply([delete(3, 7, NOW), create(3, 7, NOW - 1000)], now_ms=NOW)
+    assert store.get(3) is None and store.is_deleted(3)  # the author's own early delete holds
+    store.apply([delete(2, 7, NOW)], now_ms=NOW)
+    assert store.get(2) is None and store.is_deleted(2)
