@@ -406,6 +406,11 @@ async def process_user_events(stream: faust.StreamT) -> None:
                     deliveries = _apply_user_event(user_event)
             except Exception as error:  # explained, and the user's later events still apply
                 deliveries.append(_processing_error(event, error))
+                if user_event.kind == "request":  # every request gets its answer, a failure one too
+                    request = user_event.event
+                    reason = f"internal error: {type(error).__name__}"
+                    answer = error_answer(request["request_id"], user_id, reason, user_event.received_at_ms)
+                    deliveries.append(_send_answer(user_id, answer))
         if not deliveries:
             await manual.ack(event)
             continue
