@@ -61,6 +61,7 @@ bench: install
 	$(FORYOU) bench pipeline
 	$(FORYOU) bench simulate
 	$(FORYOU) bench feed
+	$(FORYOU) bench filters
 
 clean:
 	-$(FORYOU) kafka stop

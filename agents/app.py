@@ -13,6 +13,10 @@ the broker has every record produced from it; a feed request waits at ingest unt
 graph changes acknowledged before it are forwarded (`agents.order_barrier`); its id is remembered as answered
 only once the answer is delivered. No broker call blocks the event loop (`agents.forwarder`).
 
+Bad records (README "Bad records and bounds"): every consumer (the four ingest agents, the user-events
+agent, the post replica, the tables' changelog recovery) dead-letters what it cannot decode or apply and
+goes on.
+
 Agents are thin: validation is `topics.validation`, state logic `stores`, ranking `streams`/`scoring`.
 """
 
@@ -31,7 +35,9 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 from agents import metrics
 from agents.admin_clients import committed_reader
-from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_user_event
+from agents.dead_letters import DeadLetters
+from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_follower_delta, encode_user_event
+from agents.expiry import expired_users
 from agents.feeds import FeedService, UserState, error_answer
 from agents.forwarder import Delivery, Forwarder
 from agents.loop_lag import LoopLag
@@ -39,9 +45,11 @@ from agents.ops import Operations, user_snapshot
 from agents.order_barrier import BrokerOffsets, IngestProgress, OrderBarrier
 from agents.runtime import Runtime
 from agents.simulate import Simulations, new_simulator, register_pages
+from agents.tables import CheckedTable, CheckValue, check_answered_value, guarded_table
 from agents.topology import (
     USER_TABLES,
     admin_client,
+    changelog_topic,
     ensure_topics,
     partition_count,
     post_log_topic,
@@ -49,14 +57,16 @@ from agents.topology import (
 )
 from agents.watchdog import StallWatchdog
 from foryou.settings import Settings, faust_broker_config
+from stores import action_sequences as actions_store
+from stores import served_history as served_store
+from stores import social_graph as graph_store
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
-from topics.dead_letters import dead_letter_headers
+from topics.dead_letters import PROCESSING_ERROR
 from topics.partitioning import partition_for_id
 from topics.schemas import key_bytes
 from topics.specs import (
-    DEAD_LETTERS,
     ENGAGEMENT_EVENTS,
     FEED_REQUESTS,
     IMPRESSIONS,
@@ -124,19 +134,43 @@ feed_requests = _raw_topic(FEED_REQUESTS)
 user_events = _raw_topic(user_events_topic(settings), partitions=settings.partitions)
 
 
+forwarder = Forwarder(settings.bootstrap, client_id=f"{settings.app_id}-worker", security=settings.kafka_security)
+dead_letters = DeadLetters(lambda topic, key, value, headers: forwarder.send(topic, key, value, headers=headers))
+# How each user table's values are checked when they come back (changelog records, reads).
+_CHECKS: dict[str, CheckValue] = dict(
+    zip(
+        USER_TABLES,
+        (actions_store.check_value, graph_store.check_value, served_store.check_value, check_answered_value),
+        strict=True,
+    )
+)
+
+
 def _user_table(name: str) -> faust.Table:
     # Keyed by user id and written only while processing <app>-user-events, so each table partition lives
     # with the user-events partition of the same number (Faust's changelog follows the event's partition).
-    return app.Table(name, key_type=int, value_type=bytes, partitions=settings.partitions)
+    return guarded_table(
+        app, name, partitions=settings.partitions, check_value=_CHECKS[name], dead_letters=dead_letters
+    )
+
+
+def _checked(name: str, table: faust.Table) -> CheckedTable:
+    return CheckedTable(
+        table, name=name, changelog_topic=changelog_topic(settings, name), partitions=settings.partitions,
+        check_value=_CHECKS[name], dead_letters=dead_letters,
+    )
 
 
 action_table, social_table, served_table, answered_table = (_user_table(name) for name in USER_TABLES)
+checked_actions, checked_social, checked_served, checked_answered = (
+    _checked(name, table)
+    for name, table in zip(USER_TABLES, (action_table, social_table, served_table, answered_table), strict=True)
+)
 
-user_actions = UserActionSequences(action_table)
-social_graph = SocialGraph(social_table)
-served_history = ServedHistory(served_table)
-runtime = Runtime(app, settings)
-forwarder = Forwarder(settings.bootstrap, client_id=f"{settings.app_id}-worker", security=settings.kafka_security)
+user_actions = UserActionSequences(checked_actions)
+social_graph = SocialGraph(checked_social)
+served_history = ServedHistory(checked_served)
+runtime = Runtime(app, settings, dead_letters)
 ingest_progress = IngestProgress()
 watchdog = StallWatchdog(settings.stall_exit_s)
 # Feed requests wait for the other user-keyed topics (see agents/order_barrier.py).
@@ -169,7 +203,7 @@ operations = Operations(
     consumed_topics=(TWEET_EVENTS, ENGAGEMENT_EVENTS, SOCIAL_GRAPH_EVENTS, FEED_REQUESTS, user_events_topic(settings)),
     user_tables=dict(zip(USER_TABLES, (action_table, social_table, served_table, answered_table), strict=True)),
     snapshot=lambda user_id: user_snapshot(
-        user_id, actions=user_actions, graph=social_graph, served=served_history, answered=answered_table
+        user_id, actions=user_actions, graph=social_graph, served=served_history, answered=checked_answered
     ),
     worker_name=WORKER_NAME.decode(),
     on_lag=lambda records_behind: watchdog.observe_lag(records_behind),
@@ -183,15 +217,18 @@ INGEST_WAIT_S = 0.005
 REQUEST_WAIT_S = 0.001
 
 
-def _dead_letter(event: faust.EventT, error: InvalidRecord) -> Delivery:
+def _dead_letter(event: faust.EventT, reason: str, detail: str) -> Delivery:
     message = event.message
-    metrics.dead_letters.labels(message.topic, error.reason).inc()
-    log.warning("dead letter from %s[%d]@%d: %s", message.topic, message.partition, message.offset, error)
-    headers = dead_letter_headers(
-        reason=error.reason, detail=error.detail, source_topic=message.topic,
-        source_partition=message.partition, source_offset=message.offset,
+    return dead_letters(
+        reason=reason, detail=detail, topic=message.topic, partition=message.partition, offset=message.offset,
+        key=message.key, value=message.value, headers=message.headers,
     )
-    return forwarder.send(DEAD_LETTERS, message.key, message.value, headers=headers)
+
+
+def _processing_error(event: faust.EventT, error: Exception) -> Delivery:
+    """A record that decoded but whose processing raised: dead-lettered with the error, and the agent goes on."""
+    log.exception("processing a record of %s failed", event.message.topic)
+    return _dead_letter(event, PROCESSING_ERROR, f"{type(error).__name__}: {error}")
 
 
 def _to_user_events(kind: UserEventKind, user_id: int, event: dict[str, Any], received_ms: float) -> Delivery:
@@ -220,11 +257,14 @@ async def _ingest(stream: faust.StreamT, handle: Forward, wait_s: float, *, requ
             try:
                 deliveries.extend(handle(event, received_ms))
             except InvalidRecord as error:
-                deliveries.append(_dead_letter(event, error))
+                deliveries.append(_dead_letter(event, error.reason, error.detail))
                 if requests and error.request_id is not None:
                     # The requester can be told: answer now, keyed by user when the record held one.
                     answer = error_answer(error.request_id, error.user_id, f"invalid request: {error}", received_ms)
                     deliveries.append(_send_answer(error.user_id, answer, fallback_key=event.message.key))
+                continue
+            except Exception as error:  # whatever it was, it is explained and the agent goes on
+                deliveries.append(_processing_error(event, error))
                 continue
             metrics.records_ingested.labels(event.message.topic).inc()
         await forwarder.deliver(deliveries)
@@ -290,9 +330,44 @@ def _apply_user_event(user_event: UserEvent) -> list[Delivery]:
         if changed and payload["type"] in ("follow", "unfollow"):
             author_id = payload["target_id"]
             step = 1 if payload["type"] == "follow" else -1
-            delta = {"type": "follower_delta", "author_id": author_id, "delta": step}
-            return [forwarder.send(post_log_topic(settings), key_bytes(author_id), orjson.dumps(delta))]
+            delta = encode_follower_delta(author_id, step)
+            return [forwarder.send(post_log_topic(settings), key_bytes(author_id), delta)]
+    elif user_event.kind == "expire":  # from the idle-user sweep: checked again here, in the user's order
+        _expire_user(payload["user_id"], int(time.time() * 1000))
     return []
+
+
+def _expire_user(user_id: int, now_ms: int) -> None:
+    if settings.user_idle_ms > 0 and user_actions.expire_if_idle(user_id, now_ms, settings.user_idle_ms):
+        metrics.users_expired.labels("user-actions").inc()
+    if served_history.expire_if_stale(user_id, now_ms):
+        metrics.users_expired.labels("served-history").inc()
+
+
+@app.timer(interval=float(settings.user_sweep_interval_s))
+async def sweep_idle_users() -> None:
+    """Find idle users in the partitions this worker owns and ask their partitions to expire them."""
+    if not runtime.serving.is_set():
+        return
+    now_ms = int(time.time() * 1000)
+
+    def scan() -> set[int]:
+        users = set(expired_users(served_table.data.items(), lambda value: served_store.is_stale(value, now_ms)))
+        if settings.user_idle_ms > 0:
+            idle_ms = settings.user_idle_ms
+            users.update(expired_users(action_table.data.items(), lambda v: actions_store.is_idle(v, now_ms, idle_ms)))
+        return users
+
+    try:
+        users = await asyncio.to_thread(scan)
+    except Exception:  # a table rebalanced away mid-scan, say: the next sweep tries again
+        metrics.ops_errors.labels("user_expiry").inc()
+        log.exception("idle-user sweep failed")
+        return
+    expiries = [_to_user_events("expire", user_id, {"v": 1, "user_id": user_id}, now_ms) for user_id in users]
+    await forwarder.deliver(expiries)
+    if users:
+        log.info("idle-user sweep: %d users to expire", len(users))
 
 
 _acks_in_flight: set[asyncio.Task] = set()
@@ -309,7 +384,7 @@ async def process_user_events(stream: faust.StreamT) -> None:
 
     Each event is acknowledged once what it produced is delivered: a feed request's answer and impressions
     before the next event (the answer is remembered only then), other records in the background."""
-    await runtime.serving.wait()
+    await runtime.wait_posts_caught_up(on_progress=watchdog.moved)
     manual = stream.noack()
     async for event in manual.events():
         watchdog.moved()
@@ -317,13 +392,25 @@ async def process_user_events(stream: faust.StreamT) -> None:
         deliveries: list[Delivery] = []
         try:
             user_event = decode_user_event(event.value)
-        except ValueError as exc:
-            deliveries.append(_dead_letter(event, InvalidRecord("not_object", str(exc))))
+            user_id = user_event.event["user_id"]
+            if partition_for_id(user_id, settings.partitions) != event.message.partition:
+                # Its state would land in a table partition that does not own the user.
+                raise InvalidRecord("bad_value", f"user {user_id} does not belong to this partition")
+        except InvalidRecord as error:
+            deliveries.append(_dead_letter(event, error.reason, error.detail))
         else:
-            if user_event.kind == "request":
-                await runtime.feeds.answer(user_event.event, user_event.received_at_ms)
-            else:
-                deliveries = _apply_user_event(user_event)
+            try:
+                if user_event.kind == "request":
+                    await runtime.feeds.answer(user_event.event, user_event.received_at_ms)
+                else:
+                    deliveries = _apply_user_event(user_event)
+            except Exception as error:  # explained, and the user's later events still apply
+                deliveries.append(_processing_error(event, error))
+                if user_event.kind == "request":  # every request gets its answer, a failure one too
+                    request = user_event.event
+                    reason = f"internal error: {type(error).__name__}"
+                    answer = error_answer(request["request_id"], user_id, reason, user_event.received_at_ms)
+                    deliveries.append(_send_answer(user_id, answer))
         if not deliveries:
             await manual.ack(event)
             continue
@@ -419,7 +506,7 @@ runtime.bind_feeds(
         user_actions=user_actions,
         social_graph=social_graph,
         served_history=served_history,
-        answered=answered_table,
+        answered=checked_answered,
         send_answer=_deliver_answer,
         send_impressions=_send_impressions,
     )
@@ -449,6 +536,7 @@ def run_worker() -> int:
         raise SystemExit(
             f"{user_events_topic(settings)} has {current} partitions, FORYOU_PARTITIONS={settings.partitions}"
         )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last directory of the path
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level]
     app.main()
     return 0

@@ -16,6 +16,26 @@ dead_letters = Counter(
     "foryou_dead_letters_total", "Records sent to the dead-letter topic, by source topic and reason.",
     ["topic", "reason"],
 )
+table_corrupt_values = Counter(
+    "foryou_table_corrupt_values_total",
+    "User-table values read back that their store could not decode: dead-lettered, the key reset.",
+    ["table"],
+)
+refused_deletes = Counter(
+    "foryou_refused_deletes_total",
+    "Post deletes this worker's replica refused because they named another author than the post's.",
+)
+users_expired = Counter(
+    "foryou_users_expired_total",
+    "Users whose idle state left a user table (FORYOU_USER_IDLE_MS; served histories past their TTL).",
+    ["table"],
+)
+model_load_failures = Counter(
+    "foryou_model_load_failures_total",
+    "Checkpoints that could not be loaded (at start: the worker serves its fallback model; on reload: it "
+    "keeps the current one).",
+    ["when"],
+)
 feed_answers = Counter(
     "foryou_feed_answers_total", "Answers sent on ranked-feeds, by status (ok or error).", ["status"]
 )

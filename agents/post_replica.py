@@ -6,23 +6,34 @@ instances that stop syncing); and a Thunder-like store needs secondary indexes (
 key-value table does not give. So each worker tails `<app>-post-log` with its own group-less consumer,
 applies each batch to RocksDB in one write batch together with the offsets it reached, and on restart
 resumes from those offsets: nothing is re-read, and a fresh worker rebuilds from the log.
+
+Anyone who can write the post log can put anything on it, so each record is decoded strictly
+(`agents.envelope.decode_post_log_record`): what fails is dead-lettered with its offset and skipped, and a
+batch the store still cannot apply is applied record by record, dead-lettering the records that raise.
+The offsets move past every record either way: one bad record never stops the replica, nor comes back.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from mode import Service
 
 from agents import metrics
+from agents.dead_letters import DeadLetters
+from agents.envelope import decode_post_log_record
 from foryou.settings import KafkaSecurity, aiokafka_config
-from stores.post_store import PostStore
+from stores.post_store import Applied, PostStore
+from topics.dead_letters import PROCESSING_ERROR
+from topics.validation import InvalidRecord
 
 log = logging.getLogger(__name__)
 
-PostEventsHandler = Callable[[list[dict]], Awaitable[None]]
+AppliedHandler = Callable[[Applied], Awaitable[None]]
+# A pause after an unexpected failure of a whole poll (the broker, not a record), before trying again.
+RETRY_PAUSE_S = 1.0
 
 
 class PostReplica(Service):
@@ -35,7 +46,8 @@ class PostReplica(Service):
         topic: str,
         partitions: int,
         post_store: PostStore,
-        on_applied: PostEventsHandler,
+        on_applied: AppliedHandler,
+        dead_letters: DeadLetters,
         security: KafkaSecurity | None = None,
         **kwargs: object,
     ) -> None:
@@ -46,7 +58,9 @@ class PostReplica(Service):
         self.partitions = partitions
         self.post_store = post_store
         self.on_applied = on_applied
+        self.dead_letters = dead_letters
         self.caught_up = asyncio.Event()
+        self.records_read = 0  # post-log records applied or dead-lettered since start: the replica's progress
         self._consumer: AIOKafkaConsumer | None = None
         self._start_ends: dict[TopicPartition, int] = {}
 
@@ -79,21 +93,45 @@ class PostReplica(Service):
             if consumer is None:
                 await asyncio.sleep(0.05)
                 continue
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-            events: list[dict] = []
-            offsets: dict[int, int] = {}
-            for tp, messages in batches.items():
-                for message in messages:
-                    try:
-                        events.append(orjson.loads(message.value))
-                    except orjson.JSONDecodeError:
-                        # Only the worker's own agents write this log; a bad record there is a bug, not input.
-                        log.error("unreadable post-log record at %s:%d", tp, message.offset)
-                    offsets[tp.partition] = message.offset + 1
-            if offsets:
-                self.post_store.apply(events, offsets)
-                await self.on_applied(events)
-            await self._update_caught_up()
+            try:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                await self._apply([message for messages in batches.values() for message in messages])
+                await self._update_caught_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the broker or the disk, not a record: those are handled in _apply
+                log.exception("post replica: poll failed; retrying")
+                await asyncio.sleep(RETRY_PAUSE_S)
+
+    async def _apply(self, messages: list[ConsumerRecord]) -> None:
+        if not messages:
+            return
+        self.records_read += len(messages)
+        records: list[tuple[ConsumerRecord, dict[str, Any]]] = []
+        for message in messages:
+            try:
+                records.append((message, decode_post_log_record(message.value)))
+            except InvalidRecord as error:
+                self._dead_letter(message, error.reason, error.detail)
+        try:
+            applied = self.post_store.apply([event for _, event in records], _next_offsets(messages))
+        except Exception:  # some record the checks let through: find it, one at a time
+            log.exception("post replica: a batch of %d records failed; applying them one by one", len(messages))
+            for message, event in records:
+                try:
+                    applied = self.post_store.apply([event], _next_offsets([message]))
+                except Exception as error:  # dead-lettered with what was raised
+                    self._dead_letter(message, PROCESSING_ERROR, f"{type(error).__name__}: {error}")
+                    continue
+                await self.on_applied(applied)
+            applied = self.post_store.apply([], _next_offsets(messages))  # past the dead-lettered ones too
+        await self.on_applied(applied)
+
+    def _dead_letter(self, message: ConsumerRecord, reason: str, detail: str) -> None:
+        self.dead_letters(
+            reason=reason, detail=detail, topic=message.topic, partition=message.partition,
+            offset=message.offset, key=message.key, value=message.value, headers=message.headers,
+        )
 
     async def _update_caught_up(self) -> None:
         consumer = self._consumer
@@ -107,3 +145,11 @@ class PostReplica(Service):
             end = consumer.highwater(tp)
             lag += max(0, (end if end is not None else self._start_ends[tp]) - position)
         metrics.post_replica_lag.set(lag)
+
+
+def _next_offsets(messages: list[ConsumerRecord]) -> dict[int, int]:
+    """Partition -> the offset after the last of `messages` in it."""
+    offsets: dict[int, int] = {}
+    for message in messages:
+        offsets[message.partition] = max(offsets.get(message.partition, 0), message.offset + 1)
+    return offsets

@@ -1,7 +1,9 @@
 """What a worker opens at start and closes at stop: the post-store replica, the ranker, the feed service."""
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,10 +13,11 @@ import numpy as np
 from mode import Service
 
 from agents import metrics
+from agents.dead_letters import DeadLetters
 from agents.post_replica import PostReplica
 from agents.topology import partition_count, post_log_topic
 from foryou.settings import Settings
-from stores.post_store import PostStore
+from stores.post_store import Applied, PostStore
 from stores.records import stack_vectors
 
 if TYPE_CHECKING:
@@ -28,12 +31,15 @@ FeedServiceFactory = Callable[["Ranker | None", PostStore], "FeedService"]
 
 
 class Runtime(Service):
-    """Started by the app once its tables are recovered; agents wait on `serving` before consuming."""
+    """Started by the app once its tables are recovered; agents wait on `serving` before consuming, and
+    feed requests (the user-events agent) on `posts_caught_up` too: a restarted worker must not serve a post
+    whose delete is already on the post log but not yet in its replica."""
 
-    def __init__(self, app: faust.App, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, app: faust.App, settings: Settings, dead_letters: DeadLetters, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.settings = settings
+        self.dead_letters = dead_letters
         self.serving = asyncio.Event()
         self.post_store: PostStore | None = None
         self.ranker: Ranker | None = None
@@ -80,6 +86,7 @@ class Runtime(Service):
             partitions=await asyncio.to_thread(partition_count, self.settings, post_log_topic(self.settings)),
             post_store=self.post_store,
             on_applied=self._on_posts_applied,
+            dead_letters=self.dead_letters,
         )
         await self.add_runtime_dependency(self.replica)
         if self.ranker is not None:
@@ -121,12 +128,36 @@ class Runtime(Service):
 
         ranker.content_source = content
 
+    async def wait_posts_caught_up(self, on_progress: Callable[[int], None]) -> None:
+        """Until the post replica has applied the post log up to its end offsets as of the worker's start;
+        `on_progress(records)` meanwhile, each second the replica moved (reading a long log is work, not a
+        stall)."""
+        await self.serving.wait()
+        replica = self.replica
+        assert replica is not None
+        seen = replica.records_read
+        while not replica.caught_up.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(replica.caught_up.wait(), timeout=1.0)
+            if replica.records_read > seen:
+                on_progress(replica.records_read - seen)
+                seen = replica.records_read
+
     def _load_ranker(self) -> "Ranker":
         from phoenix.config import DEMO
         from phoenix.ranker import Ranker
 
         checkpoint = self.settings.checkpoint
-        ranker = Ranker.from_checkpoint(checkpoint) if checkpoint else Ranker.untrained(DEMO, seed=0)
+        try:
+            ranker = Ranker.from_checkpoint(checkpoint) if checkpoint else Ranker.untrained(DEMO, seed=0)
+        except Exception:  # a truncated or foreign file must not keep the worker from starting
+            metrics.model_load_failures.labels("start").inc()
+            log.exception(
+                "FORYOU_CHECKPOINT %s cannot be loaded: serving the untrained fallback model until a readable "
+                "checkpoint is written there", checkpoint,
+            )
+            # Keeps watching the path: a good checkpoint written there later is swapped in by the reload timer.
+            ranker = Ranker.untrained(DEMO, seed=0, checkpoint_path=checkpoint, mtime_ns=_mtime_ns(checkpoint))
         ranker.warmup()
         log.info("ranker %s loaded and warmed up", ranker.version)
         return ranker
@@ -138,18 +169,21 @@ class Runtime(Service):
         for post in self.post_store.iter_recent(since):
             self.ranker.index.add(post.post_id, post.author_id)
 
-    async def _on_posts_applied(self, events: list[dict]) -> None:
+    async def _on_posts_applied(self, applied: Applied) -> None:
+        """The retrieval index follows the store: exactly the posts it accepted enter, those it removed leave."""
         assert self.post_store is not None
         metrics.post_store_posts.set(self.post_store.count())
+        if applied.refused_deletes:
+            metrics.refused_deletes.inc(len(applied.refused_deletes))
+            log.warning("refused %d deletes naming another author than the post's: %s",
+                        len(applied.refused_deletes), applied.refused_deletes[:10])
         if self.ranker is None:
             return
         index = self.ranker.index
-        for event in events:
-            kind = event.get("type")
-            if kind == "create" and not self.post_store.is_deleted(event["post_id"]):
-                index.add(event["post_id"], event["author_id"])
-            elif kind == "delete":
-                index.remove(event["post_id"])
+        for post_id in applied.removed:
+            index.remove(post_id)
+        for post_id, author_id in applied.added.items():
+            index.add(post_id, author_id)
 
     def forget_posts(self, post_ids: list[int]) -> None:
         """Posts gone from the store past retention leave the retrieval index too (it would keep growing)."""
@@ -158,7 +192,15 @@ class Runtime(Service):
                 self.ranker.index.remove(post_id)
 
     async def maybe_reload_model(self) -> None:
-        if self.ranker is not None and await asyncio.to_thread(self.ranker.maybe_reload):
+        if self.ranker is None:
+            return
+        try:
+            reloaded = await asyncio.to_thread(self.ranker.maybe_reload)
+        except Exception:  # a bad new file: keep serving the current model, say so, try again when it changes
+            metrics.model_load_failures.labels("reload").inc()
+            log.exception("checkpoint %s cannot be loaded: keeping %s", self.settings.checkpoint, self.ranker.version)
+            return
+        if reloaded:
             metrics.model_info.clear()
             metrics.model_info.labels(self.ranker.version).set(1)
             log.info("ranker reloaded: now %s", self.ranker.version)
@@ -175,3 +217,10 @@ class Runtime(Service):
         }
         status["ready"] = status["started"] and self._assigned and not status["recovering"] and caught_up
         return status
+
+
+def _mtime_ns(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None

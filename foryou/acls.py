@@ -54,6 +54,9 @@ def acl_plan(app_id: str, worker: str = "User:worker", client: str = "User:clien
         Acl(worker, "Read", "group", app_id),
         *(Acl(worker, "Read", "topic", topic) for topic in PUBLIC_INPUTS),
         *(Acl(worker, "Write", "topic", topic) for topic in WORKER_OUTPUTS),
+        # `foryou trainer` runs as the worker principal: it reads what workers serve, in its own groups.
+        Acl(worker, "Read", "topic", IMPRESSIONS),
+        Acl(worker, "Read", "group", f"{app_id}-trainer", prefixed=True),
         *(Acl(client, "Write", "topic", topic) for topic in PUBLIC_INPUTS),
         Acl(client, "Read", "topic", RANKED_FEEDS),
         Acl(client, "Read", "group", CLIENT_GROUP_PREFIX, prefixed=True),

@@ -282,6 +282,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "simulate-post": ("foryou.simulate_post", "how a draft would fare: reach, engagements, rank per user"),
     "explore": ("foryou.explore.server", "the feed explorer: a web page beside the workers"),
     "calibrate": ("foryou.calibrate", "calibration metrics and per-head calibration; weight tuning on logs"),
+    "trainer": ("foryou.trainer", "train Phoenix from the impression and engagement streams, publish checkpoints"),
 }
 
 
@@ -294,6 +295,7 @@ _BENCH_SUITES = {
     "simulate-world": "foryou.world.drafts",
     "weights-world": "foryou.world.weights_check",
     "stores": "stores.bench",
+    "filters": "foryou.bench_filters",
 }
 
 

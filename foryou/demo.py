@@ -7,9 +7,12 @@
    .local/demo/cache/<key>: the key hashes the world config, the history length, the training budget and
    the sources that shape them (`_MODEL_SOURCES`), so an unchanged rerun skips the simulation and training;
 4. the trained ranker against the ground truth offline (pairwise accuracy, NDCG@10);
-5. one closed loop per policy over Kafka (reverse-chron, phoenix-untrained, phoenix-trained), each with its
-   own worker and its own replay of the world and history (see foryou/world/experiment.py), with a live
-   progress line; then an explained feed for one user from the trained worker;
+5. one closed loop per policy over Kafka (reverse-chron, phoenix-untrained, phoenix-trained, phoenix-online),
+   each with its own worker and its own replay of the world and history (see foryou/world/experiment.py),
+   with a live progress line; then an explained feed for one user from the trained worker. phoenix-online
+   is served from the checkpoint a `foryou trainer` beside its worker keeps publishing: it starts from the
+   offline checkpoint (or untrained, `--online-init untrained`) and learns from the loop's own impressions
+   and engagements while it serves;
 6. the comparison table, plots over time and bench/results/world.json.
 
 Workers are stopped on exit and on Ctrl-C; the broker only if this demo started it.
@@ -22,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -38,7 +42,7 @@ BENCH_PATH = REPO / "bench" / "results" / "world.json"
 _MODEL_SOURCES = (
     "topics/actions.py",
     *(f"phoenix/{name}.py" for name in (
-        "age", "batch", "checkpoint", "config", "examples", "hashing", "log", "model", "train")),
+        "age", "batch", "checkpoint", "config", "examples", "hashing", "log", "model", "objective", "optim", "train")),
     *(f"foryou/world/{name}.py" for name in (
         "client", "config", "history", "offline", "population", "posts", "simulate", "truth", "vocab", "wire",
         "world")),
@@ -143,17 +147,36 @@ def _lag_line(label: str) -> Callable[[int], None]:
 
 def run_policy(
     spec: Any, *, args: argparse.Namespace, bootstrap: str, world: Any, history: Any, metrics: Any,
-    out: Path, on_worker: Callable[[Any], None],
+    out: Path, on_worker: Callable[[Any], None], offline_checkpoint: Path,
 ) -> tuple[Any, dict[str, Any] | None]:
-    """Worker, replay, catch-up, closed loop for one policy; returns the loop result and, for the trained
-    policy, an explained feed (the worker is left running for the caller to stop)."""
+    """(Trainer,) worker, replay, catch-up, closed loop for one policy; returns the loop result and, for the
+    trained policy, an explained feed (the processes are left running for the caller to stop)."""
     from foryou.world.client import ClientBehaviour
     from foryou.world.config import HOUR_MS
-    from foryou.world.experiment import replay, start_worker, wait_ingested, world_anchor, world_stream
+    from foryou.world.experiment import (
+        PHOENIX_ONLINE,
+        replay,
+        start_trainer,
+        start_worker,
+        wait_ingested,
+        world_anchor,
+        world_stream,
+    )
     from foryou.world.kafka_io import AnswerReader, EventProducer
     from foryou.world.loop import ClosedLoop, LoopConfig
 
-    worker = start_worker(bootstrap, spec, out / "workers")
+    app_id = f"foryou-world-{spec.name}-{uuid.uuid4().hex[:8]}"
+    trainer = None
+    if spec.name == PHOENIX_ONLINE:
+        checkpoint = Path(spec.env["FORYOU_CHECKPOINT"])
+        checkpoint.unlink(missing_ok=True)  # every run learns from its own start
+        trainer_args = ["--window-s", str(args.online_window_s), "--publish-every-s", str(args.online_publish_s)]
+        if args.online_init == "offline":
+            trainer_args += ["--init", str(offline_checkpoint)]
+        trainer = start_trainer(bootstrap, app_id, checkpoint, out / "workers", trainer_args)
+        on_worker(trainer)
+        _say(f"  trainer for {app_id}: metrics at {trainer.url}/metrics, log {trainer.log_path}")
+    worker = start_worker(bootstrap, spec, out / "workers", app_id=app_id)
     on_worker(worker)
     _say(f"  worker {worker.app_id}: metrics at {worker.url}/metrics, log {worker.log_path}")
     explorer = start_explorer(worker.url) if spec.name == "phoenix-trained" else None
@@ -164,6 +187,9 @@ def run_policy(
     worker.wait_ready(300)
     wait_ingested(worker, bootstrap, on_wait=_lag_line("worker catching up"))
     sys.stderr.write("\n")
+    if trainer is not None:
+        waited = trainer.wait_ready()
+        _say(f"  trainer ready (programs compiled; waited {waited:.0f}s more)")
     answers = AnswerReader(bootstrap)
     try:
         loop = ClosedLoop(
@@ -246,9 +272,17 @@ def _num(value: float | None, width: int, digits: int) -> str:
 
 def comparison_lines(metrics: Any) -> Iterator[str]:
     from foryou.world.evaluate import ENGAGEMENT_RATIO_TARGET
-    from foryou.world.experiment import PHOENIX_TRAINED, REVERSE_CHRON
+    from foryou.world.experiment import PHOENIX_ONLINE, PHOENIX_TRAINED, REVERSE_CHRON
 
     policies = metrics.policies()
+    if PHOENIX_ONLINE in policies and REVERSE_CHRON in policies:
+        windows = metrics.windows(PHOENIX_ONLINE)
+        chrono = metrics.total(REVERSE_CHRON).engagements_per_impression
+        if windows:
+            first, last = windows[0].engagements_per_impression, windows[-1].engagements_per_impression
+            verdict = "beats" if last > chrono else "does NOT beat"
+            yield (f"phoenix-online engagements per impression: first window {first:.4f}, last window {last:.4f}"
+                   f" ({len(windows)} windows); the last {verdict} reverse-chron's {chrono:.4f}")
     if PHOENIX_TRAINED in policies and REVERSE_CHRON in policies:
         trained, chrono = metrics.total(PHOENIX_TRAINED), metrics.total(REVERSE_CHRON)
         ratio = trained.engagements_per_impression / chrono.engagements_per_impression
@@ -270,7 +304,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=24, help="feed requests in flight per round")
     parser.add_argument("--window-hours", type=float, default=47.0,
                         help="posts of the world's last H hours are replayed (under the 48 h retention)")
-    parser.add_argument("--policies", nargs="+", default=["reverse-chron", "phoenix-untrained", "phoenix-trained"])
+    parser.add_argument("--policies", nargs="+",
+                        default=["reverse-chron", "phoenix-untrained", "phoenix-trained", "phoenix-online"])
+    parser.add_argument("--online-init", choices=("offline", "untrained"), default="offline",
+                        help="where the online policy's trainer starts: the offline checkpoint or an untrained model")
+    parser.add_argument("--online-window-s", type=float, default=10.0,
+                        help="seconds a served post waits for engagement before the trainer counts it negative")
+    parser.add_argument("--online-publish-s", type=float, default=15.0, help="the trainer's checkpoint interval")
     parser.add_argument("--out", type=Path, default=None, help="results directory (default .local/demo)")
     return parser.parse_args(argv)
 
@@ -333,13 +373,17 @@ def _run(args: argparse.Namespace, bootstrap: str, out: Path, workers: list[Any]
     _step(5, f"closed loops over Kafka, {args.loop_seconds:g}s per policy")
     metrics = OnlineMetrics(window_ms=15_000)
     explained = None
-    for spec in policy_specs(checkpoint):
+    started = len(workers)
+    for spec in policy_specs(checkpoint, out / "online" / "phoenix-online.ckpt"):
         if spec.name not in args.policies:
             continue
         _say(f"policy {spec.name}")
-        _, answer = run_policy(spec, args=args, bootstrap=bootstrap, world=world, history=history,
-                               metrics=metrics, out=out, on_worker=workers.append)
-        workers.pop().stop()
+        try:
+            _, answer = run_policy(spec, args=args, bootstrap=bootstrap, world=world, history=history,
+                                   metrics=metrics, out=out, on_worker=workers.append, offline_checkpoint=checkpoint)
+        finally:
+            while len(workers) > started:
+                workers.pop().stop()
         if spec.name == PHOENIX_TRAINED:
             explained = answer
     _step(6, "results")
@@ -353,7 +397,9 @@ def _run(args: argparse.Namespace, bootstrap: str, out: Path, workers: list[Any]
     (out / "summary.txt").write_text(metrics.summary() + "\n\n" + format_ranking(ranking) + "\n")
     plot = metrics.plot(out / "metrics.png")
     params = {"preset": args.preset, "seed": args.seed, "loop_seconds": args.loop_seconds,
-              "train_steps": args.train_steps, "history_hours": args.history_hours}
+              "train_steps": args.train_steps, "history_hours": args.history_hours,
+              "online_init": args.online_init, "online_window_s": args.online_window_s,
+              "online_publish_s": args.online_publish_s}
     bench = merge_results(BENCH_PATH, online_records(metrics, params) + ranking_records(ranking, params))
     _say(f"\nplots: {plot}\ntable: {out / 'summary.txt'}\nbench records: {bench}")
     _say(f"worker metrics (Prometheus text, scraped from each worker's /metrics before it stopped): "

@@ -219,6 +219,11 @@ class Settings:
     # Post content vectors computed at ingest and stored with each post (phoenix.content): "on" or "off".
     # Off, the post store holds none and a model trained with content sees every post's as unknown.
     content: str = field(default_factory=lambda: os.environ.get("FORYOU_CONTENT", "on"))
+    # A user whose newest engagement is older than this loses the engagement sequence (0: never), and a
+    # served history whose ids no longer count goes too; checked every `user_sweep_interval_s`. This bounds
+    # the user tables by recent activity rather than by every user id ever seen.
+    user_idle_ms: int = field(default_factory=lambda: _env_int("FORYOU_USER_IDLE_MS", 30 * DAY_MS))
+    user_sweep_interval_s: int = field(default_factory=lambda: _env_int("FORYOU_USER_SWEEP_INTERVAL_S", 3600))
 
     def __post_init__(self) -> None:
         if self.policy not in ("phoenix", "reverse-chron"):

@@ -195,6 +195,7 @@ class Ranker:
         state = self._state
         self.index = PostIndex(self._embedder(state), cfg.retrieval_dim, version, ann=ann)
         self._reload_lock = threading.Lock()
+        self._unreadable_mtime_ns: int | None = None  # of a checkpoint file that failed to load
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Ranker":
@@ -466,17 +467,22 @@ class Ranker:
             mtime_ns = os.stat(path).st_mtime_ns
         except FileNotFoundError:
             return False
-        if mtime_ns == current.mtime_ns:
+        if mtime_ns in (current.mtime_ns, self._unreadable_mtime_ns):
             return False
-        if read_version(path) == current.version:
-            self._state = dataclasses.replace(current, mtime_ns=mtime_ns)
-            return False
-        ckpt = load_checkpoint(path)
-        fresh = self._serve(
-            ckpt.cfg, ckpt.params, ckpt.version, mtime_ns, ckpt.codebooks, Calibration.from_meta(ckpt.meta)
-        )
-        if fresh.cfg != current.cfg:
-            self._warm(fresh)
+        try:
+            if read_version(path) == current.version:
+                self._state = dataclasses.replace(current, mtime_ns=mtime_ns)
+                return False
+            ckpt = load_checkpoint(path)
+            fresh = self._serve(
+                ckpt.cfg, ckpt.params, ckpt.version, mtime_ns, ckpt.codebooks, Calibration.from_meta(ckpt.meta)
+            )
+            if fresh.cfg != current.cfg:
+                self._warm(fresh)
+        except Exception:
+            # Raised once per file: the same unreadable file is not tried again until it changes.
+            self._unreadable_mtime_ns = mtime_ns
+            raise
 
         def install() -> None:
             self._state = fresh

@@ -21,7 +21,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Final, NamedTuple
 
 from stores.records import ActionEntry
-from topics.actions import ACTION_INDEX, SURFACES, surface_id
+from topics.actions import ACTION_INDEX, NUM_ACTIONS, SURFACES, surface_id
 
 DEFAULT_MAX_LEN: Final = 128
 _ENTRY = struct.Struct("<qqqIiB")
@@ -40,6 +40,22 @@ class _Entry(NamedTuple):
 
 def _decode(value: bytes | None) -> list[_Entry]:
     return [_Entry(*fields) for fields in _ENTRY.iter_unpack(value)] if value else []
+
+
+def check_value(value: bytes) -> None:
+    """Raise ValueError unless `value` is a sequence this store wrote (a table value read back)."""
+    if len(value) % _ENTRY.size:
+        raise ValueError(f"{len(value)} bytes is not a whole number of {_ENTRY.size}-byte entries")
+    for _, _, _, action_mask, dwell_ms, surface in _ENTRY.iter_unpack(value):
+        if surface >= len(SURFACES) or action_mask >> NUM_ACTIONS or dwell_ms < _NO_DWELL:
+            raise ValueError(f"entry out of range: mask {action_mask}, dwell {dwell_ms}, surface {surface}")
+
+
+def is_idle(value: bytes, now_ms: int, idle_ms: int) -> bool:
+    """Whether a stored sequence's newest engagement (its last entry) is more than `idle_ms` before `now_ms`."""
+    if len(value) < _ENTRY.size:
+        return True
+    return _ENTRY.unpack_from(value, len(value) - _ENTRY.size)[2] < now_ms - idle_ms
 
 
 def _encode(entries: list[_Entry]) -> bytes:
@@ -116,6 +132,14 @@ class UserActionSequences:
                 return None  # a late event older than the whole full sequence
             del entries[: len(entries) - self.max_len]
         return entries
+
+    def expire_if_idle(self, user_id: int, now_ms: int, idle_ms: int) -> bool:
+        """Forget the user's sequence when its newest engagement is more than `idle_ms` old; True if it went."""
+        value = self._table.get(user_id)
+        if value is None or not is_idle(value, now_ms, idle_ms):
+            return False
+        del self._table[user_id]
+        return True
 
     def get(self, user_id: int) -> list[ActionEntry]:
         """The user's entries, oldest to newest."""

@@ -6,9 +6,16 @@ Semantics follow the facts of X's `thunder` in-memory post store:
   reply, or when it is a repost of a stored non-reply video post. Timelines are bounded (`timeline_cap` per
   author and kind, 500 by default); a post pushed out of its original/secondary timeline by the bound is
   dropped from the store altogether, as Thunder does.
-- Deletes leave a tombstone; a create whose id is tombstoned is dropped, so a delete that overtakes its
-  create is honoured. Duplicate creates are ignored. Creates older than the retention (2 days) or more than
-  `max_future_ms` ahead of the clock at apply time are dropped.
+- Deletes remove the post when applied and leave a tombstone; a later create of a tombstoned id is skipped,
+  so a delete that overtakes its create is honoured too. A tombstone holds for the retention plus a margin
+  on the store's own clock from when the delete was applied, whatever the producer's `deleted_at_ms` says
+  (a producer's clock must not decide when a deleted post may come back). Duplicate creates are ignored.
+  Creates older than the retention (2 days) or more than `max_future_ms` ahead of the clock at apply time
+  are dropped. Only the author deletes a post: a delete naming another author than the stored post's is
+  refused (`Applied.refused_deletes`), and a tombstone left before the create holds only against that
+  author's create.
+- `apply` reports which posts it stored and which it removed (deleted, or pushed out by a timeline cap),
+  so that the worker's retrieval index holds exactly the posts the store holds.
 - The query (`recent_posts`) walks each followed author's timelines newest first, skips excluded ids, drops
   reposts of the viewer's own posts and, for replies, keeps only: replies to an original post, or replies
   to a reply to the conversation root when the replied-to user is followed. At most `max_original_per_author`
@@ -22,8 +29,8 @@ RocksDB layout (raw bytes; `<id>` is 8 bytes big-endian with the sign bit flippe
     p<post_id>                  -> orjson list of the Post fields + the post's timeline mask
     t<author_id><kind:1>        -> packed little-endian int64 pairs (created_at_ms, post_id), newest first
     c<created_at_ms><post_id>   -> int64 author_id + 1-byte timeline mask (time index for trim/iter_recent)
-    d<post_id>                  -> int64 deleted_at_ms (tombstone)
-    x<deleted_at_ms><post_id>   -> b"" (time index of tombstones)
+    d<post_id>                  -> int64 time the delete was applied (store clock), int64 deleting author
+    x<applied_at_ms><post_id>   -> b"" (time index of tombstones)
     e<post_id>                  -> float16 content vector (written with the post when the store has a content
                                    encoder; dropped with the post)
     f<author_id>                -> int64 follower count (raw sum of deltas; read clamped at 0)
@@ -73,6 +80,15 @@ from stores import _codec
 from stores.records import Post
 
 TimelineKind = Literal["original", "secondary", "video"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Applied:
+    """What one `apply` changed among the live posts."""
+
+    added: dict[int, int]  # post_id -> author_id of the posts now stored
+    removed: list[int]  # posts that were stored before and no longer are (deleted or evicted by a cap)
+    refused_deletes: list[int]  # deletes naming another author than the stored post's: not applied
 
 DEFAULT_RETENTION_MS: Final = 2 * 86_400_000
 DEFAULT_TIMELINE_CAP: Final = 500
@@ -145,6 +161,11 @@ def _content_key(post_id: int) -> bytes:
 
 def _tombstone_key(post_id: int) -> bytes:
     return _TOMBSTONE + _codec.key_i64(post_id)
+
+
+def _tombstone_author(stored: bytes) -> int | None:
+    """The author named by a tombstone (time applied, then author); None for the older 8-byte form."""
+    return _codec.unpack_i64(stored[8:16]) if len(stored) >= 16 else None
 
 
 def _tombstone_time_key(deleted_at_ms: int, post_id: int) -> bytes:
@@ -272,6 +293,9 @@ class _Batch:
         self._pending: dict[bytes, bytes | None] = {}
         self._read: dict[bytes, bytes | None] = {}
         self.count_delta = 0
+        self.added: dict[int, int] = {}
+        self.removed: list[int] = []
+        self.refused_deletes: list[int] = []
 
     def prefetch(self, keys: Iterable[bytes]) -> None:
         wanted = [key for key in dict.fromkeys(keys) if key not in self._pending and key not in self._read]
@@ -369,11 +393,13 @@ class PostStore:
         offsets: Mapping[int, int] | None = None,
         *,
         now_ms: int | None = None,
-    ) -> None:
+    ) -> Applied:
         """Apply tweet create/delete and follower_delta events and record `offsets`, in one WriteBatch.
 
-        `now_ms` (default: the wall clock) decides which creates are too old or too far in the future.
-        An event of unknown type raises ValueError and nothing of the batch is written.
+        `now_ms` (default: the wall clock) decides which creates are too old or too far in the future, and
+        starts the tombstones of the deletes. An event of unknown type or shape raises (ValueError,
+        KeyError, TypeError) and nothing of the batch is written: the caller checks events first
+        (`agents.envelope.decode_post_log_record`) and may retry them one by one.
         """
         now = _codec.wall_clock_ms() if now_ms is None else now_ms
         events = list(events)
@@ -386,7 +412,7 @@ class PostStore:
                 if event_type == "create":
                     self._apply_create(batch, event, now, content.get(event["post_id"]))
                 elif event_type == "delete":
-                    self._apply_delete(batch, event)
+                    self._apply_delete(batch, event, now)
                 elif event_type == "follower_delta":
                     key = _FOLLOWERS + _codec.key_i64(event["author_id"])
                     stored = batch.get(key)
@@ -397,6 +423,7 @@ class PostStore:
             for partition, offset in (offsets or {}).items():
                 batch.put(_OFFSET + _codec.key_i64(partition), _codec.pack_i64(offset))
             batch.commit()
+        return Applied(added=batch.added, removed=batch.removed, refused_deletes=batch.refused_deletes)
 
     def _embed_creates(self, events: Sequence[Mapping]) -> dict[int, bytes]:
         """Every create's own content vector (float16 bytes), embedded in one call; empty without an encoder."""
@@ -417,7 +444,10 @@ class PostStore:
         if created_at_ms < now_ms - self.retention_ms or created_at_ms > now_ms + self.max_future_ms:
             return
         key = _post_key(post_id)
-        if batch.get(_tombstone_key(post_id)) is not None or batch.get(key) is not None:
+        tombstone = batch.get(_tombstone_key(post_id))
+        if tombstone is not None and _tombstone_author(tombstone) in (None, event["author_id"]):
+            return  # deleted by its author (or by a delete from before tombstones named their author)
+        if batch.get(key) is not None:
             return
         post = _post_from_event(event)
         primary = _ORIGINAL if post.kind == "original" else _SECONDARY
@@ -430,6 +460,7 @@ class PostStore:
             original = batch.get(_content_key(post.repost_of_post_id)) if post.repost_of_post_id is not None else None
             batch.put(_content_key(post_id), original if original is not None else content)
         batch.count_delta += 1
+        batch.added[post_id] = post.author_id
         for kind in _mask_kinds(mask):
             if batch.get(key) is None:
                 return  # the cap pushed the new post itself out of its primary timeline
@@ -450,18 +481,21 @@ class PostStore:
                 return source.kind != "reply" and source.is_video
         return False
 
-    def _apply_delete(self, batch: _Batch, event: Mapping) -> None:
-        post_id = event["post_id"]
-        deleted_at_ms = event["deleted_at_ms"]
+    def _apply_delete(self, batch: _Batch, event: Mapping, now_ms: int) -> None:
+        """Only a post's author deletes it. A delete that overtakes its create leaves a tombstone naming the
+        deleting author, which holds only against a create by that same author, so a forged early delete
+        cannot suppress someone else's post."""
+        post_id, author_id = event["post_id"], event["author_id"]
+        stored = batch.get(_post_key(post_id))
+        if stored is not None and _decode_post(stored)[0].author_id != author_id:
+            batch.refused_deletes.append(post_id)
+            return
         tombstone_key = _tombstone_key(post_id)
-        previous = batch.get(tombstone_key)
-        if previous is not None:
-            previous_at = _codec.unpack_i64(previous)
-            if previous_at >= deleted_at_ms:
-                return
-            batch.delete(_tombstone_time_key(previous_at, post_id))
-        batch.put(tombstone_key, _codec.pack_i64(deleted_at_ms))
-        batch.put(_tombstone_time_key(deleted_at_ms, post_id), b"")
+        existing = batch.get(tombstone_key)
+        if existing is not None and _tombstone_author(existing) in (None, author_id):
+            return  # already deleted: the first tombstone holds
+        batch.put(tombstone_key, _codec.pack_i64(now_ms) + _codec.pack_i64(author_id))
+        batch.put(_tombstone_time_key(now_ms, post_id), b"")
         self._drop_post(batch, post_id)
 
     def _drop_post(self, batch: _Batch, post_id: int) -> None:
@@ -475,6 +509,8 @@ class PostStore:
         batch.delete(_content_key(post_id))
         batch.delete(_created_key(post.created_at_ms, post_id))
         batch.count_delta -= 1
+        if batch.added.pop(post_id, None) is None:
+            batch.removed.append(post_id)
         for kind in _mask_kinds(mask):
             self._timeline_remove(batch, post.author_id, kind, post_id)
 
@@ -573,7 +609,7 @@ class PostStore:
                     batch.delete(index_key)
                     tombstone_key = _TOMBSTONE + index_key[9:17]
                     stored = batch.get(tombstone_key)
-                    if stored is not None and _codec.unpack_i64(stored) < cutoff_ms:
+                    if stored is not None and _codec.unpack_i64(stored[:8]) < cutoff_ms:
                         batch.delete(tombstone_key)
                 batch.commit()
             if len(index_keys) < _TRIM_CHUNK:

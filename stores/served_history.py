@@ -17,6 +17,20 @@ DEFAULT_MAX_IDS: Final = 2_000
 DEFAULT_TTL_MS: Final = 2 * 86_400_000
 
 
+def check_value(value: bytes) -> None:
+    """Raise ValueError unless `value` is a history this store wrote (a table value read back)."""
+    if len(value) % _codec.PAIR.size:
+        raise ValueError(f"{len(value)} bytes is not a whole number of {_codec.PAIR.size}-byte entries")
+
+
+def is_stale(value: bytes, now_ms: int, ttl_ms: int = DEFAULT_TTL_MS) -> bool:
+    """Whether every id of a stored history was served more than `ttl_ms` before `now_ms` (none counts)."""
+    if len(value) < _codec.PAIR.size:
+        return True
+    newest_served_at = _codec.PAIR.unpack_from(value, len(value) - _codec.PAIR.size)[0]
+    return newest_served_at < now_ms - ttl_ms
+
+
 class ServedHistory:
     """Bounded, expiring sets of post ids served to each user."""
 
@@ -46,6 +60,14 @@ class ServedHistory:
             self._table[user_id] = _codec.pack_pairs(entries)
         elif user_id in self._table:
             del self._table[user_id]
+
+    def expire_if_stale(self, user_id: int, now_ms: int) -> bool:
+        """Forget the user's history once no id in it counts as served any more; True if it went."""
+        value = self._table.get(user_id)
+        if value is None or not is_stale(value, now_ms, self.ttl_ms):
+            return False
+        del self._table[user_id]
+        return True
 
     def served_ids(self, user_id: int, now_ms: int | None = None) -> set[int]:
         """Ids served to the user within the last `ttl_ms` before `now_ms` (default: the wall clock)."""

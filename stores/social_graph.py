@@ -78,6 +78,20 @@ def _decode(value: bytes | None) -> _Graph:
     return _Graph(*lists, keywords=keywords)
 
 
+def check_value(value: bytes) -> None:
+    """Raise ValueError unless `value` is a graph this store wrote (a table value read back)."""
+    if len(value) < _HEADER.size:
+        raise ValueError(f"{len(value)} bytes, shorter than the {_HEADER.size}-byte header")
+    n_following, n_blocked, n_muted, n_keyword_bytes = _HEADER.unpack_from(value)
+    expected = _HEADER.size + (n_following + n_blocked + n_muted) * _ID_SIZE + n_keyword_bytes
+    if len(value) != expected:
+        raise ValueError(f"{len(value)} bytes, the header announces {expected}")
+    if n_keyword_bytes:
+        keywords = _codec.loads(value[expected - n_keyword_bytes :])  # orjson's error is a ValueError
+        if type(keywords) is not list or not all(type(keyword) is str for keyword in keywords):
+            raise ValueError("the muted keywords are not a list of strings")
+
+
 def _encode(graph: _Graph) -> bytes:
     keyword_bytes = _codec.dumps(graph.keywords) if graph.keywords else b""
     header = _HEADER.pack(len(graph.following), len(graph.blocked), len(graph.muted), len(keyword_bytes))

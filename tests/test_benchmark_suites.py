@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from foryou import bench_pipeline
+from foryou import bench_filters, bench_pipeline
 from phoenix import bench as phoenix_bench
 from phoenix import content_bench
 
@@ -36,6 +36,19 @@ def test_phoenix_suite_quick_writes_the_issue_record_names(tmp_path: Path) -> No
     assert ("matmul.peak", "gflops") in names
     for kind in ("exact", "ann"):
         assert {(f"retrieval.{kind}.100k", m) for m in ("median_ms", "recall_at_100")} <= names
+    assert ("train.examples_per_s", "examples_per_s") in names
+
+
+@pytest.mark.slow
+def test_phoenix_training_benchmark_alone_keeps_the_other_records(tmp_path: Path) -> None:
+    out = tmp_path / "phoenix.json"
+    out.write_text(json.dumps([{"name": "rank.s128.c32", "metric": "median_ms", "value": 1.0, "unit": "ms",
+                                "target": None, "params": {}, "at": "x"}]))
+    assert phoenix_bench.main(["--quick", "--only-train", "--out", str(out)]) == 0
+    records = _records(out)
+    assert [r["name"] for r in records] == ["rank.s128.c32", "train.examples_per_s"]
+    train = records[-1]
+    assert train["target"] == 1000.0 and train["params"]["requests_per_s"] > 0
 
 
 @pytest.mark.slow
@@ -69,3 +82,10 @@ def test_content_suite_writes_cost_memory_and_quality(tmp_path: Path) -> None:
     assert {"content.embed.per_post_us", "content.embed.full_encoder_per_post_us", "content.table_bytes",
             "content.store_bytes_per_post", "content.topic_nn_accuracy"} <= set(records)
     assert records["content.topic_nn_accuracy"]["value"] > records["content.topic_nn_accuracy"]["params"]["chance"]
+
+
+@pytest.mark.slow
+def test_filters_suite_quick_writes_the_muted_keyword_records(tmp_path: Path) -> None:
+    assert bench_filters.main(["--quick", "--out", str(tmp_path)]) == 0
+    names = {(r["name"], r["metric"]) for r in _records(tmp_path / "filters.json")}
+    assert {("filters.muted_keyword.adversarial", "median_ms"), ("filters.muted_keyword.c1000", "median_ms")} <= names

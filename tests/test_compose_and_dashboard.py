@@ -17,6 +17,7 @@ from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import REGISTRY, CollectorRegistry
 
 import agents.metrics
+import foryou.trainer_metrics  # noqa: F401 - registers the trainer's metrics (its own process) in the default registry
 import streams.metrics  # noqa: F401 - registers the pipeline's metrics in the default registry
 from foryou.settings import Settings
 
@@ -24,6 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "foryou.json"
 PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
 
+# The metrics of `foryou trainer` (a process of its own, not a worker) share this prefix.
+TRAINER_PREFIX = "foryou_trainer_"
 # Series Prometheus makes itself for every target, not exported by the worker.
 PROMETHEUS_SYNTHETIC = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 _SAMPLE_SUFFIXES = {
@@ -107,10 +110,10 @@ def test_metric_name_extraction_ignores_functions_labels_and_ranges() -> None:
     assert metric_names("sum(rate(a_total[5m])) / sum(rate(b_count[1m]))") == {"a_total", "b_count"}
 
 
-def test_every_dashboard_metric_is_exported_by_the_worker() -> None:
+def test_every_dashboard_metric_is_exported_by_the_worker_or_the_trainer() -> None:
     queried = dashboard_metric_names()
     missing = queried - worker_exported_names() - PROMETHEUS_SYNTHETIC
-    assert not missing, f"the dashboard queries metrics no worker exports: {sorted(missing)}"
+    assert not missing, f"the dashboard queries metrics neither the worker nor the trainer exports: {sorted(missing)}"
 
 
 def test_the_dashboard_covers_what_an_operator_needs() -> None:
@@ -129,6 +132,9 @@ def test_the_dashboard_covers_what_an_operator_needs() -> None:
         "foryou_rebalances_total",
         "process_resident_memory_bytes",
         "foryou_event_loop_lag_seconds",  # a blocked loop stops heartbeats and /metrics
+        "foryou_trainer_loss",  # the trainer: online loss, AUC on the latest window, checkpoint age
+        "foryou_trainer_window_auc",
+        "foryou_trainer_checkpoint_age_seconds",
     }
     assert needed <= queried, f"not on the dashboard: {sorted(needed - queried)}"
 

@@ -21,9 +21,11 @@ SOURCE_PARTITION_HEADER: Final = "foryou.dlq.source.partition"
 SOURCE_OFFSET_HEADER: Final = "foryou.dlq.source.offset"
 FAILED_AT_MS_HEADER: Final = "foryou.dlq.failed_at_ms"
 
-# The validation reasons, plus one for records that were valid but whose processing raised.
-PROCESSING_ERROR: Final = "processing_error"
-DEAD_LETTER_REASONS: Final[tuple[str, ...]] = (*REASONS, PROCESSING_ERROR)
+# The validation reasons, plus those of records the worker reads from its own internal topics and tables.
+PROCESSING_ERROR: Final = "processing_error"  # a valid record whose processing raised
+BAD_KEY: Final = "bad_key"  # a key an internal topic or table changelog cannot hold (not a user id)
+CORRUPT_STATE: Final = "corrupt_state"  # a table value (changelog or local RocksDB) its store cannot decode
+DEAD_LETTER_REASONS: Final[tuple[str, ...]] = (*REASONS, PROCESSING_ERROR, BAD_KEY, CORRUPT_STATE)
 _REASON_SET: Final = frozenset(DEAD_LETTER_REASONS)
 
 # Keeps the headers far below the dead-letters topic's headroom whatever an exception message holds.

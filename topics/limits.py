@@ -30,6 +30,9 @@ TOPIC_MAX_MESSAGE_BYTES: Final = 1_048_588
 # A dead letter carries the original value verbatim plus its context headers.
 DEAD_LETTER_HEADROOM_BYTES: Final = 64 * 1024
 DEAD_LETTER_MAX_MESSAGE_BYTES: Final = TOPIC_MAX_MESSAGE_BYTES + DEAD_LETTER_HEADROOM_BYTES
+# The dead-letter topic (one partition) keeps at most this many bytes besides its 30 days: a producer that
+# floods the inputs with bad records cannot fill the broker's disk through it (the oldest segments go first).
+DEAD_LETTER_RETENTION_BYTES: Final = 1 << 30
 
 # Feed requests.
 DEFAULT_MAX_RESULTS: Final = 50

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from topics.limits import DEAD_LETTER_MAX_MESSAGE_BYTES, TOPIC_MAX_MESSAGE_BYTES
+from topics.limits import DEAD_LETTER_MAX_MESSAGE_BYTES, DEAD_LETTER_RETENTION_BYTES, TOPIC_MAX_MESSAGE_BYTES
 
 TWEET_EVENTS: Final = "tweet-events"
 ENGAGEMENT_EVENTS: Final = "engagement-events"
@@ -60,8 +60,14 @@ _REQUEST_REPLY_CONFIG: Final = _config(
     retention_ms=_HOUR_MS, segment_ms=10 * _MINUTE_MS, max_message_bytes=TOPIC_MAX_MESSAGE_BYTES
 )
 # Dead letters wait for a person; they hold the original value verbatim plus context headers.
-_DEAD_LETTERS_CONFIG: Final = _config(
-    retention_ms=30 * _DAY_MS, segment_ms=_DAY_MS, max_message_bytes=DEAD_LETTER_MAX_MESSAGE_BYTES
+_DEAD_LETTERS_CONFIG: Final = MappingProxyType(
+    {
+        **_config(retention_ms=30 * _DAY_MS, segment_ms=_DAY_MS, max_message_bytes=DEAD_LETTER_MAX_MESSAGE_BYTES),
+        # Bounded in bytes too: a flood of bad records costs at most this much disk (oldest segments go first).
+        "retention.bytes": str(DEAD_LETTER_RETENTION_BYTES),
+        # Short segments, so that the byte bound is enforced in steps of at most this size.
+        "segment.bytes": str(DEAD_LETTER_RETENTION_BYTES // 8),
+    }
 )
 
 TWEET_EVENTS_SPEC: Final = TopicSpec(

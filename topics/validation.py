@@ -166,7 +166,13 @@ def _check_version(obj: dict[str, Any]) -> None:
 
 
 def _load(value: bytes | None, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
-    obj = _parse_object(value, max_bytes)
+    return _versioned(_parse_object(value, max_bytes))
+
+
+def _versioned(obj: object) -> dict[str, Any]:
+    """`obj` as a contract object: a dict with the known "v"."""
+    if type(obj) is not dict:
+        raise InvalidRecord("not_object", f"expected a JSON object, got {_json_type(obj)}")
     _check_version(obj)
     return obj
 
@@ -294,7 +300,12 @@ def _bad_list_item(name: str, items: list[Any]) -> InvalidRecord:
 
 def decode_tweet_event(value: bytes | None) -> TweetEvent:
     """A `tweet-events` value: a TweetCreate or a TweetDelete, by its "type"."""
-    obj = _load(value)
+    return tweet_event_from_object(_load(value))
+
+
+def tweet_event_from_object(parsed: object) -> TweetEvent:
+    """`decode_tweet_event` of an already parsed value (the worker's internal topics carry these objects)."""
+    obj = _versioned(parsed)
     kind = obj.get("type", _MISSING)
     if kind == "create":
         return _tweet_create(obj)
@@ -330,7 +341,11 @@ def _tweet_create(obj: dict[str, Any]) -> TweetCreate:
 
 def decode_engagement(value: bytes | None) -> Engagement:
     """An `engagement-events` value."""
-    obj = _load(value)
+    return engagement_from_object(_load(value))
+
+
+def engagement_from_object(parsed: object) -> Engagement:
+    obj = _versioned(parsed)
     return Engagement(
         user_id=_id(obj, "user_id"),
         post_id=_id(obj, "post_id"),
@@ -345,7 +360,11 @@ def decode_engagement(value: bytes | None) -> Engagement:
 
 def decode_social_graph_event(value: bytes | None) -> SocialGraphEvent:
     """A `social-graph-events` value; target_id is required for user types, keyword for keyword types."""
-    obj = _load(value)
+    return social_graph_event_from_object(_load(value))
+
+
+def social_graph_event_from_object(parsed: object) -> SocialGraphEvent:
+    obj = _versioned(parsed)
     kind = _choice(obj, "type", _TARGET_TYPE_SET | _KEYWORD_TYPE_SET)
     user_id = _id(obj, "user_id")
     ts_ms = _ms(obj, "ts_ms")
@@ -374,7 +393,13 @@ def decode_feed_request(value: bytes | None) -> FeedRequest:
     When the record is an object holding a valid request_id (and user_id), the InvalidRecord carries them
     even if other fields, or "v", are wrong.
     """
-    obj = _parse_object(value, MAX_PAYLOAD_BYTES)
+    return feed_request_from_object(_parse_object(value, MAX_PAYLOAD_BYTES))
+
+
+def feed_request_from_object(obj: object) -> FeedRequest:
+    """`decode_feed_request` of an already parsed value."""
+    if type(obj) is not dict:
+        raise InvalidRecord("not_object", f"expected a JSON object, got {_json_type(obj)}")
     try:
         _check_version(obj)
         return _feed_request(obj)

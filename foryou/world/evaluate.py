@@ -12,8 +12,9 @@ gets it from the post's creation time at request time.
 
 Benchmark records (bench/results/world.json, a JSON list of {"name","metric","value","unit","target",
 "params","at"}): `world.engagements_per_impression` and `world.negatives_per_impression` per online policy
-(params.policy), and `world.pairwise_accuracy_vs_truth` (target 0.8) and `world.ndcg10_vs_truth` for the
-trained ranker, merged into the file by `foryou.benchmarks.merge_results`.
+(params.policy; params also hold the first and last window's engagements per impression), and
+`world.pairwise_accuracy_vs_truth` (target 0.8) and `world.ndcg10_vs_truth` for the trained ranker, merged into
+the file by `foryou.benchmarks.merge_results`.
 """
 
 from collections.abc import Mapping
@@ -115,7 +116,14 @@ def online_records(metrics: OnlineMetrics, params: Mapping[str, Any]) -> list[di
     records = []
     for policy in metrics.policies():
         total = metrics.total(policy)
-        detail = {**params, "policy": policy, "requests": total.requests, "impressions": total.impressions}
+        windows = metrics.windows(policy)
+        detail = {**params, "policy": policy, "requests": total.requests, "impressions": total.impressions,
+                  "windows": len(windows),
+                  # over time (the online policy learns while it serves): its first and last window
+                  "first_window_engagements_per_impression": round(windows[0].engagements_per_impression, 6)
+                  if windows else None,
+                  "last_window_engagements_per_impression": round(windows[-1].engagements_per_impression, 6)
+                  if windows else None}
         records.append(record("world.engagements_per_impression", "engagements_per_impression",
                               total.engagements_per_impression, "ratio", **detail))
         records.append(record("world.negatives_per_impression", "negatives_per_impression",

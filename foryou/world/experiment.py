@@ -20,16 +20,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from foryou.processes import WorkerProcess
+from foryou.processes import TrainerProcess, WorkerProcess
 from foryou.world.kafka_io import WORKER_INPUTS, EventProducer, commit_offsets, end_offsets
 from foryou.world.progress import Progress
 from foryou.world.replay import TimeShift, merge_by_time, rebase_events, replay_events, world_end_ms
 from foryou.world.wire import ENGAGEMENT_EVENTS, SOCIAL_GRAPH_EVENTS, WireValue, WorldEvent
 from foryou.world.world import World
+from topics.specs import IMPRESSIONS
 
 REVERSE_CHRON = "reverse-chron"
 PHOENIX_UNTRAINED = "phoenix-untrained"
 PHOENIX_TRAINED = "phoenix-trained"
+PHOENIX_ONLINE = "phoenix-online"  # served from the checkpoint a `foryou trainer` keeps publishing
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,17 @@ class PolicySpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def policy_specs(checkpoint: str | Path | None) -> list[PolicySpec]:
+def policy_specs(checkpoint: str | Path | None, online_checkpoint: str | Path | None = None) -> list[PolicySpec]:
     specs = [
         PolicySpec(REVERSE_CHRON, {"FORYOU_POLICY": "reverse-chron", "FORYOU_CHECKPOINT": ""}),
         PolicySpec(PHOENIX_UNTRAINED, {"FORYOU_POLICY": "phoenix", "FORYOU_CHECKPOINT": ""}),
     ]
     if checkpoint is not None:
         specs.append(PolicySpec(PHOENIX_TRAINED, {"FORYOU_POLICY": "phoenix", "FORYOU_CHECKPOINT": str(checkpoint)}))
+    if online_checkpoint is not None:
+        specs.append(
+            PolicySpec(PHOENIX_ONLINE, {"FORYOU_POLICY": "phoenix", "FORYOU_CHECKPOINT": str(online_checkpoint)})
+        )
     return specs
 
 
@@ -83,6 +89,25 @@ def start_worker(
         env={"FORYOU_PARTITIONS": "4", **spec.env, **(env or {})},
     )
     return worker.start()
+
+
+def start_trainer(
+    bootstrap: str, app_id: str, checkpoint: Path, run_dir: Path, args: list[str] | None = None
+) -> TrainerProcess:
+    """A `foryou trainer` for the worker of `app_id`, reading impressions and engagements from their current
+    end (so it learns only from this run), publishing to `checkpoint`; returns once it has published."""
+    from agents.topology import ensure_topics
+    from foryou.settings import Settings
+
+    for _ in ensure_topics(Settings(bootstrap=bootstrap, app_id=app_id, partitions=4)):
+        pass  # its post log
+    commit_offsets(bootstrap, f"{app_id}-trainer", end_offsets(bootstrap, (IMPRESSIONS, ENGAGEMENT_EVENTS)))
+    trainer = TrainerProcess(
+        bootstrap=bootstrap, app_id=app_id, checkpoint=checkpoint, log_path=run_dir / f"{app_id}-trainer.log",
+        args=args,
+    ).start()
+    trainer.wait_published()
+    return trainer
 
 
 def replay(

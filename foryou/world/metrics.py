@@ -235,22 +235,26 @@ class OnlineMetrics:
         return "\n".join(lines)
 
     def plot(self, path: str | Path) -> Path:
-        """PNG with one panel per metric over time (hours since the first window), a line per policy."""
+        """PNG with one panel per metric over time, a line per policy. Each policy's time counts from its own
+        first window (policies run one after another, each on its own rebased clock), in seconds, minutes or
+        hours, whichever suits the longest run."""
         from matplotlib.figure import Figure  # a bare Figure renders with Agg, no display needed
 
         path = Path(path)
         panels = [c for c in _COLUMNS if c[0] not in ("requests", "impressions")]
         figure = Figure(figsize=(16, 7), layout="constrained")
         axes = figure.subplots(2, 4).ravel()
-        starts = [s.window_start_ms for p in self.policies() for s in self.windows(p)]
-        first = min(starts, default=0)
+        starts = {p: min((s.window_start_ms for s in self.windows(p)), default=0) for p in self.policies()}
+        span_ms = max((s.window_start_ms - starts[p] + self.window_ms for p in starts for s in self.windows(p)),
+                      default=0)
+        unit, unit_ms = time_unit(span_ms)
         for ax, (title, attr, _, scale) in zip(axes, panels, strict=False):
             for policy in self.policies():
                 stats = self.windows(policy)
-                hours = [(s.window_start_ms - first) / HOUR_MS for s in stats]
-                ax.plot(hours, [getattr(s, attr) * scale for s in stats], marker=".", label=policy)
+                times = [(s.window_start_ms - starts[policy]) / unit_ms for s in stats]
+                ax.plot(times, [getattr(s, attr) * scale for s in stats], marker=".", label=policy)
             ax.set_title(title)
-            ax.set_xlabel("hours")
+            ax.set_xlabel(f"{unit} since the policy's first window")
         for ax in axes[len(panels) :]:
             ax.axis("off")
         if self.policies():
@@ -258,3 +262,12 @@ class OnlineMetrics:
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, format="png", dpi=80)
         return path
+
+
+def time_unit(span_ms: float) -> tuple[str, float]:
+    """The plot's time unit for a run of `span_ms`: seconds up to 2 minutes, minutes up to 2 hours, else hours."""
+    if span_ms <= 120_000:
+        return "seconds", 1000.0
+    if span_ms <= 2 * HOUR_MS:
+        return "minutes", 60_000.0
+    return "hours", float(HOUR_MS)

@@ -1,5 +1,7 @@
 """Small helpers for the integration tests: waiting on a worker's view of the world, reading topics."""
 
+import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -9,9 +11,11 @@ from typing import TypeVar
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
+from foryou.client import FeedClient
 from foryou.processes import WorkerProcess
 
 T = TypeVar("T")
+KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 
 
 def eventually(
@@ -116,3 +120,37 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def kcat_produce(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], partition: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Records as kcat sends them: key and value split at the first tab, one record per line (each with
+    `headers`)."""
+    lines = b"".join(key + b"\t" + value + b"\n" for key, value in records)
+    argv = [str(KCAT), "-P", "-b", bootstrap, "-t", topic, "-K", "\t"]
+    if partition is not None:
+        argv += ["-p", str(partition)]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}={value}"]
+    subprocess.run(argv, input=lines, check=True, timeout=60)
+
+
+def dead_letters_for(reader: TopicReader, keys: set[bytes], timeout_s: float = 120.0) -> dict[bytes, object]:
+    """The dead letters whose (original) key is one of `keys`, by key; each must come exactly once."""
+    messages = reader.read_until(lambda seen: keys <= {m.key() for m in seen}, timeout_s)
+    deadline = time.monotonic() + 3.0  # a second copy, if any, would come right behind
+    while time.monotonic() < deadline:
+        message = reader.consumer.poll(0.2)
+        if message is not None and not message.error():
+            messages.append(message)
+    ours = [m for m in messages if m.key() in keys]
+    assert len(ours) == len(keys), sorted(m.key() for m in ours)
+    return {m.key(): m for m in ours}
+
+
+def assert_answers(client: FeedClient, user: int, expected: list[int], timeout_s: float = 60.0) -> None:
+    answer = client.request(user, timeout_s=timeout_s)
+    assert answer["status"] == "ok", answer
+    assert [post["post_id"] for post in answer["posts"]] == expected

@@ -145,3 +145,24 @@ def test_reload_swaps_version_params_and_corpus(tmp_path: Path) -> None:
     np.testing.assert_allclose(after, Ranker.from_checkpoint(path, candidate_buckets=BUCKETS).score(1, history, cands))
     assert ranker.retrieve(1, history, 5) != retrieved_before
     assert not ranker.maybe_reload()
+
+
+def test_an_unreadable_checkpoint_is_refused_once_and_the_current_model_kept(tmp_path: Path) -> None:
+    path = tmp_path / "phoenix.npz"
+    first = save_checkpoint(path, model.init_params(TINY, jax.random.PRNGKey(0)), TINY, {"step": 1})
+    ranker = Ranker.from_checkpoint(path, candidate_buckets=BUCKETS)
+    history, cands = _history(8, 12), _candidates(9, 10)
+    before = ranker.score(1, history, cands)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # truncated, as by a copy cut short
+    raised = False
+    try:
+        ranker.maybe_reload()
+    except Exception:  # what a truncated zip raises is numpy's business; that it raises is ours
+        raised = True
+    assert raised
+    assert ranker.version == first
+    np.testing.assert_allclose(ranker.score(1, history, cands), before)
+    assert not ranker.maybe_reload()  # the same bad file is not tried (nor reported) again
+    second = save_checkpoint(path, model.init_params(TINY, jax.random.PRNGKey(1)), TINY, {"step": 2})
+    assert ranker.maybe_reload() and ranker.version == second  # a good file written later is picked up

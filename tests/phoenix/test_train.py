@@ -4,6 +4,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import pytest
 
@@ -108,3 +109,23 @@ def test_main_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert not (tmp_path / "x.ckpt").exists()
     with pytest.raises(SystemExit):
         main(["--data", "a", "--out", "b", "--steps", "3", "--epochs", "1"])
+
+
+def test_a_training_part_without_negatives_is_refused_not_trained_to_the_base_rate() -> None:
+    log = synthetic_log(num_users=12, num_authors=10, requests_per_user=12, seed=5)
+    split = sorted(imp.ts_ms for imp in log)[int(len(log) * 0.8)]
+    # Non-engaged lines only in the (later) held-out part: the log as a whole has negatives, the train part none.
+    lines = [imp for imp in log if imp.ts_ms >= split or imp.positive]
+    with pytest.raises(train_module.NoNegativesError, match="no line without a positive action"):
+        prepare(lines, 8, 0.1, TrainOptions().negatives, split_ts_ms=split)
+
+
+def test_training_starts_with_a_silent_post_table() -> None:
+    from phoenix.model import init_params
+
+    start = train_module.initial_params(TINY, seed=3)
+    reference = init_params(TINY, jax.random.PRNGKey(3))
+    for module, leaves in reference.items():
+        for name, value in leaves.items():
+            expected = np.zeros_like(value) if name == "post_table" else np.asarray(value)
+            np.testing.assert_array_equal(np.asarray(start[module][name]), expected, err_msg=f"{module}/{name}")

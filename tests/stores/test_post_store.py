@@ -312,10 +312,12 @@ def test_trim_drops_old_posts_and_old_tombstones(tmp_path) -> None:
         assert store.timeline(2, "original") == [(2, NOW - 10 * HOUR)]
         assert store.timeline(2, "video") == []
         assert store.count() == 3
-        assert store.is_deleted(9)  # a tombstone lasts retention + margin after the delete
+        assert store.is_deleted(9)  # a tombstone lasts retention + margin after the delete was applied
         assert store.trim(later) == []
 
         assert sorted(store.trim(NOW + 20 * HOUR)) == [2, 3, 4]  # cutoff NOW - 4h: everything else
+        assert store.is_deleted(9)  # applied at NOW: held until NOW + 25h, whatever deleted_at_ms said
+        store.trim(NOW + 25 * HOUR + 1)
         assert not store.is_deleted(9)
         assert store.count() == 0
         assert store.timeline(4, "secondary") == []
@@ -518,3 +520,56 @@ def test_recent_posts_matches_a_naive_reference_on_random_data(
             assert ids(got) == expected
     finally:
         store.close()
+
+
+def test_a_delete_holds_by_the_stores_clock_whatever_deleted_at_ms_says(store: PostStore) -> None:
+    store.apply([create(1, 2, NOW - HOUR), create(2, 2, NOW - HOUR)], now_ms=NOW)
+    store.apply([delete(1, 2, 0), delete(2, 2, 2**63 - 1)], now_ms=NOW)
+    store.trim(NOW + 2 * DAY)  # the producer's 0 would have expired the tombstone at once
+    assert store.is_deleted(1) and store.is_deleted(2)
+    # A late create of a deleted post is skipped, even one that claims a fresh creation time.
+    store.apply([create(1, 2, NOW + 2 * DAY), create(2, 2, NOW + 2 * DAY)], now_ms=NOW + 2 * DAY)
+    assert store.get(1) is None and store.get(2) is None
+    store.trim(NOW + 3 * DAY)  # retention + margin after the delete was applied: the far-future one goes too
+    assert not store.is_deleted(1) and not store.is_deleted(2)
+
+
+def test_apply_reports_exactly_the_posts_it_stored_and_removed(tmp_path) -> None:
+    with PostStore(str(tmp_path / "p"), timeline_cap=2) as store:
+        applied = store.apply(
+            [
+                create(1, 2, NOW - 30),
+                create(2, 2, NOW - 20),
+                create(3, 2, NOW - 10),  # pushes 1 out of the author's timeline, and so out of the store
+                create(4, 5, NOW - 3 * DAY),  # too old: rejected
+                create(5, 5, NOW + DAY),  # too far ahead: rejected
+                create(2, 2, NOW - 20),  # a duplicate
+                delete(6, 5, NOW),
+                create(6, 5, NOW - 5),  # deleted before it came: skipped
+            ],
+            now_ms=NOW,
+        )
+        assert applied.added == {2: 2, 3: 2}
+        assert applied.removed == []
+        applied = store.apply([create(7, 2, NOW - 1), delete(3, 2, NOW), delete(99, 2, NOW)], now_ms=NOW)
+        assert applied.added == {7: 2}
+        assert sorted(applied.removed) == [2, 3]  # 2 evicted by 7, 3 deleted; 99 was never stored
+
+
+def test_only_the_author_deletes_a_post(store: PostStore) -> None:
+    store.apply([create(1, 7, NOW - 1000)], now_ms=NOW)
+    applied = store.apply([delete(1, 8, NOW)], now_ms=NOW)
+    assert applied.refused_deletes == [1]
+    assert store.get(1) is not None and not store.is_deleted(1)
+    applied = store.apply([delete(1, 7, NOW)], now_ms=NOW)
+    assert applied.refused_deletes == [] and applied.removed == [1]
+    assert store.get(1) is None
+
+
+def test_a_forged_delete_before_the_create_does_not_suppress_the_post(store: PostStore) -> None:
+    store.apply([delete(2, 8, NOW), create(2, 7, NOW - 1000)], now_ms=NOW)
+    assert store.get(2) is not None  # the early delete named another author
+    store.apply([delete(3, 7, NOW), create(3, 7, NOW - 1000)], now_ms=NOW)
+    assert store.get(3) is None and store.is_deleted(3)  # the author's own early delete holds
+    store.apply([delete(2, 7, NOW)], now_ms=NOW)
+    assert store.get(2) is None and store.is_deleted(2)

@@ -88,7 +88,7 @@ def test_failed_at_defaults_to_now() -> None:
 
 
 def test_reasons_are_the_validation_reasons_plus_processing_error() -> None:
-    assert (*REASONS, "processing_error") == DEAD_LETTER_REASONS
+    assert (*REASONS, "processing_error", "bad_key", "corrupt_state") == DEAD_LETTER_REASONS
     with pytest.raises(ValueError, match="unknown dead-letter reason"):
         headers_of(DeadLetterContext("oops", "", "t", 0, 0, 0))
 

@@ -2,7 +2,12 @@
 
 import pytest
 
-from topics.limits import MAX_PAYLOAD_BYTES, MAX_RANKED_FEED_BYTES, TOPIC_MAX_MESSAGE_BYTES
+from topics.limits import (
+    DEAD_LETTER_RETENTION_BYTES,
+    MAX_PAYLOAD_BYTES,
+    MAX_RANKED_FEED_BYTES,
+    TOPIC_MAX_MESSAGE_BYTES,
+)
 from topics.specs import (
     DEAD_LETTERS,
     DEAD_LETTERS_SPEC,
@@ -63,6 +68,14 @@ def test_dead_letters_hold_any_source_record_plus_headers_for_longer() -> None:
     assert int(DEAD_LETTERS_SPEC.config["max.message.bytes"]) > largest_source
     longest_source = max(int(spec.config["retention.ms"]) for spec in TOPICS if spec is not DEAD_LETTERS_SPEC)
     assert int(DEAD_LETTERS_SPEC.config["retention.ms"]) > longest_source
+
+
+def test_dead_letters_are_bounded_in_bytes_as_well_as_time() -> None:
+    # A flood of bad records must not fill the broker's disk through the dead-letter copies.
+    retention_bytes = int(DEAD_LETTERS_SPEC.config["retention.bytes"])
+    assert retention_bytes == DEAD_LETTER_RETENTION_BYTES
+    segment_bytes = int(DEAD_LETTERS_SPEC.config["segment.bytes"])
+    assert int(DEAD_LETTERS_SPEC.config["max.message.bytes"]) < segment_bytes < retention_bytes
 
 
 def test_event_topics_keep_a_week_and_request_topics_an_hour() -> None:

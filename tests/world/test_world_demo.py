@@ -46,4 +46,20 @@ def test_verdict_needs_both_more_engagements_and_fewer_negatives() -> None:
             metrics.record_engagement(1, 10, action, 1)
     [line] = comparison_lines(metrics)
     assert "2.00x" in line and ": met" in line
-    assert parse_args([]).policies == ["reverse-chron", "phoenix-untrained", "phoenix-trained"]
+    assert parse_args([]).policies == ["reverse-chron", "phoenix-untrained", "phoenix-trained", "phoenix-online"]
+
+
+def test_online_policy_line_compares_its_last_window_with_reverse_chron() -> None:
+    metrics = OnlineMetrics(window_ms=1_000)
+    metrics.record_served("reverse-chron", 1, 0, [ServedPost(10, 2, 0, True), ServedPost(11, 3, 0, True)])
+    metrics.record_engagement(1, 10, "favorite", 1)  # reverse-chron: 0.5 per impression
+    for window, liked in ((0, False), (1, True)):  # the online policy learns: nothing, then both posts
+        at = window * 1_000
+        metrics.record_served("phoenix-online", 2, at, [ServedPost(20 + window, 2, 0, True),
+                                                         ServedPost(30 + window, 3, 0, True)])
+        if liked:
+            metrics.record_engagement(2, 20 + window, "favorite", at + 1)
+            metrics.record_engagement(2, 30 + window, "favorite", at + 2)
+    [online] = [line for line in comparison_lines(metrics) if line.startswith("phoenix-online")]
+    assert "first window 0.0000, last window 1.0000 (2 windows)" in online
+    assert "the last beats reverse-chron's 0.5000" in online

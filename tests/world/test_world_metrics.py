@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from foryou.world.config import preset
-from foryou.world.metrics import OnlineMetrics, ServedPost, describe_feed
+from foryou.world.metrics import OnlineMetrics, ServedPost, describe_feed, time_unit
 from foryou.world.posts import POST_ID_BASE
 from foryou.world.world import World
 
@@ -86,6 +86,13 @@ def test_plot_writes_png(metrics: OnlineMetrics, tmp_path: Path) -> None:
     path = metrics.plot(tmp_path / "plots" / "metrics.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 10_000
+
+
+def test_plot_time_unit_suits_the_run() -> None:
+    # A one-minute demo loop is plotted in seconds, not as 0.000-0.020 hours.
+    assert time_unit(60_000) == ("seconds", 1000.0)
+    assert time_unit(10 * 60_000) == ("minutes", 60_000.0)
+    assert time_unit(3 * 3_600_000) == ("hours", 3_600_000.0)
 
 
 def test_describe_feed_uses_the_follow_graph() -> None:
