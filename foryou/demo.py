@@ -135,6 +135,12 @@ def prepare_model(args: argparse.Namespace, world: Any, cache: Path) -> tuple[An
     return load_history(cache), checkpoint
 
 
+def _reads_content(checkpoint: Path) -> bool:
+    from phoenix.checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint).cfg.has_content
+
+
 def _lag_line(label: str) -> Callable[[int], None]:
     started = time.monotonic()
 
@@ -171,8 +177,13 @@ def run_policy(
         checkpoint = Path(spec.env["FORYOU_CHECKPOINT"])
         checkpoint.unlink(missing_ok=True)  # every run learns from its own start
         trainer_args = ["--window-s", str(args.online_window_s), "--publish-every-s", str(args.online_publish_s)]
-        if args.online_init == "offline":
+        if args.online_init == "offline" and not _reads_content(offline_checkpoint):
             trainer_args += ["--init", str(offline_checkpoint)]
+        elif args.online_init == "offline":
+            # The online trainer trains the preset config (no content inputs) and cannot continue a
+            # checkpoint trained with a posts file: it starts untrained instead.
+            _say("  the offline checkpoint reads post content, which the online trainer does not yet: "
+                 "it starts untrained")
         trainer = start_trainer(bootstrap, app_id, checkpoint, out / "workers", trainer_args)
         on_worker(trainer)
         _say(f"  trainer for {app_id}: metrics at {trainer.url}/metrics, log {trainer.log_path}")
