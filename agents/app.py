@@ -63,6 +63,7 @@ from stores import social_graph as graph_store
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
+from streams.config import ConfigError, ForYouConfig, load_config
 from topics.dead_letters import PROCESSING_ERROR
 from topics.partitioning import partition_for_id
 from topics.schemas import key_bytes
@@ -84,6 +85,17 @@ from topics.validation import (
 
 log = logging.getLogger(__name__)
 settings = Settings()
+
+
+def _pipeline_config() -> ForYouConfig:
+    """The pipeline's configuration; a bad one stops the worker before it starts, every problem listed."""
+    try:
+        return load_config()
+    except ConfigError as error:
+        raise SystemExit(str(error)) from error
+
+
+config = _pipeline_config()
 
 app = faust.App(
     settings.app_id,
@@ -170,7 +182,7 @@ checked_actions, checked_social, checked_served, checked_answered = (
 user_actions = UserActionSequences(checked_actions)
 social_graph = SocialGraph(checked_social)
 served_history = ServedHistory(checked_served)
-runtime = Runtime(app, settings, dead_letters)
+runtime = Runtime(app, settings, dead_letters, config)
 ingest_progress = IngestProgress()
 watchdog = StallWatchdog(settings.stall_exit_s)
 # Feed requests wait for the other user-keyed topics (see agents/order_barrier.py).
@@ -330,7 +342,8 @@ def _apply_user_event(user_event: UserEvent) -> list[Delivery]:
         if changed and payload["type"] in ("follow", "unfollow"):
             author_id = payload["target_id"]
             step = 1 if payload["type"] == "follow" else -1
-            delta = encode_follower_delta(author_id, step)
+            # The follower too: every worker's post store keeps the follow edge (mutual-follow reply boost).
+            delta = encode_follower_delta(author_id, step, follower_id=payload["user_id"])
             return [forwarder.send(post_log_topic(settings), key_bytes(author_id), delta)]
     elif user_event.kind == "expire":  # from the idle-user sweep: checked again here, in the user's order
         _expire_user(payload["user_id"], int(time.time() * 1000))
@@ -499,9 +512,11 @@ async def _send_impressions(user_id: int, records: list[dict[str, Any]]) -> None
 
 
 runtime.bind_feeds(
-    lambda ranker, post_store: FeedService(
+    lambda ranker, post_store, counts: FeedService(
         settings=settings,
+        config=config,
         post_store=post_store,
+        counts=counts,
         ranker=ranker,
         user_actions=user_actions,
         social_graph=social_graph,

@@ -6,7 +6,8 @@ worker's own: "expire" (`{"v": 1, "user_id"}`), sent by the idle-user sweep (age
 user's partition, the only place its tables may be written, drops what has gone idle.
 
 `<app>-post-log`: a validated tweet event (the `tweet-events` object), or a follower-count delta
-`{"type": "follower_delta", "author_id", "delta": +1|-1}` written by the user-events agent.
+`{"type": "follower_delta", "author_id", "delta": +1|-1, "follower_id"}` written by the user-events agent
+(follower_id optional: older deltas lack it).
 
 Only the worker writes these topics, but anyone who can reach the broker can too: each record is checked
 as strictly as a public one (the same decoders), and what fails raises `InvalidRecord` with a reason, so
@@ -90,8 +91,12 @@ def decode_user_event(value: bytes | None) -> UserEvent:
     return UserEvent(kind, event, float(received_at_ms))
 
 
-def encode_follower_delta(author_id: int, delta: int) -> bytes:
-    return orjson.dumps({"type": FOLLOWER_DELTA, "author_id": author_id, "delta": delta})
+def encode_follower_delta(author_id: int, delta: int, follower_id: int | None = None) -> bytes:
+    """The delta, and who followed or unfollowed (each worker's post store keeps the follow edges)."""
+    record: dict[str, Any] = {"type": FOLLOWER_DELTA, "author_id": author_id, "delta": delta}
+    if follower_id is not None:
+        record["follower_id"] = follower_id
+    return orjson.dumps(record)
 
 
 def decode_post_log_record(value: bytes | None) -> dict[str, Any]:
@@ -103,6 +108,9 @@ def decode_post_log_record(value: bytes | None) -> dict[str, Any]:
             raise InvalidRecord("wrong_type", "author_id: expected an id")
         if type(delta) is not int or delta not in (-1, 1):
             raise InvalidRecord("bad_value", "delta: expected 1 or -1")
+        follower_id = obj.get("follower_id")  # absent in deltas written before follow edges were kept
+        if follower_id is not None and (type(follower_id) is not int or not 0 < follower_id < 2**63):
+            raise InvalidRecord("wrong_type", "follower_id: expected an id")
         return obj
     # Re-encoded from the validated record: exactly the fields the store reads, nothing else.
     return tweet_event_from_object(obj).to_dict()

@@ -23,9 +23,9 @@ from stores.post_store import PostStore
 from stores.records import ActionEntry, UserFeatures
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
-from streams.config import load_config
+from streams.config import ForYouConfig
 from streams.for_you import for_you_pipeline, reverse_chron_pipeline
-from streams.ports import RankerPort
+from streams.ports import EngagementCountsStore, RankerPort
 from streams.query import parse_feed_request
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,9 @@ class FeedService:
         self,
         *,
         settings: Settings,
+        config: ForYouConfig,
         post_store: PostStore,
+        counts: EngagementCountsStore,
         ranker: RankerPort | None,
         user_actions: UserActionSequences,
         social_graph: SocialGraph,
@@ -100,13 +102,13 @@ class FeedService:
         send_answer: AnswerSender,
         send_impressions: ImpressionSender,
     ) -> None:
-        self.config = load_config()
+        self.config = config
         state = UserState(user_actions, social_graph, served_history)
         sink = FeedSideEffects(served_history, send_impressions)
         if settings.policy == "phoenix":
             assert ranker is not None, "the phoenix policy needs a ranker"
             self.pipeline = for_you_pipeline(
-                config=self.config, post_store=post_store, user_state=state, ranker=ranker, sink=sink
+                config=self.config, post_store=post_store, user_state=state, counts=counts, ranker=ranker, sink=sink
             )
         else:
             self.pipeline = reverse_chron_pipeline(

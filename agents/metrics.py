@@ -98,3 +98,8 @@ order_barrier_wait = Histogram(
 order_barrier_errors = Counter(
     "foryou_order_barrier_errors_total", "Failed broker queries of the order barrier (each is retried with backoff)."
 )
+counted_records = Counter(
+    "foryou_engagement_counts_records_total",
+    "Records this worker's engagement-count replica read, by topic and outcome (counted, skipped).",
+    ["topic", "outcome"],
+)

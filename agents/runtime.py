@@ -1,4 +1,5 @@
-"""What a worker opens at start and closes at stop: the post-store replica, the ranker, the feed service."""
+"""What a worker opens at start and closes at stop: the post-store replica, the engagement-count replica, the
+ranker, the feed service."""
 
 import asyncio
 import contextlib
@@ -13,12 +14,16 @@ import numpy as np
 from mode import Service
 
 from agents import metrics
+from agents.counts_replica import CountsReplica
 from agents.dead_letters import DeadLetters
 from agents.post_replica import PostReplica
 from agents.topology import partition_count, post_log_topic
 from foryou.settings import Settings
+from stores.engagement_counts import EngagementCounts
 from stores.post_store import Applied, PostStore
 from stores.records import stack_vectors
+from streams.config import ForYouConfig
+from topics.specs import ENGAGEMENT_EVENTS, IMPRESSIONS
 
 if TYPE_CHECKING:
     from agents.feeds import FeedService
@@ -27,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FeedServiceFactory = Callable[["Ranker | None", PostStore], "FeedService"]
+FeedServiceFactory = Callable[["Ranker | None", PostStore, EngagementCounts], "FeedService"]
 
 
 class Runtime(Service):
@@ -35,13 +40,18 @@ class Runtime(Service):
     feed requests (the user-events agent) on `posts_caught_up` too: a restarted worker must not serve a post
     whose delete is already on the post log but not yet in its replica."""
 
-    def __init__(self, app: faust.App, settings: Settings, dead_letters: DeadLetters, **kwargs: Any) -> None:
+    def __init__(
+        self, app: faust.App, settings: Settings, dead_letters: DeadLetters, config: ForYouConfig, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.app = app
         self.settings = settings
         self.dead_letters = dead_letters
+        self.config = config
         self.serving = asyncio.Event()
         self.post_store: PostStore | None = None
+        self.counts: EngagementCounts | None = None
+        self.counts_replica: CountsReplica | None = None
         self.ranker: Ranker | None = None
         self.replica: PostReplica | None = None
         self._feeds: FeedService | None = None
@@ -68,17 +78,29 @@ class Runtime(Service):
         started = time.monotonic()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         encoder = await asyncio.to_thread(self._load_content_encoder)
+        thunder = self.config.thunder
         self.post_store = PostStore(
             str(self.settings.data_dir / "post-store"),
             retention_ms=self.settings.post_retention_ms,
             content_encoder=encoder.encode if encoder is not None else None,
+            timeline_cap=thunder.timeline_cap,
+            max_original_per_author=thunder.max_originals_per_author,
+            max_secondary_per_author=thunder.max_secondary_per_author,
         )
+        self.counts = EngagementCounts(str(self.settings.data_dir / "engagement-counts"))
         if self.settings.policy == "phoenix":
             self.ranker = await asyncio.to_thread(self._load_ranker)
             metrics.model_info.labels(self.ranker.version).set(1)
             self._connect_content(self.ranker, encoder, self.post_store)
         assert self._feeds_factory is not None
-        self._feeds = self._feeds_factory(self.ranker, self.post_store)
+        self._feeds = self._feeds_factory(self.ranker, self.post_store, self.counts)
+        topics = (IMPRESSIONS, ENGAGEMENT_EVENTS)
+        self.counts_replica = CountsReplica(
+            bootstrap=self.settings.bootstrap,
+            partitions={t: await asyncio.to_thread(partition_count, self.settings, t) for t in topics},
+            counts=self.counts,
+        )
+        await self.add_runtime_dependency(self.counts_replica)
         self.replica = PostReplica(
             bootstrap=self.settings.bootstrap,
             security=self.settings.kafka_security,
@@ -92,11 +114,18 @@ class Runtime(Service):
         if self.ranker is not None:
             await asyncio.to_thread(self._index_existing_posts)
         self.serving.set()
-        log.info("runtime started in %.1fs (policy=%s)", time.monotonic() - started, self.settings.policy)
+        log.info(
+            "runtime started in %.1fs (policy=%s, preset=%s)",
+            time.monotonic() - started,
+            self.settings.policy,
+            self.config.preset,
+        )
 
     async def on_stop(self) -> None:
         if self.post_store is not None:
             self.post_store.close()
+        if self.counts is not None:
+            self.counts.close()
 
     def _load_content_encoder(self) -> "ContentEncoder | None":
         if self.settings.content == "off":
@@ -186,7 +215,10 @@ class Runtime(Service):
             index.add(post_id, author_id)
 
     def forget_posts(self, post_ids: list[int]) -> None:
-        """Posts gone from the store past retention leave the retrieval index too (it would keep growing)."""
+        """Posts gone from the store past retention leave the retrieval index and the counts too (they would
+        keep growing)."""
+        if self.counts is not None:
+            self.counts.forget(post_ids)
         if self.ranker is not None:
             for post_id in post_ids:
                 self.ranker.index.remove(post_id)

@@ -22,9 +22,9 @@ from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
 from phoenix.posts import ContentTable
 from stores.records import ActionEntry
-from topics.actions import NUM_ACTIONS, surface_id
+from topics.actions import NUM_PHOENIX_ACTIONS, surface_id
 
-_ACTION_BITS = np.arange(NUM_ACTIONS, dtype=np.int64)
+_ACTION_BITS = np.arange(NUM_PHOENIX_ACTIONS, dtype=np.int64)
 
 
 @dataclass(frozen=True)

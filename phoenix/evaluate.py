@@ -48,9 +48,9 @@ from phoenix.metrics import mean_ndcg_at_k, pairwise_accuracy, recall_at_k, roc_
 from phoenix.model import Params, candidate_embedding, encode_prefix, score_from_prefix, user_embedding_from_prefix
 from phoenix.posts import ContentTable, content_for_model, iter_posts, with_creation_times
 from phoenix.train import PreparedData, prepare
-from topics.actions import ACTIONS, NEGATIVE_ACTIONS
+from topics.actions import NEGATIVE_ACTIONS, PHOENIX_ACTIONS
 
-POSITIVE_HEADS = np.array([name not in NEGATIVE_ACTIONS for name in ACTIONS])
+POSITIVE_HEADS = np.array([name not in NEGATIVE_ACTIONS for name in PHOENIX_ACTIONS])
 BASELINES = ("model", "popularity", "random")
 RECALL_KS = (10, 100)
 
@@ -138,7 +138,7 @@ def model_outputs(
     """Probabilities [N, C, 19] and user embeddings [N, R] for the held-out examples."""
     examples = data.held_out_examples
     forward = _forward_fn(cfg)
-    probs = np.zeros((len(examples), num_candidates, len(ACTIONS)), dtype=np.float32)
+    probs = np.zeros((len(examples), num_candidates, len(PHOENIX_ACTIONS)), dtype=np.float32)
     users = np.zeros((len(examples), cfg.retrieval_dim), dtype=np.float32)
     for chunk, slots in _bucketed(examples, data.history, cfg, batch_size):
         # Pad the last batch of a bucket to the full batch size so that every bucket compiles once.
@@ -166,7 +166,7 @@ def _ranking_metrics(
 ) -> dict[str, Any]:
     """Metrics over flattened held-out candidates (rows of `labels` where `mask`)."""
     auc = {}
-    for a, name in enumerate(ACTIONS):
+    for a, name in enumerate(PHOENIX_ACTIONS):
         y = labels[mask, a]
         if 0 < y.sum() < y.size:
             auc[name] = roc_auc(scores_per_action(a)[mask], y)
@@ -261,7 +261,7 @@ def evaluate(
     )
     examples = data.held_out_examples
     probs, users = model_outputs(params, cfg, data, num_candidates, batch_size)
-    labels = np.zeros((len(examples), num_candidates, len(ACTIONS)), dtype=np.float32)
+    labels = np.zeros((len(examples), num_candidates, len(PHOENIX_ACTIONS)), dtype=np.float32)
     mask = np.zeros((len(examples), num_candidates), dtype=bool)
     popularity_scores = np.zeros((len(examples), num_candidates))
     groups = np.repeat(np.array([ex.group for ex in examples]), num_candidates).reshape(len(examples), -1)

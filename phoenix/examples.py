@@ -21,7 +21,7 @@ from phoenix.config import PhoenixConfig
 from phoenix.log import Impression
 from phoenix.posts import ContentTable
 from stores.records import ActionEntry
-from topics.actions import ACTION_INDEX, NUM_ACTIONS, surface_id
+from topics.actions import ACTION_INDEX, NUM_PHOENIX_ACTIONS, surface_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +179,7 @@ class RankingExample:
     ts_ms: int
     candidates: tuple[tuple[int, int], ...]  # (post_id, author_id)
     surfaces: tuple[int, ...]
-    labels: np.ndarray  # [len(candidates), NUM_ACTIONS] float32
+    labels: np.ndarray  # [len(candidates), NUM_PHOENIX_ACTIONS] float32
     ages_ms: tuple[float, ...]  # each candidate's post age at its impression; NaN = unknown
 
 
@@ -190,10 +190,11 @@ def examples_from_groups(groups: Iterable[RequestGroup], num_candidates: int) ->
         lines = group.impressions
         for start in range(0, len(lines), num_candidates):
             chunk = lines[start : start + num_candidates]
-            labels = np.zeros((len(chunk), NUM_ACTIONS), dtype=np.float32)
+            labels = np.zeros((len(chunk), NUM_PHOENIX_ACTIONS), dtype=np.float32)
             for row, imp in enumerate(chunk):
                 for name in imp.actions:
-                    labels[row, ACTION_INDEX[name]] = 1.0
+                    if ACTION_INDEX[name] < NUM_PHOENIX_ACTIONS:  # the optional heads are not trained
+                        labels[row, ACTION_INDEX[name]] = 1.0
             examples.append(
                 RankingExample(
                     group=group_index,
@@ -293,7 +294,7 @@ def examples_to_batch(
         content=content,
     )
     surfaces = np.zeros((len(examples), num_candidates), dtype=np.int32)
-    labels = np.zeros((len(examples), num_candidates, NUM_ACTIONS), dtype=np.float32)
+    labels = np.zeros((len(examples), num_candidates, NUM_PHOENIX_ACTIONS), dtype=np.float32)
     for row, ex in enumerate(examples):
         surfaces[row, : len(ex.surfaces)] = ex.surfaces
         labels[row, : len(ex.candidates)] = ex.labels

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import orjson
 
-from topics.actions import ACTION_INDEX, NEGATIVE_ACTIONS, actions_to_mask
+from topics.actions import ACTION_INDEX, NEGATIVE_WEIGHT_ACTIONS, actions_to_mask
 
 _FIELDS = ("user_id", "post_id", "author_id", "ts_ms", "surface", "actions", "request_id")
 _OPTIONAL_FIELDS = ("post_created_at_ms",)
-_POSITIVE_ACTIONS_MASK = actions_to_mask([name for name in ACTION_INDEX if name not in NEGATIVE_ACTIONS])
+_POSITIVE_ACTIONS_MASK = actions_to_mask([name for name in ACTION_INDEX if name not in NEGATIVE_WEIGHT_ACTIONS])
 
 
 class LogFormatError(ValueError):

@@ -60,7 +60,7 @@ import numpy as np
 from phoenix.affinity import NUM_AFFINITY_INPUTS
 from phoenix.batch import RankingBatch
 from phoenix.config import PhoenixConfig
-from topics.actions import NUM_ACTIONS, NUM_SURFACES
+from topics.actions import NUM_PHOENIX_ACTIONS, NUM_SURFACES
 
 Params = Mapping[str, Mapping[str, jax.Array]]
 
@@ -226,7 +226,7 @@ class PhoenixNet(hk.Module):
         self.action_proj = _dense(d, "action_proj")
         self.layers = [Layer(cfg, name=f"layer_{i}") for i in range(cfg.num_layers)]
         self.final_norm = RMSNorm(name="final_norm")
-        self.unembed = hk.Linear(NUM_ACTIONS, w_init=_dense_init(), name="unembed")
+        self.unembed = hk.Linear(NUM_PHOENIX_ACTIONS, w_init=_dense_init(), name="unembed")
         self.user_retrieval_proj = _dense(cfg.retrieval_dim, "user_retrieval_proj")
         self.candidate_mlp_hidden = _dense(d, "candidate_mlp_hidden", with_bias=True)
         self.candidate_mlp_out = _dense(cfg.retrieval_dim, "candidate_mlp_out", with_bias=True)
@@ -484,7 +484,7 @@ def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
         user_hashes=np.ones((1, h), np.int32),
         history_post_hashes=np.ones((1, 1, h), np.int32),
         history_author_hashes=np.ones((1, 1, h), np.int32),
-        history_actions=np.ones((1, 1, NUM_ACTIONS), np.float32),
+        history_actions=np.ones((1, 1, NUM_PHOENIX_ACTIONS), np.float32),
         history_surfaces=np.ones((1, 1), np.int32),
         history_mask=np.ones((1, 1), bool),
         candidate_post_hashes=np.ones((1, 1, h), np.int32),

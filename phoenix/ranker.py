@@ -61,7 +61,7 @@ from phoenix.serving import (
     prefix_keys_values,
 )
 from stores.records import ActionEntry
-from topics.actions import NUM_ACTIONS, surface_id
+from topics.actions import NUM_PHOENIX_ACTIONS, surface_id
 
 DEFAULT_CANDIDATE_BUCKETS = (32, 128, 512)
 EMBED_BUCKETS = (64, 1024, 16_384)
@@ -333,7 +333,7 @@ class Ranker:
         state = self._state
         total = len(candidates)
         if not total:
-            return np.zeros((0, NUM_ACTIONS), np.float32)
+            return np.zeros((0, NUM_PHOENIX_ACTIONS), np.float32)
         # The prefix runs asynchronously: the candidates' hashing below overlaps it.
         prefix_args = self.prefix_args(state, user_id, history)
         folded = state.fns.prefix(state.prefix_weights, *prefix_args)

@@ -5,8 +5,9 @@ positive ones. It is mapped so that every post with a negative combined score ra
 non-negative one, and the final score is never negative:
   combined >= 0:  combined + offset
   combined <  0:  (combined + N) / T * offset, which lies in [0, offset * N / T) within [0, offset),
-where N = sum of |negative weights| (combined >= -N since probabilities are <= 1) and T = sum of |all
-weights|. Negative posts keep their order among themselves (the map is increasing).
+where N = -(sum of the negative weights) (combined >= -N since probabilities are <= 1) and T = (sum of the
+positive weights) + N, as published (the config guarantees the negative actions' weights are the negative
+ones). Negative posts keep their order among themselves (the map is increasing).
 
 Later multipliers (author diversity, out-of-network) scale only the value above the offset of non-negative
 posts (home-mixer's multiplier-before-offset mode): scaling the offset itself could sink a positive post
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from topics.actions import NEGATIVE_ACTIONS
-
 
 @dataclass(frozen=True, slots=True)
 class ScoreOffset:
@@ -29,8 +28,8 @@ class ScoreOffset:
 
     @classmethod
     def from_weights(cls, weights: Mapping[str, float], offset: float) -> "ScoreOffset":
-        negative_sum = -sum(w for name, w in weights.items() if name in NEGATIVE_ACTIONS)
-        positive_sum = sum(w for name, w in weights.items() if name not in NEGATIVE_ACTIONS)
+        negative_sum = -sum(w for w in weights.values() if w < 0)
+        positive_sum = sum(w for w in weights.values() if w > 0)
         return cls(offset=offset, negative_sum=negative_sum, total_sum=positive_sum + negative_sum)
 
     def apply(self, combined: float) -> float:

@@ -1,5 +1,7 @@
 """OONScorer: out-of-network posts (not from an account the user follows) have their score multiplied by a
-configured factor (above the offset, see scoring.offset), so in-network posts win ties of relevance."""
+configured factor (above the offset, see scoring.offset), so in-network posts win ties of relevance. With
+`in_network_replies_reposts` (the 2026-10 publication's default) in-network replies and reposts get the
+factor too: only in-network originals escape it."""
 
 from collections.abc import Sequence
 
@@ -13,9 +15,10 @@ class OONScorer(Scorer):
     name = "OONScorer"
     fields = frozenset({"oon_multiplier", "score"})
 
-    def __init__(self, factor: float, offset: ScoreOffset) -> None:
+    def __init__(self, factor: float, offset: ScoreOffset, in_network_replies_reposts: bool = False) -> None:
         self._factor = factor
         self._offset = offset
+        self._in_network_replies_reposts = in_network_replies_reposts
 
     async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
         multipliers: list[float | None] = []
@@ -27,7 +30,9 @@ class OONScorer(Scorer):
                 scores.append(None)
                 continue
             # in_network None (its hydrator failed) is not penalised: only known out-of-network posts are.
-            multiplier = self._factor if c.in_network is False else 1.0
+            secondary = c.core is not None and c.core.kind != "original"
+            penalised = c.in_network is False or (self._in_network_replies_reposts and bool(c.in_network) and secondary)
+            multiplier = self._factor if penalised else 1.0
             multipliers.append(multiplier)
             scores.append(scale(c.score, multiplier))
         return {"oon_multiplier": multipliers, "score": scores}

@@ -1,4 +1,7 @@
-"""PhoenixScorer: the 19 action probabilities of every candidate from the Phoenix ranker.
+"""PhoenixScorer: the action probabilities of every candidate from the Phoenix ranker: one per head the
+model has, the first k of topics.actions.ACTIONS (the 19 of every checkpoint, and the optional heads appended
+after them when the checkpoint has them). A head the model lacks is absent from the row: the weighted scorer
+counts it as 0 and explain does not list it.
 
 A repost is scored as its original post and the original's author (`Candidate.model_target`). The ranker
 call is synchronous and CPU-heavy; it runs off the event loop (streams.offload) in one call for the whole
@@ -25,7 +28,7 @@ from streams.offload import run_blocking
 from streams.ports import RankerPort
 from streams.query import FeedQuery
 from streams.stages import Scorer
-from topics.actions import NUM_ACTIONS, surface_id
+from topics.actions import NUM_ACTIONS, NUM_PHOENIX_ACTIONS, surface_id
 
 
 class PhoenixScorer(Scorer):
@@ -56,7 +59,9 @@ class PhoenixScorer(Scorer):
         )
         metrics.PHOENIX_SCORE_SECONDS.observe(time.perf_counter() - start)
         matrix = np.asarray(probabilities, dtype=np.float64)
-        if matrix.shape != (len(candidates), NUM_ACTIONS):
+        if matrix.ndim != 2 or matrix.shape[0] != len(candidates) or not (
+            NUM_PHOENIX_ACTIONS <= matrix.shape[1] <= NUM_ACTIONS
+        ):
             raise ValueError(f"ranker returned shape {matrix.shape} for {len(candidates)} candidates")
         if not np.isfinite(matrix).all():
             raise ValueError("ranker returned non-finite probabilities")

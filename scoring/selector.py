@@ -1,5 +1,7 @@
-"""TopKSelector: candidates by final score, best first; the top `max_results` are selected and the rest
-kept, in order, as the reserve the post-selection stage backfills from. Ties go to the newer post, then to
+"""TopKSelector: candidates by final score, best first; the top max(`size`, max_results) are selected (the
+2026-10 publication selects 50 and serves 35: the post-selection stages judge the 50 and the pipeline
+cuts to the requested size) and the rest kept, in order, as the reserve the post-selection stage
+backfills from. Ties go to the newer post, then to
 the higher post id, so the order is deterministic."""
 
 from collections.abc import Sequence
@@ -22,6 +24,10 @@ def ranking_order(candidates: Sequence[Candidate]) -> list[int]:
 class TopKSelector(Selector):
     name = "TopK"
 
+    def __init__(self, size: int = 0) -> None:
+        self._size = size
+
     def select(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Selection:
         ranked = [candidates[i] for i in ranking_order(candidates)]
-        return Selection(selected=ranked[: query.max_results], reserve=ranked[query.max_results :])
+        k = max(self._size, query.max_results)
+        return Selection(selected=ranked[:k], reserve=ranked[k:])

@@ -20,8 +20,9 @@ Semantics follow the facts of X's `thunder` in-memory post store:
   reposts of the viewer's own posts and, for replies, keeps only: replies to an original post, or replies
   to a reply to the conversation root when the replied-to user is followed. At most `max_original_per_author`
   originals and `max_secondary_per_author` secondary posts survive per author (`max_video_per_author` in
-  video mode); the survivors are ordered newest first and cut to `limit`. Thunder's own cap values are not
-  public: the defaults here (10 / 5 / 5) are our choice.
+  video mode); the survivors are ordered newest first and cut to `limit`. The defaults here (500 per
+  timeline, 10 / 5 / 5 per author) are the seed-2026-01 preset's; the 2026-10 publication's (5,000 per
+  timeline, 50 originals / 30 replies and reposts per author) come from streams/defaults.toml [thunder].
 - `trim` drops posts and timeline entries older than the retention and tombstones older than retention plus
   a margin; it runs in the background (the caller schedules it), chunked into bounded write batches.
 
@@ -34,6 +35,7 @@ RocksDB layout (raw bytes; `<id>` is 8 bytes big-endian with the sign bit flippe
     e<post_id>                  -> float16 content vector (written with the post when the store has a content
                                    encoder; dropped with the post)
     f<author_id>                -> int64 follower count (raw sum of deltas; read clamped at 0)
+    g<followed_id><follower_id> -> b"" (a follow edge, from follower deltas that name their follower)
     o<partition>                -> int64 next offset to read
     m/count                     -> int64 number of live posts
 Every `apply` is one WriteBatch holding the events' effects and the consumed offsets, so a crash never
@@ -111,6 +113,7 @@ _TOMBSTONE = b"d"
 _TOMBSTONE_TIME = b"x"
 _FOLLOWERS = b"f"
 _CONTENT = b"e"
+_FOLLOW_EDGE = b"g"
 _OFFSET = b"o"
 _COUNT_KEY = b"m/count"
 
@@ -157,6 +160,10 @@ ContentEncoder = Callable[[Sequence[str], Sequence[str]], np.ndarray]  # (texts,
 
 def _content_key(post_id: int) -> bytes:
     return _CONTENT + _codec.key_i64(post_id)
+
+
+def _follow_key(followed_id: int, follower_id: int) -> bytes:
+    return _FOLLOW_EDGE + _codec.key_i64(followed_id) + _codec.key_i64(follower_id)
 
 
 def _tombstone_key(post_id: int) -> bytes:
@@ -418,6 +425,7 @@ class PostStore:
                     stored = batch.get(key)
                     current = _codec.unpack_i64(stored) if stored is not None else 0
                     batch.put(key, _codec.pack_i64(current + int(event["delta"])))
+                    self._apply_follow_edge(batch, event)
                 else:
                     raise ValueError(f"post store: unknown event type {event_type!r}")
             for partition, offset in (offsets or {}).items():
@@ -437,6 +445,19 @@ class PostStore:
         )
         half = np.asarray(vectors, np.float16)
         return {event["post_id"]: row.tobytes() for event, row in zip(creates, half, strict=True)}
+
+    @staticmethod
+    def _apply_follow_edge(batch: _Batch, event: Mapping) -> None:
+        """A follower delta naming its follower also records (+1) or removes (-1) the follow edge, for the
+        mutual-follow check (`authors_following`). Deltas written before edges existed carry no follower."""
+        follower = event.get("follower_id")
+        if follower is None:
+            return
+        key = _follow_key(event["author_id"], int(follower))
+        if int(event["delta"]) > 0:
+            batch.put(key, b"")
+        else:
+            batch.delete(key)
 
     def _apply_create(self, batch: _Batch, event: Mapping, now_ms: int, content: bytes | None = None) -> None:
         post_id = event["post_id"]
@@ -675,6 +696,14 @@ class PostStore:
         return {
             i: 0 if value is None else max(0, _codec.unpack_i64(value)) for i, value in zip(ids, stored, strict=True)
         }
+
+    def authors_following(self, user_id: int, author_ids: Iterable[int]) -> set[int]:
+        """The authors among `author_ids` who follow `user_id`, in one multi-get of follow edges."""
+        ids = list(dict.fromkeys(author_ids))
+        if not ids:
+            return set()
+        stored = self._db.get([_follow_key(user_id, author_id) for author_id in ids])
+        return {author_id for author_id, value in zip(ids, stored, strict=True) if value is not None}
 
     def timeline(self, author_id: int, kind: TimelineKind) -> list[tuple[int, int]]:
         """(post_id, created_at_ms) of one of an author's timelines, newest first."""

@@ -48,7 +48,7 @@ class Post:
 class ActionEntry:
     """One post in a user's action sequence: every action the user took on it, merged.
 
-    `action_mask` is the 19-bit multi-hot over `topics.actions.ACTIONS` (bit i = ACTIONS[i]).
+    `action_mask` is the multi-hot over `topics.actions.ACTIONS` (bit i = ACTIONS[i]).
     `ts_ms` is the time of the latest action on the post.
     """
 
@@ -79,3 +79,13 @@ def stack_vectors(vectors: Sequence[np.ndarray | None], dim: int) -> np.ndarray:
                 raise ValueError(f"content vector of shape {vector.shape}, expected ({dim},)")
             out[row] = vector
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class PostCounts:
+    """How often a post was served (views) and engaged with, as counted from the impressions and
+    engagement-events topics (stores.engagement_counts)."""
+
+    views: int = 0
+    engagements: int = 0  # positive engagement events (not the negatives, not the passive dwell signals)
+    favorites: int = 0

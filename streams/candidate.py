@@ -18,7 +18,7 @@ import numpy as np
 
 from stores.records import Post
 
-SourceName = Literal["thunder", "phoenix_retrieval"]
+SourceName = Literal["thunder", "phoenix_retrieval", "popular"]
 
 Updates = Mapping[str, Sequence[Any]]
 """What a hydrator or scorer returns: for some of the fields it owns, one value per candidate, in order."""
@@ -42,8 +42,14 @@ class Candidate:
     subscription_author_id: int | None = None  # set when the shown content is subscriber-only
     deleted: bool | None = None  # post-selection visibility hydration; None = not known
     safety_label: str | None = None
-    # The shown content's content vector (phoenix.content), None when the post store has none.
+    # The shown content's content vector (phoenix.content), None when the post store has none. The DPP
+    # re-ranker reads it and falls back to plain scores without it.
     content_embedding: np.ndarray | None = None
+    # Engagement counts of the post (streams.engagement_counts); None when unknown.
+    view_count: int | None = None
+    engagement_count: int | None = None
+    favorite_count: int | None = None
+    mutual_follow: bool | None = None  # the viewer and the author follow each other
 
     # Scorers.
     # The 19 action probabilities in topics.actions.ACTIONS order: a read-only row of the request's scores.
@@ -53,6 +59,8 @@ class Candidate:
     weighted_score: float | None = None
     diversity_multiplier: float | None = None
     oon_multiplier: float | None = None
+    cold_start_lifted: bool | None = None  # the author cold-start scorer lifted this post
+    dpp_outcome: str | None = None  # the DPP re-ranker's verdict: "selected", "dropped" or why it fell back
     score: float | None = None  # the final score the selector sorts by
 
     @property

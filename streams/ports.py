@@ -8,12 +8,12 @@ store must allow reads from several threads. The ranker is CPU-bound and is alwa
 loop (see `scoring.phoenix_scorer`).
 """
 
-from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from stores.records import ActionEntry, Post, UserFeatures
+from stores.records import ActionEntry, Post, PostCounts, UserFeatures
 
 
 class PostStore(Protocol):
@@ -40,6 +40,20 @@ class PostStore(Protocol):
 
     def content_vectors(self, post_ids: Sequence[int]) -> list[np.ndarray | None]:
         """Each post's content vector, None for a post without one."""
+        ...
+
+    def authors_following(self, user_id: int, author_ids: Iterable[int]) -> set[int]:
+        """The authors among `author_ids` who follow `user_id`."""
+        ...
+
+    def iter_recent(self, since_ms: int) -> Iterator[Post]:
+        """Live posts created at or after `since_ms`, oldest first."""
+        ...
+
+
+class EngagementCountsStore(Protocol):
+    def counts(self, post_ids: Iterable[int]) -> dict[int, PostCounts]:
+        """Every given post's counts (zeros when never counted)."""
         ...
 
 
@@ -69,9 +83,10 @@ class RankerPort(Protocol):
         now_ms: int | None = None,
         content: np.ndarray | None = None,
     ) -> np.ndarray:
-        """[len(candidates), 19] action probabilities, in candidate order; `created_at_ms` (aligned with the
-        candidates, None = unknown) and the request time `now_ms` give the posts' ages; `content` [C, E]
-        the candidates' content vectors (zero rows = unknown; None: the ranker reads them itself)."""
+        """[len(candidates), k] action probabilities for the model's k heads (the first k of
+        topics.actions.ACTIONS, k >= 19), in candidate order; `created_at_ms` (aligned with the candidates,
+        None = unknown) and the request time `now_ms` give the posts' ages; `content` [C, E] the candidates'
+        content vectors (zero rows = unknown; None: the ranker reads them itself)."""
         ...
 
     def retrieve(

@@ -52,7 +52,8 @@ class StageReport:
 def _by_action(row: np.ndarray | None) -> dict[str, float] | None:
     if row is None:
         return None
-    return dict(zip(ACTIONS, np.asarray(row, dtype=np.float64).tolist(), strict=True))
+    values = np.asarray(row, dtype=np.float64).tolist()
+    return dict(zip(ACTIONS[: len(values)], values, strict=True))  # the heads the model has
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,11 @@ class PostExplain:
     source: str
     retrieval_score: float | None
     author_follower_count: int | None  # from the author hydrator; None when it did not run or failed
+    view_count: int | None  # engagement counts: served impressions of the post
+    engagement_count: int | None
+    mutual_follow: bool | None  # viewer and author follow each other (reply boost)
+    cold_start_lifted: bool | None  # the author cold-start scorer lifted the post
+    dpp: str | None  # the DPP re-ranker's verdict: selected, dropped, or why it fell back to plain scores
 
     @classmethod
     def of(cls, candidate: Candidate) -> "PostExplain":
@@ -77,6 +83,11 @@ class PostExplain:
             source=candidate.source,
             retrieval_score=candidate.retrieval_score,
             author_follower_count=candidate.author_follower_count,
+            view_count=candidate.view_count,
+            engagement_count=candidate.engagement_count,
+            mutual_follow=candidate.mutual_follow,
+            cold_start_lifted=candidate.cold_start_lifted,
+            dpp=candidate.dpp_outcome,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -89,6 +100,11 @@ class PostExplain:
             "source": self.source,
             "retrieval_score": self.retrieval_score,
             "author_follower_count": self.author_follower_count,
+            "view_count": self.view_count,
+            "engagement_count": self.engagement_count,
+            "mutual_follow": self.mutual_follow,
+            "cold_start_lifted": self.cold_start_lifted,
+            "dpp": self.dpp,
         }
 
 

@@ -122,7 +122,7 @@ class TweetDelete:
 
 @dataclass(frozen=True, slots=True)
 class Engagement:
-    """One action of a user on a post (`engagement-events`, key user_id); action is one of the 19."""
+    """One action of a user on a post (`engagement-events`, key user_id); action is one of topics.actions.ACTIONS."""
 
     user_id: int
     post_id: int

@@ -84,7 +84,7 @@ ENGAGEMENT_EVENTS_SPEC: Final = TopicSpec(
     key_field="user_id",
     partitions=DEFAULT_PARTITIONS,
     config=_EVENTS_CONFIG,
-    doc="One action (one of the 19 Phoenix actions) of a user on a post.",
+    doc="One action (one of topics.actions.ACTIONS: the 19 Phoenix heads, then the optional ones) of a user on a post.",
 )
 SOCIAL_GRAPH_EVENTS_SPEC: Final = TopicSpec(
     name=SOCIAL_GRAPH_EVENTS,

@@ -7,6 +7,7 @@ from streams.filters.dedup_conversation import DedupConversationFilter
 from streams.filters.drop_duplicates import DropDuplicatesFilter
 from streams.filters.ineligible_subscription import IneligibleSubscriptionFilter
 from streams.filters.muted_keyword import MutedKeywordFilter
+from streams.filters.oon_retweet_reply import OONRetweetReplyFilter
 from streams.filters.previously_seen import PreviouslySeenFilter
 from streams.filters.previously_served import PreviouslyServedFilter
 from streams.filters.repost_deduplication import RepostDeduplicationFilter
@@ -21,6 +22,7 @@ __all__ = [
     "DropDuplicatesFilter",
     "IneligibleSubscriptionFilter",
     "MutedKeywordFilter",
+    "OONRetweetReplyFilter",
     "PreviouslySeenFilter",
     "PreviouslyServedFilter",
     "RepostDeduplicationFilter",

@@ -13,10 +13,10 @@ from streams.config import load_config
 from streams.pipeline import check_updates
 from streams.query import FeedQuery
 from streams.stages import Scorer
-from topics.actions import ACTION_INDEX, NUM_ACTIONS
+from topics.actions import ACTION_INDEX, NUM_ACTIONS, NUM_PHOENIX_ACTIONS
 
 NOW_MS = 1_700_000_000_000
-CONFIG = load_config(env={})
+CONFIG = load_config(env={"FORYOU_PRESET": "seed-2026-01"})  # the values these tests were written for
 
 
 def post(post_id: int, author_id: int, age_ms: int = 60_000, **fields: Any) -> Post:
@@ -45,7 +45,10 @@ def scored(scorer: Scorer, q: FeedQuery, candidates: Sequence[Candidate]) -> lis
 
 
 def probabilities(base: float = 0.0, **by_action: float) -> np.ndarray:
-    row = np.full(NUM_ACTIONS, base, dtype=np.float64)
+    # A model's row: the 19 heads, widened to every action (a checkpoint with the optional heads) when an
+    # optional head is given.
+    optional = any(ACTION_INDEX[name] >= NUM_PHOENIX_ACTIONS for name in by_action)
+    row = np.full(NUM_ACTIONS if optional else NUM_PHOENIX_ACTIONS, base, dtype=np.float64)
     for name, value in by_action.items():
         row[ACTION_INDEX[name]] = value
     return row
@@ -67,7 +70,8 @@ class TableRanker:
         self.calls.append((user_id, list(candidates), surface))
         self.times.append((None if created_at_ms is None else list(created_at_ms), now_ms))
         self.content.append(content)
-        rows = np.array([self.table[c] for c in candidates], dtype=np.float32).reshape(len(candidates), NUM_ACTIONS)
+        rows = np.array([self.table[c] for c in candidates], dtype=np.float32)
+        rows = rows.reshape(len(candidates), NUM_PHOENIX_ACTIONS)
         return rows[:-1] if self.shape_error else rows
 
     def retrieve(self, user_id, history, k, exclude_authors=(), exclude_posts=()):

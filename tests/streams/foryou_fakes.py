@@ -1,14 +1,14 @@
 """In-memory fakes of the pipeline's ports, and builders for posts, candidates and queries."""
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from stores.records import ActionEntry, Post, UserFeatures
+from stores.records import ActionEntry, Post, PostCounts, UserFeatures
 from streams.candidate import Candidate, SourceName
 from streams.query import FeedQuery
-from topics.actions import ACTION_INDEX, NUM_ACTIONS
+from topics.actions import ACTION_INDEX, NUM_ACTIONS, NUM_PHOENIX_ACTIONS
 
 NOW_MS = 1_700_000_000_000
 HOUR_MS = 3_600_000
@@ -46,7 +46,10 @@ def query(
 
 
 def probabilities(base: float = 0.0, **by_action: float) -> np.ndarray:
-    row = np.full(NUM_ACTIONS, base, dtype=np.float64)
+    # A model's row: the 19 heads, widened to every action (a checkpoint with the optional heads) when an
+    # optional head is given.
+    optional = any(ACTION_INDEX[name] >= NUM_PHOENIX_ACTIONS for name in by_action)
+    row = np.full(NUM_ACTIONS if optional else NUM_PHOENIX_ACTIONS, base, dtype=np.float64)
     for name, value in by_action.items():
         row[ACTION_INDEX[name]] = value
     return row
@@ -60,9 +63,11 @@ class FakePostStore:
         followers: Mapping[int, int] | None = None,
         failing: Collection[str] = (),
         content: Mapping[int, np.ndarray] | None = None,
+        follow_edges: Collection[tuple[int, int]] = (),
     ) -> None:
         self.posts = {p.post_id: p for p in posts}
         self.content = dict(content or {})
+        self.follow_edges = set(follow_edges)  # (follower, followed)
         self.deleted = set(deleted)
         self.followers = dict(followers or {})
         self.failing = set(failing)
@@ -112,6 +117,29 @@ class FakePostStore:
     def content_vectors(self, post_ids: Sequence[int]) -> list[np.ndarray | None]:
         self._call("content_vectors", list(post_ids))
         return [self.content.get(i) for i in post_ids]
+
+    def authors_following(self, user_id: int, author_ids: Iterable[int]) -> set[int]:
+        ids = list(author_ids)
+        self._call("authors_following", (user_id, ids))
+        return {a for a in ids if (a, user_id) in self.follow_edges}
+
+    def iter_recent(self, since_ms: int) -> Iterator[Post]:
+        self._call("iter_recent", since_ms)
+        return iter(sorted((p for p in self.posts.values() if p.created_at_ms >= since_ms),
+                           key=lambda p: (p.created_at_ms, p.post_id)))
+
+
+class FakeEngagementCounts:
+    def __init__(self, counts: Mapping[int, PostCounts] | None = None, failing: bool = False) -> None:
+        self.values = dict(counts or {})
+        self.failing = failing
+        self.calls = 0
+
+    def counts(self, post_ids: Iterable[int]) -> dict[int, PostCounts]:
+        self.calls += 1
+        if self.failing:
+            raise RuntimeError("engagement counts are down")
+        return {i: self.values.get(i, PostCounts()) for i in post_ids}
 
 
 class FakeUserState:
@@ -178,7 +206,9 @@ class FakeRanker:
         self.content_calls.append(content)
         if self.fail_score:
             raise RuntimeError("ranker crashed")
-        return np.stack([self.score_fn(p, a) for p, a in candidates]) if candidates else np.zeros((0, NUM_ACTIONS))
+        if not candidates:
+            return np.zeros((0, NUM_PHOENIX_ACTIONS))
+        return np.stack([self.score_fn(p, a) for p, a in candidates])
 
     def retrieve(
         self,

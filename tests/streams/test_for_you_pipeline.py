@@ -7,13 +7,14 @@ import orjson
 import pytest
 
 from stores.records import UserFeatures
-from streams.config import load_config
+from streams.config import ForYouConfig, load_config
 from streams.for_you import for_you_pipeline, reverse_chron_pipeline
 from streams.query import FeedQuery
 from tests.streams.foryou_fakes import (
     HOUR_MS,
     NOW_MS,
     USER,
+    FakeEngagementCounts,
     FakePostStore,
     FakeRanker,
     FakeSink,
@@ -21,9 +22,10 @@ from tests.streams.foryou_fakes import (
     post,
     probabilities,
 )
-from topics.actions import ACTIONS
+from topics.actions import PHOENIX_ACTIONS
 
-CONFIG = load_config(env={})
+# The tests written for the January design run its preset; the 2026-10 stages have their own tests below.
+CONFIG = load_config(env={"FORYOU_PRESET": "seed-2026-01"})
 FEATURES = UserFeatures(
     following=frozenset({10, 11}),
     blocked=frozenset({66}),
@@ -72,12 +74,15 @@ def build(
     ranker: FakeRanker | None = None,
     sink: FakeSink | None = None,
     post_store: FakePostStore | None = None,
+    config: ForYouConfig = CONFIG,
+    counts: FakeEngagementCounts | None = None,
 ):
     sink = sink or FakeSink()
     pipeline = for_you_pipeline(
-        config=CONFIG,
+        config=config,
         post_store=post_store or FakePostStore(POSTS, followers={10: 500, 11: 7}),
         user_state=user_state or FakeUserState(features={USER: FEATURES}),
+        counts=counts or FakeEngagementCounts(),
         ranker=ranker or FakeRanker(score_fn, CORPUS),
         sink=sink,
     )
@@ -127,7 +132,7 @@ def test_for_you_ranks_filters_and_explains():
     # Explain: every post carries its 19 probabilities and its multipliers.
     for p in result.posts:
         assert p.explain is not None
-        assert list(p.explain.probabilities) == list(ACTIONS)
+        assert list(p.explain.probabilities) == list(PHOENIX_ACTIONS)  # the heads the model has
         assert p.explain.weighted_score is not None
         assert p.explain.diversity_multiplier is not None and p.explain.oon_multiplier is not None
     assert by_id[202].explain.oon_multiplier == CONFIG.oon.factor
@@ -150,8 +155,10 @@ def test_for_you_ranks_filters_and_explains():
         "PreviouslyServed",
         "MutedKeyword",
         "AuthorSocialgraph",
+        "OONRetweetReply",  # declared, disabled in this preset
     ]
     assert [s.name for s in result.stages if s.kind == "filter"] == expected_filters
+    assert stages[("filter", "OONRetweetReply")].status == "disabled"
     assert stages[("filter", "CoreDataHydration")].removed == {"missing_core_data": 1}
     assert stages[("filter", "Age")].removed == {"too_old": 1}
     assert stages[("filter", "RepostDeduplication")].removed == {"duplicate_repost": 1}
@@ -165,6 +172,8 @@ def test_for_you_ranks_filters_and_explains():
         "WeightedScorer",
         "AuthorDiversityScorer",
         "OONScorer",
+        "AuthorColdStart",  # declared, disabled in this preset
+        "DppReranker",  # declared, disabled in this preset
     ]
     assert all(s.ms >= 0 for s in result.stages)
     for s in result.stages:

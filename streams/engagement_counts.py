@@ -1,0 +1,28 @@
+"""EngagementCounts hydrator (2026-10 publication): each candidate's views (times served) and positive
+engagements, from the worker's engagement-count store (stores.engagement_counts, fed by the impressions
+and engagement-events topics). The author cold-start scorer reads them. A repost is counted as itself: an
+impression names the post that was served."""
+
+from collections.abc import Sequence
+
+from streams.candidate import Candidate, Updates
+from streams.ports import EngagementCountsStore
+from streams.query import FeedQuery
+from streams.stages import CandidateHydrator
+
+
+class EngagementCountsHydrator(CandidateHydrator):
+    name = "EngagementCounts"
+    fields = frozenset({"view_count", "engagement_count", "favorite_count"})
+
+    def __init__(self, counts: EngagementCountsStore) -> None:
+        self._counts = counts
+
+    async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
+        counts = self._counts.counts(c.post_id for c in candidates)
+        rows = [counts[c.post_id] for c in candidates]
+        return {
+            "view_count": [r.views for r in rows],
+            "engagement_count": [r.engagements for r in rows],
+            "favorite_count": [r.favorites for r in rows],
+        }
