@@ -2,9 +2,10 @@
 
 Several actions on one post merge into one entry: the OR of their action masks (one bit per action of
 topics.actions.ACTIONS, at most 32), the latest time, the largest dwell and the surface (and author) of the
-latest action. An entry whose time advances moves to its new place in time order, so a fresh action moves
-the post to the newest position; an event arriving late is placed by its time. When the sequence exceeds `max_len` the oldest entries go, so a late event older
-than everything in a full sequence changes nothing. Replaying an event changes nothing either.
+latest action. An entry whose time advances moves to its new place in time order, so a fresh action moves the
+post to the newest position; an event arriving late is placed by its time. When the sequence exceeds `max_len`
+the oldest entries go, so a late event older than everything in a full sequence changes nothing. Replaying an
+event changes nothing either.
 
 Encoding (one table value per user): packed little-endian records, oldest first, 33 bytes each:
 post_id int64, author_id int64, ts_ms int64, action_mask uint32, dwell_ms int32 (-1 = none),
