@@ -71,7 +71,7 @@ class TableRanker:
         self.times.append((None if created_at_ms is None else list(created_at_ms), now_ms))
         self.content.append(content)
         rows = np.array([self.table[c] for c in candidates], dtype=np.float32)
-        rows = rows.reshape(len(candidates), NUM_PHOENIX_ACTIONS)
+        rows = rows.reshape(len(candidates), -1)
         return rows[:-1] if self.shape_error else rows
 
     def retrieve(self, user_id, history, k, exclude_authors=(), exclude_posts=()):

@@ -72,3 +72,13 @@ def test_passes_the_hydrated_content_vectors_with_zero_rows_for_unknown_content(
     np.testing.assert_array_equal(ranker.content[0], [[1.0, 2.0], [0.0, 0.0], [0.5, 0.0]])
     scored(PhoenixScorer(ranker), query(), [candidate(2, 20)])
     assert ranker.content[1] is None  # no vectors at all: the ranker reads its own source
+
+
+def test_a_checkpoint_with_the_optional_heads_gives_every_action_and_narrower_or_wider_rows_are_errors():
+    full = probabilities(0.1, video_open=0.4)  # a model with the 4 optional heads: 23 columns
+    out = scored(PhoenixScorer(TableRanker({(1, 10): full})), query(), [candidate(1, 10)])
+    assert len(out[0].phoenix_scores) == 23
+    for width in (18, 24):
+        ranker = TableRanker({(1, 10): np.full(width, 0.1)})
+        with pytest.raises(ValueError, match="shape"):
+            scored(PhoenixScorer(ranker), query(), [candidate(1, 10)])

@@ -38,3 +38,16 @@ def test_all_zero_weights_do_not_divide_by_zero():
 def test_apply_all_is_apply_of_every_value(offset: ScoreOffset):
     combined = [-OFFSET.negative_sum, -3.3, -1e-9, 0.0, 1e-9, 0.7, 25.0]
     assert offset.apply_all(np.array(combined)).tolist() == [offset.apply(c) for c in combined]
+
+
+def test_the_published_offset_with_the_production_weights():
+    from streams.config import load_config
+
+    weights = load_config(env={}).weights
+    offset = ScoreOffset.from_weights(weights, 0.001)
+    negative = 47.52 + 31.2 + 58.8 + 234.0 + 0.02
+    assert offset.negative_sum == pytest.approx(negative)
+    assert offset.total_sum == pytest.approx(sum(w for w in weights.values() if w > 0) + negative)
+    assert offset.apply(2.0) == pytest.approx(2.001)
+    assert offset.apply(-10.0) == pytest.approx((-10.0 + negative) / offset.total_sum * 0.001)
+    assert offset.apply(-negative) == 0.0 and offset.apply(-1e-9) < offset.apply(0.0)

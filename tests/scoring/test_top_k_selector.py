@@ -32,3 +32,10 @@ def test_the_order_is_the_sort_by_score_then_newer_then_higher_id():
     )
     assert [candidates[i] for i in ranking_order(candidates)] == expected
     assert ranking_order([]) == []
+
+
+def test_a_selection_size_passes_more_to_the_post_selection_stages():
+    candidates = [candidate(i, 10, score=float(i)) for i in range(1, 61)]
+    selection = TopKSelector(50).select(query(max_results=35), candidates)
+    assert len(selection.selected) == 50 and len(selection.reserve) == 10
+    assert len(TopKSelector(50).select(query(max_results=60), candidates).selected) == 60

@@ -3,6 +3,7 @@ import pytest
 
 from scoring.offset import ScoreOffset
 from scoring.weighted import WeightedScorer
+from streams.config import load_config
 from tests.scoring.scoring_fakes import CONFIG, candidate, post, probabilities, query, scored
 from topics.actions import ACTIONS
 
@@ -83,3 +84,27 @@ def test_all_negative_request_keeps_an_order_by_severity():
 def test_without_phoenix_scores_there_is_no_score():
     [out] = score(candidate(1, 10))
     assert out.weighted_score is None and out.score is None
+
+
+def test_optional_heads_the_model_lacks_weigh_nothing_and_count_when_present():
+    production = load_config(env={})
+    weighted = WeightedScorer(production.weights, MIN_VIDEO_MS, ScoreOffset.from_weights(production.weights, 0.001))
+    nineteen = probabilities(0.0, favorite=1.0)
+    with_heads = probabilities(0.0, favorite=1.0, open_link=1.0, not_dwelled=1.0)
+    assert weighted.combined(np.array([nineteen]), np.array([True]))[0] == pytest.approx(0.5)
+    assert weighted.combined(np.array([with_heads]), np.array([True]))[0] == pytest.approx(0.5 + 0.2 - 0.02)
+
+
+def test_the_reply_weight_is_boosted_for_mutual_follows_on_originals_only():
+    boosted = WeightedScorer(CONFIG.weights, MIN_VIDEO_MS, OFFSET, mutual_follow_reply_boost=15.0)
+    p = probabilities(reply=0.1)
+    candidates = [
+        candidate(1, 10, phoenix_scores=p, mutual_follow=True),
+        candidate(2, 10, phoenix_scores=p, mutual_follow=False),
+        candidate(3, 10, core=post(3, 10, in_reply_to_post_id=1), phoenix_scores=p, mutual_follow=True),
+        candidate(4, 10, core=post(4, 10, repost_of_post_id=1), phoenix_scores=p, mutual_follow=True),
+        candidate(5, 10, phoenix_scores=p),  # the hydrator did not run
+    ]
+    out = scored(boosted, query(), candidates)
+    plain = OFFSET.apply(0.1 * 1.6)
+    assert [c.weighted_score for c in out] == pytest.approx([OFFSET.apply(0.1 * (1.6 + 15.0))] + [plain] * 4)

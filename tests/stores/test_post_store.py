@@ -573,3 +573,32 @@ def test_a_forged_delete_before_the_create_does_not_suppress_the_post(store: Pos
     assert store.get(3) is None and store.is_deleted(3)  # the author's own early delete holds
     store.apply([delete(2, 7, NOW)], now_ms=NOW)
     assert store.get(2) is None and store.is_deleted(2)
+
+
+def test_follow_edges_from_follower_deltas_answer_who_follows_a_user(store: PostStore) -> None:
+    def follow(follower: int, followed: int, delta: int = 1) -> dict:
+        return {"type": "follower_delta", "author_id": followed, "delta": delta, "follower_id": follower}
+
+    store.apply([follow(10, VIEWER), follow(20, VIEWER), follow(VIEWER, 30), {"type": "follower_delta",
+                                                                             "author_id": VIEWER, "delta": 1}])
+    assert store.authors_following(VIEWER, [10, 20, 30, 40]) == {10, 20}
+    assert store.follower_count(VIEWER) == 3  # the delta without a follower still counts
+    store.apply([follow(20, VIEWER, -1)])
+    assert store.authors_following(VIEWER, [10, 20]) == {10}
+    assert store.authors_following(VIEWER, []) == set()
+
+
+def test_the_published_thunder_limits_from_the_production_preset(tmp_path) -> None:
+    from streams.config import load_config
+
+    thunder = load_config(env={}).thunder
+    with PostStore(str(tmp_path / "p"), timeline_cap=thunder.timeline_cap,
+                   max_original_per_author=thunder.max_originals_per_author,
+                   max_secondary_per_author=thunder.max_secondary_per_author) as store:
+        originals = [create(i, 2, NOW - 10 * HOUR + i) for i in range(1, 5_011)]
+        replies = [reply(100_000 + i, 2, NOW - 5 * HOUR + i, 5_010, 2, 5_010) for i in range(40)]
+        store.apply(originals + replies, now_ms=NOW)
+        assert len(store.timeline(2, "original")) == 5_000  # the 10 oldest were evicted
+        assert store.get(10) is None and store.get(11) is not None
+        served = store.recent_posts([2], limit=1_000, now_ms=NOW)
+        assert sum(p.kind == "original" for p in served) == 50 and sum(p.kind == "reply" for p in served) == 30

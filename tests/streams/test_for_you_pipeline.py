@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 import pytest
 
-from stores.records import UserFeatures
+from stores.records import PostCounts, UserFeatures
 from streams.config import ForYouConfig, load_config
 from streams.for_you import for_you_pipeline, reverse_chron_pipeline
 from streams.query import FeedQuery
@@ -289,5 +289,46 @@ def test_wire_form(explain: bool):
     if explain:
         assert {"degraded", "stages"} == set(wire["explain"])
         assert len(wire["posts"][0]["explain"]["probabilities"]) == 19
+        assert {"view_count", "mutual_follow", "cold_start_lifted", "dpp"} <= set(wire["posts"][0]["explain"])
         assert all(type(p) is float for p in wire["posts"][0]["explain"]["probabilities"].values())
     assert orjson.loads(orjson.dumps(wire)) == wire  # plain JSON types only (no numpy scalars)
+
+
+PRODUCTION = load_config(env={})
+
+
+def production_run(**fields):
+    """The production-2026-10 pipeline over the same world, plus a popular post, counts and a mutual follow."""
+    posts = [*POSTS, post(401, 40, age_ms=HOUR_MS // 2, text="a small author's first post")]
+    store = FakePostStore(posts, followers={10: 500, 11: 7, 40: 3}, follow_edges={(10, USER)})
+    counts = FakeEngagementCounts({401: PostCounts(views=3, favorites=1), 202: PostCounts(views=5_000)})
+    pipeline, _ = build(post_store=store, config=PRODUCTION, counts=counts)
+    result = asyncio.run(pipeline.execute(request(**fields)))
+    return result, {p.post_id: p for p in result.posts}, {(s.kind, s.name): s for s in result.stages}
+
+
+def test_the_production_preset_runs_every_new_stage_and_explains_it():
+    result, by_id, stages = production_run()
+    assert result.degraded == []
+    for kind, name in [
+        ("source", "PopularPosts"),
+        ("hydrator", "EngagementCounts"),
+        ("hydrator", "BidirectionalFollow"),
+        ("filter", "OONRetweetReply"),
+        ("scorer", "AuthorColdStart"),
+        ("scorer", "DppReranker"),
+    ]:
+        assert stages[(kind, name)].status == "ok", name
+    assert stages[("source", "PopularPosts")].candidates_out >= 1
+    assert by_id[401].explain.source == "popular" and by_id[401].explain.view_count == 3
+    assert by_id[101].explain.mutual_follow is True and by_id[102].explain.mutual_follow is False
+    # No content-embedding hydrator fills the candidates here: DPP leaves the scores as they are and says so.
+    assert {p.explain.dpp for p in result.posts} == {"fallback: no content embeddings"}
+    # In-network replies and reposts get the OON factor in this preset.
+    assert by_id[103].explain.oon_multiplier == 0.75 and by_id[101].explain.oon_multiplier == 1.0
+    assert all(p.score >= 0 for p in result.posts)
+
+
+def test_the_production_preset_serves_nothing_twice_even_on_a_refresh():
+    _, by_id, _ = production_run(served_ids=frozenset({101}))
+    assert 101 not in by_id  # the served filter applies to top requests too
