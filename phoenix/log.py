@@ -20,11 +20,12 @@ from pathlib import Path
 
 import orjson
 
-from topics.actions import ACTION_INDEX, NEGATIVE_WEIGHT_ACTIONS, actions_to_mask
+from topics.actions import ACTION_INDEX, NEGATIVE_WEIGHT_ACTIONS, PHOENIX_ACTIONS, actions_to_mask
 
 _FIELDS = ("user_id", "post_id", "author_id", "ts_ms", "surface", "actions", "request_id")
 _OPTIONAL_FIELDS = ("post_created_at_ms",)
 _POSITIVE_ACTIONS_MASK = actions_to_mask([name for name in ACTION_INDEX if name not in NEGATIVE_WEIGHT_ACTIONS])
+_PHOENIX_ACTIONS_MASK = actions_to_mask(PHOENIX_ACTIONS)
 
 
 class LogFormatError(ValueError):
@@ -53,8 +54,9 @@ class Impression:
 
     @property
     def engaged(self) -> bool:
-        """Any action at all, negative ones included: the line belongs in the user's history."""
-        return bool(self.actions)
+        """Any action the model reads (its 19 heads), negative ones included: the line belongs in the user's
+        history. Optional actions alone (e.g. not_dwelled) do not, as in stores.action_sequences."""
+        return bool(self.action_mask & _PHOENIX_ACTIONS_MASK)
 
     @property
     def positive(self) -> bool:

@@ -5,7 +5,8 @@ topics.actions.ACTIONS, at most 32), the latest time, the largest dwell and the 
 latest action. An entry whose time advances moves to its new place in time order, so a fresh action moves the
 post to the newest position; an event arriving late is placed by its time. When the sequence exceeds `max_len`
 the oldest entries go, so a late event older than everything in a full sequence changes nothing. Replaying an
-event changes nothing either.
+event changes nothing either. An optional action (one after the 19 Phoenix heads, e.g. not_dwelled) joins an
+existing entry but never starts one: the ranker's window holds the posts it can read actions of.
 
 Encoding (one table value per user): packed little-endian records, oldest first, 33 bytes each:
 post_id int64, author_id int64, ts_ms int64, action_mask uint32, dwell_ms int32 (-1 = none),
@@ -22,7 +23,10 @@ from collections.abc import Mapping, MutableMapping
 from typing import Final, NamedTuple
 
 from stores.records import ActionEntry
-from topics.actions import ACTION_INDEX, NUM_ACTIONS, SURFACES, surface_id
+from topics.actions import ACTION_INDEX, NUM_ACTIONS, PHOENIX_ACTIONS, SURFACES, actions_to_mask, surface_id
+
+# An optional action (beyond the heads every ranker reads) merges into an entry but never creates one.
+PHOENIX_ACTIONS_MASK = actions_to_mask(PHOENIX_ACTIONS)
 
 DEFAULT_MAX_LEN: Final = 128
 _ENTRY = struct.Struct("<qqqIiB")
@@ -106,6 +110,8 @@ class UserActionSequences:
     def _merge(self, entries: list[_Entry], incoming: _Entry) -> list[_Entry] | None:
         """The sequence with `incoming` merged in, or None when nothing changes."""
         index = next((i for i, entry in enumerate(entries) if entry.post_id == incoming.post_id), None)
+        if index is None and not incoming.action_mask & PHOENIX_ACTIONS_MASK:
+            return None  # an optional action alone (e.g. not_dwelled) would only crowd the ranker's window out
         if index is None:
             merged = incoming
         else:

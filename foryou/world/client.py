@@ -25,8 +25,12 @@ from foryou.world.world import Relation, World
 from topics.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS, NUM_ACTIONS
 
 _DWELL, _DWELL_TIME = ACTION_INDEX["dwell"], ACTION_INDEX["dwell_time"]
-# dwell_time is not drawn on its own: it follows from the drawn dwell duration.
-_DRAWN = np.array([i for i in range(NUM_ACTIONS) if i != _DWELL_TIME])
+_NOT_DWELLED, _CLICK_DWELL_TIME = ACTION_INDEX["not_dwelled"], ACTION_INDEX["click_dwell_time"]
+_CLICK = ACTION_INDEX["click"]
+# dwell_time, not_dwelled and click_dwell_time are not drawn on their own: they follow from the drawn dwell
+# (its duration, or its absence) and the drawn click.
+_DRAWN = np.array([i for i in range(NUM_ACTIONS) if i not in (_DWELL_TIME, _NOT_DWELLED, _CLICK_DWELL_TIME)])
+_TIMED = {"dwell", "dwell_time"}
 
 
 def feed_post_ids(ranked_feed: Mapping[str, Any]) -> list[int]:
@@ -165,6 +169,9 @@ class ClientBehaviour:
             drawn[_DRAWN] = rng.random(_DRAWN.size) < probabilities[_DRAWN]
             dwell_ms = int(sample_dwell_ms(rng, assessment.dwell_scale_ms[j])) if drawn[_DWELL] else None
             drawn[_DWELL_TIME] = dwell_ms is not None and dwell_ms >= LONG_DWELL_MS
+            drawn[_NOT_DWELLED] = dwell_ms is None
+            click_dwell_ms = int(sample_dwell_ms(rng, assessment.dwell_scale_ms[j])) if drawn[_CLICK] else None
+            drawn[_CLICK_DWELL_TIME] = click_dwell_ms is not None
             if drawn[ACTION_INDEX["block_author"]] or drawn[ACTION_INDEX["mute_author"]]:
                 drawn[ACTION_INDEX["follow_author"]] = False
             actions = tuple(ACTIONS[i] for i in np.flatnonzero(drawn).tolist())
@@ -172,7 +179,7 @@ class ClientBehaviour:
             post_id = int(post_ids[j])
             viewed.append(Viewed(post_id, author, rank, clock, actions, dwell_ms))
             for action in actions:
-                dwell = dwell_ms if action in ("dwell", "dwell_time") else None
+                dwell = dwell_ms if action in _TIMED else click_dwell_ms if action == "click_dwell_time" else None
                 engagement_events.append(engagement_value(state.user_id, post_id, author, action, clock, dwell))
             social_events.extend(self._relation_changes(state.user_id, author, actions, clock))
             if "follow_author" in actions:

@@ -36,7 +36,7 @@ ENGAGEMENT_RATIO_TARGET = 1.3  # trained Phoenix vs reverse-chron, engagements p
 
 
 def pipeline_weights() -> np.ndarray:
-    """The serving pipeline's action weights in ACTIONS order."""
+    """The serving pipeline's action weights in ACTIONS order (the configured preset's)."""
     from streams.config import load_config
 
     return load_config().weight_vector()
@@ -80,7 +80,8 @@ def ranking_vs_truth(
 
     def model_scores(params: Any) -> np.ndarray:
         probs, _ = model_outputs(jax.device_put(params), ckpt.cfg, data, num_candidates, batch_size)
-        return np.concatenate([probs[n, : len(ex.candidates)] @ weights for n, ex in enumerate(examples)])
+        heads = weights[: probs.shape[-1]]  # the model's heads; the optional ones it lacks weigh nothing
+        return np.concatenate([probs[n, : len(ex.candidates)] @ heads for n, ex in enumerate(examples)])
 
     truth = GroundTruth(world)
     rng = np.random.default_rng(seed)

@@ -13,9 +13,12 @@ engagement counts for the policy and window of the latest feed that served the p
 - author diversity: mean over feeds of distinct authors / posts in the feed (empty feeds left out);
 - freshness: median age (served time - creation) of served posts;
 - out-of-network share: served posts whose author the user does not follow / impressions;
+- cold-start exposure: served posts at most 2 h old (COLD_START_AGE_MS, the author cold-start scorer's age)
+  by a small author (at most the median follower count of the world's users) / impressions;
 - latency: median and 95th percentile of the request latencies the caller records.
 """
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -30,6 +33,8 @@ from foryou.world.truth import ENGAGEMENT_ACTIONS, weight_vector
 from foryou.world.world import World
 from topics.actions import ACTION_INDEX, NEGATIVE_ACTIONS
 
+COLD_START_AGE_MS = 2 * HOUR_MS
+
 
 @dataclass(frozen=True)
 class ServedPost:
@@ -37,6 +42,14 @@ class ServedPost:
     author_id: int
     created_at_ms: int
     in_network: bool
+    small_author: bool = False  # at most the median follower count (cold-start exposure)
+
+
+@functools.cache
+def small_authors(world: World) -> np.ndarray:
+    """[U] whether each user has at most the median number of followers in the generated graph."""
+    followers = np.bincount(world.population.follows.dst, minlength=world.num_users)
+    return followers <= np.median(followers)
 
 
 def describe_feed(
@@ -48,13 +61,15 @@ def describe_feed(
     known = index[index >= 0]
     authors = world.posts.author[known] + 1
     following = world.is_following(np.full(known.size, user_id), authors, now_ms)
+    small = small_authors(world)[authors - 1]
     return [
-        ServedPost(p, a, c, f or a in followed)
-        for p, a, c, f in zip(
+        ServedPost(p, a, c, f or a in followed, s)
+        for p, a, c, f, s in zip(
             ids[index >= 0].tolist(),
             authors.tolist(),
             world.posts.created_ms[known].tolist(),
             following.tolist(),
+            small.tolist(),
             strict=True,
         )
     ]
@@ -70,12 +85,13 @@ class _Window:
     diversity_sum: float = 0.0
     diversity_feeds: int = 0
     out_of_network: int = 0
+    cold_start: int = 0
     ages_ms: list[int] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
 
     def merge(self, other: "_Window") -> None:
         for name in ("requests", "impressions", "engagements", "negatives", "value", "diversity_sum",
-                     "diversity_feeds", "out_of_network"):
+                     "diversity_feeds", "out_of_network", "cold_start"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.ages_ms.extend(other.ages_ms)
         self.latencies_ms.extend(other.latencies_ms)
@@ -96,6 +112,7 @@ class WindowStats:
     author_diversity: float
     median_age_ms: float
     out_of_network_share: float
+    cold_start_share: float
     latency_p50_ms: float
     latency_p95_ms: float
 
@@ -120,6 +137,7 @@ def _stats(policy: str, start_ms: int, w: _Window) -> WindowStats:
         author_diversity=_ratio(w.diversity_sum, w.diversity_feeds),
         median_age_ms=float(np.median(w.ages_ms)) if w.ages_ms else math.nan,
         out_of_network_share=_ratio(w.out_of_network, w.impressions),
+        cold_start_share=_ratio(w.cold_start, w.impressions),
         latency_p50_ms=float(np.percentile(latencies, 50)) if latencies.size else math.nan,
         latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else math.nan,
     )
@@ -135,6 +153,7 @@ _COLUMNS: tuple[tuple[str, str, str, float], ...] = (
     ("diversity", "author_diversity", ".3f", 1.0),
     ("age_p50_min", "median_age_ms", ".1f", 1 / 60_000),
     ("oon_share", "out_of_network_share", ".3f", 1.0),
+    ("cold_start", "cold_start_share", ".4f", 1.0),
     ("lat_p50_ms", "latency_p50_ms", ".1f", 1.0),
     ("lat_p95_ms", "latency_p95_ms", ".1f", 1.0),
 )
@@ -173,6 +192,7 @@ class OnlineMetrics:
             window.diversity_sum += len({p.author_id for p in posts}) / len(posts)
             window.diversity_feeds += 1
         window.out_of_network += sum(not p.in_network for p in posts)
+        window.cold_start += sum(p.small_author and served_at_ms - p.created_at_ms <= COLD_START_AGE_MS for p in posts)
         window.ages_ms.extend(served_at_ms - p.created_at_ms for p in posts)
         if latency_ms is not None:
             window.latencies_ms.append(latency_ms)
@@ -242,8 +262,8 @@ class OnlineMetrics:
 
         path = Path(path)
         panels = [c for c in _COLUMNS if c[0] not in ("requests", "impressions")]
-        figure = Figure(figsize=(16, 7), layout="constrained")
-        axes = figure.subplots(2, 4).ravel()
+        figure = Figure(figsize=(20, 7), layout="constrained")
+        axes = figure.subplots(2, 5).ravel()
         starts = {p: min((s.window_start_ms for s in self.windows(p)), default=0) for p in self.policies()}
         span_ms = max((s.window_start_ms - starts[p] + self.window_ms for p in starts for s in self.windows(p)),
                       default=0)

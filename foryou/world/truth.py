@@ -1,4 +1,4 @@
-"""Ground truth: the probability that a user takes each of the 19 actions on a post they examine.
+"""Ground truth: the probability that a user takes each action on a post they examine.
 
 For user u, served post p (its content post c is the reposted original for a repost, else p itself) by
 author a at time now, with σ the logistic function:
@@ -21,6 +21,11 @@ Dwell: if u dwells, the dwell lasts D ~ LogLogistic(scale S = 3000 ms · e^(0.5 
 time rises with affinity; dwell_time is the event "dwelt at least LONG_DWELL_MS":
 P(dwell_time) = P(dwell) · σ(β (ln S - ln LONG_DWELL_MS)).
 
+The actions of the 2026-10 publication: not_dwelled is the examined post without a dwell,
+P(not_dwelled) = 1 - P(dwell); click_dwell_time is the time spent after a click (a duration drawn like a
+dwell's, carried in dwell_ms), P(click_dwell_time) = P(click); video_open has its own row below (videos
+only); open_link never happens: the world's posts carry no links.
+
 Every probability is 0 for a post not yet created or already deleted at now, and for the user's own post.
 The client draws actions independently with these marginals (except that a block or mute cancels a
 follow_author drawn with it).
@@ -41,9 +46,10 @@ follow_author drawn with it).
 | quote               | -6.0  | 0.9 |                 |   |                |      |     |     |
 | quoted_click        | -2.0  | 0.5 | quote           |   |                |      |     |     |
 | follow_author       | -5.0  | 1.0 | not following   |   |                |      |     |     |
+| video_open          | -2.5  | 0.6 | video           |   |                |      |     |     |
 
-The expected value of a post under weights w is Σ_k w_k P_k over the 19 actions (dwell_time counted as the
-probability above).
+The expected value of a post under weights w is Σ_k w_k P_k over every action (dwell_time,
+not_dwelled and click_dwell_time counted as the probabilities above).
 """
 
 from collections.abc import Mapping
@@ -57,7 +63,9 @@ from topics.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS, NUM_ACTIONS
 
 # Explicit positive engagements: every action but the negatives and the passive dwell signals. They count
 # as "engagements" in the online metrics and towards a user's familiarity e with an author.
-ENGAGEMENT_ACTIONS: frozenset[str] = frozenset(ACTIONS) - NEGATIVE_ACTIONS - {"dwell", "dwell_time"}
+ENGAGEMENT_ACTIONS: frozenset[str] = frozenset(ACTIONS) - NEGATIVE_ACTIONS - {
+    "dwell", "dwell_time", "not_dwelled", "click_dwell_time"
+}
 
 LONG_DWELL_MS = 8_000
 DWELL_BASE_MS = 3_000.0
@@ -79,6 +87,7 @@ _POSITIVE: dict[str, tuple[float, float]] = {
     "quote": (-6.0, 0.9),
     "quoted_click": (-2.0, 0.5),
     "follow_author": (-5.0, 1.0),
+    "video_open": (-2.5, 0.6),
 }
 _NEGATIVE: dict[str, tuple[float, float, float]] = {
     "not_interested": (-3.5, 0.9, 3.0),
@@ -112,7 +121,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 
 
 def weight_vector(weights: Mapping[str, float] | np.ndarray | None = None) -> np.ndarray:
-    """Weights as a [19] vector in ACTIONS order (missing names weigh 0; None means DEFAULT_WEIGHTS)."""
+    """Weights as a vector in ACTIONS order (missing names weigh 0; None means DEFAULT_WEIGHTS)."""
     if weights is None:
         weights = DEFAULT_WEIGHTS
     if isinstance(weights, np.ndarray):
@@ -131,7 +140,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Assessment:
-    probabilities: np.ndarray  # [N, 19]
+    probabilities: np.ndarray  # [N, NUM_ACTIONS]
     dwell_scale_ms: np.ndarray  # [N]: scale S of the log-logistic dwell duration
     visible: np.ndarray  # [N] bool: created, not deleted and not the user's own post at now
 
@@ -145,7 +154,7 @@ class GroundTruth:
         negative = [ACTION_INDEX[name] for name in _NEGATIVE]
         self._positive_index = np.array(positive)
         self._negative_index = np.array(negative)
-        self._positive_coef = np.array(list(_POSITIVE.values()))  # [14, 2]
+        self._positive_coef = np.array(list(_POSITIVE.values()))  # [15, 2]
         self._negative_coef = np.array(list(_NEGATIVE.values()))  # [4, 3]
 
     def assess(
@@ -183,6 +192,7 @@ class GroundTruth:
         gates = np.ones_like(positive)
         gates[:, list(_POSITIVE).index("photo_expand")] = media == MEDIA_PHOTO
         gates[:, vqv] = media == MEDIA_VIDEO
+        gates[:, list(_POSITIVE).index("video_open")] = media == MEDIA_VIDEO
         gates[:, list(_POSITIVE).index("quoted_click")] = posts.kind[index] == QUOTE
         gates[:, list(_POSITIVE).index("follow_author")] = 1.0 - following
         paywalled = posts.subscriber_only[index] & ~relation.following
@@ -202,6 +212,8 @@ class GroundTruth:
         dwell_scale = DWELL_BASE_MS * np.exp(DWELL_AFFINITY * relevance)
         long_dwell = _sigmoid(DWELL_SHAPE * (np.log(dwell_scale) - np.log(LONG_DWELL_MS)))
         probabilities[:, ACTION_INDEX["dwell_time"]] = probabilities[:, ACTION_INDEX["dwell"]] * long_dwell
+        probabilities[:, ACTION_INDEX["not_dwelled"]] = 1.0 - probabilities[:, ACTION_INDEX["dwell"]]
+        probabilities[:, ACTION_INDEX["click_dwell_time"]] = probabilities[:, ACTION_INDEX["click"]]
 
         visible = (age >= 0) & (now < posts.deleted_ms[index]) & (users != authors)
         probabilities *= visible[:, None]
@@ -211,7 +223,7 @@ class GroundTruth:
         self, user_ids: np.ndarray, post_ids: np.ndarray, now_ms: np.ndarray | int,
         relation: Relation | None = None,
     ) -> np.ndarray:
-        """[N, 19] probabilities in ACTIONS order for the pairs (user_ids[i], post_ids[i]) at now_ms."""
+        """[N, NUM_ACTIONS] probabilities in ACTIONS order for the pairs (user_ids[i], post_ids[i]) at now_ms."""
         return self.assess(user_ids, post_ids, now_ms, relation).probabilities
 
     def expected_value(

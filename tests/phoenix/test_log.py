@@ -45,6 +45,11 @@ def test_impression_flags() -> None:
     assert blocked.engaged and not blocked.positive
     liked = Impression(1, 2, 3, 0, "other", ("favorite",), None)
     assert liked.positive and liked.action_mask == 1
+    # Optional actions alone: not history (the model reads none of them), and scrolling past is not positive.
+    scrolled = Impression(1, 2, 3, 0, "other", ("not_dwelled",), None)
+    assert not scrolled.engaged and not scrolled.positive
+    opened = Impression(1, 2, 3, 0, "other", ("open_link",), None)
+    assert opened.positive and not opened.engaged
 
 
 @pytest.mark.parametrize(

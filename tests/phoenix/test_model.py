@@ -7,7 +7,7 @@ from phoenix import model
 from phoenix.batch import RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from stores.records import ActionEntry
-from topics.actions import NUM_ACTIONS
+from topics.actions import NUM_PHOENIX_ACTIONS
 
 TINY = PhoenixConfig(
     name="tiny",
@@ -43,7 +43,7 @@ def _history(rng: np.random.Generator, n: int) -> list[ActionEntry]:
         ActionEntry(
             post_id=int(rng.integers(1, 10**12)),
             author_id=int(rng.integers(1, 10**6)),
-            action_mask=int(rng.integers(1, 1 << NUM_ACTIONS)),
+            action_mask=int(rng.integers(1, 1 << NUM_PHOENIX_ACTIONS)),
             surface=str(rng.choice(["home_for_you", "search", "profile"])),
             ts_ms=i,
         )
@@ -65,7 +65,7 @@ def _scores(
 def test_shapes_and_varied_untrained_outputs(params: model.Params) -> None:
     rng = np.random.default_rng(1)
     logits = _scores(params, _history(rng, 10), _candidates(rng, WIDTH))
-    assert logits.shape == (WIDTH, NUM_ACTIONS)
+    assert logits.shape == (WIDTH, NUM_PHOENIX_ACTIONS)
     probs = jax.nn.sigmoid(logits)
     # Untrained but not constant: candidates get clearly different probabilities on every head.
     assert float(np.min(np.std(probs, axis=0))) > 0.05

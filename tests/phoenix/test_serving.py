@@ -13,7 +13,7 @@ from phoenix.batch import RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from stores.records import ActionEntry
 from tests.phoenix.test_model import TINY
-from topics.actions import NUM_ACTIONS, surface_id
+from topics.actions import NUM_PHOENIX_ACTIONS, surface_id
 
 GQA = dataclasses.replace(TINY, name="gqa", num_layers=3)
 SEARCH = surface_id("search")
@@ -109,7 +109,7 @@ def test_candidate_logits_equal_full_forward(cap: float, width: int) -> None:
         np.pad(batch.candidate_author_hashes[0], pad),
         np.int32(SEARCH),
     )
-    assert got.shape == (width, NUM_ACTIONS)
+    assert got.shape == (width, NUM_PHOENIX_ACTIONS)
     np.testing.assert_allclose(np.asarray(got)[: len(cands)], expected, atol=2e-5, rtol=1e-5)
 
 

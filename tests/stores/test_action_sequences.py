@@ -159,3 +159,16 @@ def test_custom_bound(table: dict[int, bytes]) -> None:
     for post_id in range(1, 5):
         sequences.record(engagement(post_id, "click", post_id))
     assert post_ids(sequences) == [3, 4]
+
+
+def test_an_optional_action_joins_an_entry_but_never_starts_one() -> None:
+    from topics.actions import ACTION_INDEX
+
+    sequences = UserActionSequences({})
+    base = {"user_id": 1, "author_id": 9, "surface": "home_for_you", "dwell_ms": None}
+    assert not sequences.record({**base, "post_id": 5, "action": "not_dwelled", "ts_ms": 1_000})
+    assert sequences.get(1) == []
+    assert sequences.record({**base, "post_id": 5, "action": "favorite", "ts_ms": 2_000})
+    assert sequences.record({**base, "post_id": 5, "action": "open_link", "ts_ms": 2_000})
+    [entry] = sequences.get(1)
+    assert entry.action_mask == 1 << ACTION_INDEX["favorite"] | 1 << ACTION_INDEX["open_link"]

@@ -65,9 +65,17 @@ def test_events_follow_the_contract(world: World) -> None:
         assert event["action"] in ACTIONS
         assert event["surface"] == "home_for_you"
         assert event["user_id"] > 0 and event["post_id"] > 0 and event["author_id"] > 0
-        assert (event["dwell_ms"] is not None) == (event["action"] in ("dwell", "dwell_time"))
+        assert (event["dwell_ms"] is not None) == (event["action"] in ("dwell", "dwell_time", "click_dwell_time"))
         if event["action"] == "dwell_time":
             assert event["dwell_ms"] >= 8_000
+    # The 2026-10 actions: an examined post without a dwell is not_dwelled, a click has its click_dwell_time.
+    by_view = {}
+    for event in engagements:
+        by_view.setdefault((event["user_id"], event["post_id"]), set()).add(event["action"])
+    assert any("not_dwelled" in actions for actions in by_view.values())
+    for actions in by_view.values():
+        assert ("not_dwelled" in actions) != ("dwell" in actions)
+        assert ("click" in actions) == ("click_dwell_time" in actions)
     for reaction in reactions:
         for event in reaction.social_graph_events:
             _check_fields(event, SOCIAL_FIELDS)

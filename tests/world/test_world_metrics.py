@@ -110,3 +110,26 @@ def test_describe_feed_uses_the_follow_graph() -> None:
     assert served[0].author_id == author
     assert served[1].created_at_ms == world.posts.created_ms[not_followed[0]]
     assert describe_feed(world, user, feed, now, followed=frozenset({served[1].author_id}))[1].in_network
+
+
+def test_cold_start_exposure_counts_fresh_posts_of_small_authors() -> None:
+    m = OnlineMetrics(window_ms=WINDOW, weights=WEIGHTS)
+    now = 10 * 3_600_000
+    m.record_served("p", 1, now, [
+        ServedPost(1, 5, now - 3_600_000, True, small_author=True),  # fresh, small: counts
+        ServedPost(2, 5, now - 3 * 3_600_000, True, small_author=True),  # older than 2 h
+        ServedPost(3, 6, now - 60_000, False, small_author=False),  # a big author
+        ServedPost(4, 7, now, False),
+    ])
+    assert m.total("p").cold_start_share == pytest.approx(1 / 4)
+    assert "cold_start" in m.summary()
+
+
+def test_small_authors_have_at_most_the_median_follower_count() -> None:
+    from foryou.world.metrics import small_authors
+
+    world = World.generate(preset("tiny", seed=2))
+    followers = np.bincount(world.population.follows.dst, minlength=world.num_users)
+    small = small_authors(world)
+    assert small.shape == (world.num_users,) and small.any() and not small.all()
+    assert followers[small].max() <= followers[~small].min()

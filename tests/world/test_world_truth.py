@@ -97,6 +97,8 @@ def test_media_gates(base: World) -> None:
     assert p[1, ACTION_INDEX["photo_expand"]] > 0
     assert p[0, ACTION_INDEX["photo_expand"]] == 0 and p[2, ACTION_INDEX["photo_expand"]] == 0
     assert p[2, ACTION_INDEX["quoted_click"]] > 0 and p[:2, ACTION_INDEX["quoted_click"]].sum() == 0
+    assert p[0, ACTION_INDEX["video_open"]] == 0 and p[1, ACTION_INDEX["video_open"]] == 0
+    assert p[2, ACTION_INDEX["video_open"]] > 0
 
 
 def test_relation_effects(base: World) -> None:
@@ -136,9 +138,14 @@ def test_probabilities_are_valid_and_dwell_time_follows_dwell(base: World) -> No
     posts = POST_ID_BASE + rng.integers(0, base.num_posts, 2000)
     now = base.config.start_ms + base.config.duration_ms // 2
     p = GroundTruth(base).action_probabilities(users, posts, now)
-    assert p.shape == (2000, 19)
+    assert p.shape == (2000, len(ACTION_INDEX))
     assert (p >= 0).all() and (p <= 1).all()
     assert (p[:, ACTION_INDEX["dwell_time"]] <= p[:, ACTION_INDEX["dwell"]]).all()
+    visible = GroundTruth(base).assess(users, posts, now).visible
+    dwell, not_dwelled = p[:, ACTION_INDEX["dwell"]], p[:, ACTION_INDEX["not_dwelled"]]
+    np.testing.assert_allclose((dwell + not_dwelled)[visible], 1.0)
+    np.testing.assert_array_equal(p[:, ACTION_INDEX["click_dwell_time"]], p[:, ACTION_INDEX["click"]])
+    assert p[:, ACTION_INDEX["open_link"]].sum() == 0  # the world's posts carry no links
     assert p.sum() > 0
 
 
@@ -148,7 +155,7 @@ def test_expected_value_is_weighted_sum(base: World) -> None:
     now = base.config.start_ms + base.config.duration_ms // 2
     truth = GroundTruth(base)
     probabilities = truth.action_probabilities(users, posts, now)
-    expected = probabilities @ np.array([DEFAULT_WEIGHTS[n] for n in ACTION_INDEX])
+    expected = probabilities @ np.array([DEFAULT_WEIGHTS.get(n, 0.0) for n in ACTION_INDEX])
     np.testing.assert_allclose(truth.expected_value(users, posts, now), expected)
     only_favorite = truth.expected_value(users, posts, now, {"favorite": 2.0})
     np.testing.assert_allclose(only_favorite, 2.0 * probabilities[:, ACTION_INDEX["favorite"]])
