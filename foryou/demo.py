@@ -15,6 +15,10 @@
    and engagements while it serves;
 6. the comparison table, plots over time and bench/results/world.json.
 
+With --compare-presets, step 5 runs the trained Phoenix once per pipeline preset instead (seed-2026-01 and
+production-2026-10 of streams/defaults.toml: same model, same world, only FORYOU_PRESET differs), and the
+records carry the preset as `pipeline_preset`.
+
 Workers are stopped on exit and on Ctrl-C; the broker only if this demo started it.
 """
 
@@ -153,10 +157,10 @@ def _lag_line(label: str) -> Callable[[int], None]:
 
 def run_policy(
     spec: Any, *, args: argparse.Namespace, bootstrap: str, world: Any, history: Any, metrics: Any,
-    out: Path, on_worker: Callable[[Any], None], offline_checkpoint: Path,
+    out: Path, on_worker: Callable[[Any], None], offline_checkpoint: Path, explain: bool = False,
 ) -> tuple[Any, dict[str, Any] | None]:
-    """(Trainer,) worker, replay, catch-up, closed loop for one policy; returns the loop result and, for the
-    trained policy, an explained feed (the processes are left running for the caller to stop)."""
+    """(Trainer,) worker, replay, catch-up, closed loop for one policy; returns the loop result and, when
+    `explain`, an explained feed (the processes are left running for the caller to stop)."""
     from foryou.world.client import ClientBehaviour
     from foryou.world.config import HOUR_MS
     from foryou.world.experiment import (
@@ -215,7 +219,7 @@ def run_policy(
 
         result = loop.run(history.states, on_round=show)
         sys.stderr.write("\n")
-        explained = explained_feed(world, loop, answers, result) if spec.name == "phoenix-trained" else None
+        explained = explained_feed(world, loop, answers, result) if explain else None
         if explorer is not None:
             _say("  " + sample_draft_line(worker.url, world))
     finally:
@@ -294,6 +298,15 @@ def comparison_lines(metrics: Any) -> Iterator[str]:
             verdict = "beats" if last > chrono else "does NOT beat"
             yield (f"phoenix-online engagements per impression: first window {first:.4f}, last window {last:.4f}"
                    f" ({len(windows)} windows); the last {verdict} reverse-chron's {chrono:.4f}")
+    seed, production = f"{PHOENIX_TRAINED}@seed-2026-01", f"{PHOENIX_TRAINED}@production-2026-10"
+    if seed in policies and production in policies:
+        old, new = metrics.total(seed), metrics.total(production)
+        yield (f"production-2026-10 vs seed-2026-01 (same trained model): engagements per impression "
+               f"{new.engagements_per_impression:.4f} vs {old.engagements_per_impression:.4f}, negatives "
+               f"{new.negatives_per_impression:.4f} vs {old.negatives_per_impression:.4f}, author diversity "
+               f"{new.author_diversity:.3f} vs {old.author_diversity:.3f}, out-of-network share "
+               f"{new.out_of_network_share:.3f} vs {old.out_of_network_share:.3f}, cold-start exposure "
+               f"{new.cold_start_share:.4f} vs {old.cold_start_share:.4f}")
     if PHOENIX_TRAINED in policies and REVERSE_CHRON in policies:
         trained, chrono = metrics.total(PHOENIX_TRAINED), metrics.total(REVERSE_CHRON)
         ratio = trained.engagements_per_impression / chrono.engagements_per_impression
@@ -322,6 +335,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--online-window-s", type=float, default=10.0,
                         help="seconds a served post waits for engagement before the trainer counts it negative")
     parser.add_argument("--online-publish-s", type=float, default=15.0, help="the trainer's checkpoint interval")
+    parser.add_argument("--compare-presets", action="store_true",
+                        help="run the trained Phoenix once per pipeline preset instead of the policies")
+    parser.add_argument("--presets", nargs="+", default=["seed-2026-01", "production-2026-10"],
+                        help="pipeline presets compared by --compare-presets (streams/defaults.toml)")
     parser.add_argument("--out", type=Path, default=None, help="results directory (default .local/demo)")
     return parser.parse_args(argv)
 
@@ -355,7 +372,7 @@ def _run(args: argparse.Namespace, bootstrap: str, out: Path, workers: list[Any]
     from foryou.benchmarks import merge_results
     from foryou.world.config import preset
     from foryou.world.evaluate import format_ranking, online_records, ranking_records, ranking_vs_truth
-    from foryou.world.experiment import PHOENIX_TRAINED, policy_specs
+    from foryou.world.experiment import PHOENIX_TRAINED, policy_specs, preset_specs
     from foryou.world.kafka_io import ensure_public_topics
     from foryou.world.metrics import OnlineMetrics
     from foryou.world.world import World
@@ -385,17 +402,22 @@ def _run(args: argparse.Namespace, bootstrap: str, out: Path, workers: list[Any]
     metrics = OnlineMetrics(window_ms=15_000)
     explained = None
     started = len(workers)
-    for spec in policy_specs(checkpoint, out / "online" / "phoenix-online.ckpt"):
-        if spec.name not in args.policies:
-            continue
+    if args.compare_presets:
+        specs = preset_specs(checkpoint, args.presets)
+        explain_policy = specs[-1].name
+    else:
+        specs = [s for s in policy_specs(checkpoint, out / "online" / "phoenix-online.ckpt") if s.name in args.policies]
+        explain_policy = PHOENIX_TRAINED
+    for spec in specs:
         _say(f"policy {spec.name}")
         try:
             _, answer = run_policy(spec, args=args, bootstrap=bootstrap, world=world, history=history,
-                                   metrics=metrics, out=out, on_worker=workers.append, offline_checkpoint=checkpoint)
+                                   metrics=metrics, out=out, on_worker=workers.append, offline_checkpoint=checkpoint,
+                                   explain=spec.name == explain_policy)
         finally:
             while len(workers) > started:
                 workers.pop().stop()
-        if spec.name == PHOENIX_TRAINED:
+        if answer is not None:
             explained = answer
     _step(6, "results")
     if explained is not None:
@@ -411,7 +433,10 @@ def _run(args: argparse.Namespace, bootstrap: str, out: Path, workers: list[Any]
               "train_steps": args.train_steps, "history_hours": args.history_hours,
               "online_init": args.online_init, "online_window_s": args.online_window_s,
               "online_publish_s": args.online_publish_s}
-    bench = merge_results(BENCH_PATH, online_records(metrics, params) + ranking_records(ranking, params))
+    records = online_records(metrics, params)
+    if not args.compare_presets:  # the offline ranking belongs to the policy comparison's records
+        records += ranking_records(ranking, params)
+    bench = merge_results(BENCH_PATH, records)
     _say(f"\nplots: {plot}\ntable: {out / 'summary.txt'}\nbench records: {bench}")
     _say(f"worker metrics (Prometheus text, scraped from each worker's /metrics before it stopped): "
          f"{out}/metrics-<policy>.prom")

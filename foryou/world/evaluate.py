@@ -113,7 +113,8 @@ def format_ranking(report: Mapping[str, Any]) -> str:
 
 
 def online_records(metrics: OnlineMetrics, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """engagements and negatives per impression for every policy in `metrics`."""
+    """Engagements and negatives per impression, author diversity, out-of-network share and cold-start
+    exposure for every policy in `metrics`."""
     records = []
     for policy in metrics.policies():
         total = metrics.total(policy)
@@ -125,10 +126,18 @@ def online_records(metrics: OnlineMetrics, params: Mapping[str, Any]) -> list[di
                   if windows else None,
                   "last_window_engagements_per_impression": round(windows[-1].engagements_per_impression, 6)
                   if windows else None}
+        if "@" in policy:  # phoenix-trained@<pipeline preset> (foryou demo --compare-presets)
+            detail["pipeline_preset"] = policy.split("@", 1)[1]
         records.append(record("world.engagements_per_impression", "engagements_per_impression",
                               total.engagements_per_impression, "ratio", **detail))
         records.append(record("world.negatives_per_impression", "negatives_per_impression",
                               total.negatives_per_impression, "ratio", **detail))
+        records.append(record("world.author_diversity", "distinct_authors_per_post", total.author_diversity,
+                              "ratio", **detail))
+        records.append(record("world.out_of_network_share", "out_of_network_share", total.out_of_network_share,
+                              "ratio", **detail))
+        records.append(record("world.cold_start_share", "fresh_small_author_share", total.cold_start_share,
+                              "ratio", **detail))
     return records
 
 

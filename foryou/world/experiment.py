@@ -43,6 +43,18 @@ class PolicySpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def preset_specs(checkpoint: str | Path, presets: Iterable[str]) -> list[PolicySpec]:
+    """The trained Phoenix under each pipeline preset (streams/defaults.toml): the same model and world,
+    only FORYOU_PRESET differs. Named phoenix-trained@<preset>."""
+    return [
+        PolicySpec(
+            f"{PHOENIX_TRAINED}@{name}",
+            {"FORYOU_POLICY": "phoenix", "FORYOU_CHECKPOINT": str(checkpoint), "FORYOU_PRESET": name},
+        )
+        for name in presets
+    ]
+
+
 def policy_specs(checkpoint: str | Path | None, online_checkpoint: str | Path | None = None) -> list[PolicySpec]:
     specs = [
         PolicySpec(REVERSE_CHRON, {"FORYOU_POLICY": "reverse-chron", "FORYOU_CHECKPOINT": ""}),

@@ -63,3 +63,34 @@ def test_online_policy_line_compares_its_last_window_with_reverse_chron() -> Non
     [online] = [line for line in comparison_lines(metrics) if line.startswith("phoenix-online")]
     assert "first window 0.0000, last window 1.0000 (2 windows)" in online
     assert "the last beats reverse-chron's 0.5000" in online
+
+
+def test_every_model_source_exists() -> None:
+    from foryou.demo import _MODEL_SOURCES, REPO
+
+    assert all((REPO / name).is_file() for name in _MODEL_SOURCES)
+
+
+def test_preset_comparison_runs_the_trained_model_per_preset_and_records_the_preset() -> None:
+    from foryou.world.evaluate import online_records
+    from foryou.world.experiment import preset_specs
+
+    args = parse_args(["--compare-presets"])
+    assert args.compare_presets and args.presets == ["seed-2026-01", "production-2026-10"]
+    specs = preset_specs("model.ckpt", args.presets)
+    assert [s.name for s in specs] == ["phoenix-trained@seed-2026-01", "phoenix-trained@production-2026-10"]
+    assert {s.env["FORYOU_CHECKPOINT"] for s in specs} == {"model.ckpt"}
+    assert [s.env["FORYOU_PRESET"] for s in specs] == args.presets
+
+    metrics = OnlineMetrics(window_ms=1_000)
+    for spec, actions in zip(specs, (["favorite"], ["favorite", "reply"]), strict=True):
+        metrics.record_served(spec.name, 1, 0, [ServedPost(10, 2, 0, True, small_author=True),
+                                                ServedPost(11, 3, 0, False)])
+        for action in actions:
+            metrics.record_engagement(1, 10, action, 1)
+    [line] = comparison_lines(metrics)
+    assert "engagements per impression 1.0000 vs 0.5000" in line and "cold-start exposure 0.5000" in line
+    records = online_records(metrics, {"preset": "tiny"})
+    assert {r["params"]["pipeline_preset"] for r in records} == set(args.presets)
+    assert {r["name"] for r in records} >= {"world.author_diversity", "world.out_of_network_share",
+                                            "world.cold_start_share"}
