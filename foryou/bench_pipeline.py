@@ -6,8 +6,8 @@ tables (Faust tables in a worker), with an untrained DEMO Phoenix ranker whose r
 post, as a worker's runtime indexes them. The world is the feed benchmark's (foryou.bench_feed): each user
 follows `--followed` authors with one fresh post each (the in-network candidates; a tenth are reposts of
 out-of-network posts) and has `--history` engagements on a corpus of out-of-network posts (a tenth videos)
-that retrieval draws from. With the default sources (Thunder 500, retrieval 500) every request ranks about
-1,000 candidates.
+that retrieval draws from. With the seed-2026-01 preset's sources (Thunder 500, retrieval 500; `--preset`)
+every request ranks about 1,000 candidates.
 
 Each timed request is `CandidatePipeline.execute` with explain on (for the stage reports); its side effects
 run afterwards, untimed, as a worker runs them after answering. Records: `pipeline.inprocess.c1000`
@@ -31,9 +31,11 @@ from foryou.settings import Settings
 from phoenix.config import DEMO
 from phoenix.ranker import Ranker
 from stores.action_sequences import UserActionSequences
+from stores.engagement_counts import EngagementCounts
 from stores.post_store import PostStore
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
+from streams.config import load_config
 from streams.pipeline import CandidatePipeline
 from streams.query import parse_feed_request
 from topics.actions import ACTIONS
@@ -54,6 +56,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=200, help="timed requests")
     parser.add_argument("--warmup", type=int, default=20, help="untimed requests first")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", default="seed-2026-01",
+                        help="pipeline preset (seed-2026-01 keeps the c1000 record's 500 + 500 candidates)")
     parser.add_argument("--quick", action="store_true", help="a short run (fewer requests)")
     parser.add_argument("--out-dir", type=Path, default=None, help="default: bench/results")
     return parser.parse_args(argv)
@@ -70,6 +74,7 @@ class World:
         rng = np.random.default_rng(args.seed)
         self.now_ms = int(time.time() * 1000)
         self.post_store = PostStore(str(directory / "post-store"))
+        self.counts = EngagementCounts(str(directory / "engagement-counts"))
         self.ranker = Ranker.untrained(DEMO, seed=0)
         self.ranker.warmup()
         tables: dict[str, dict[int, bytes]] = {"actions": {}, "graph": {}, "served": {}}
@@ -118,7 +123,9 @@ class World:
                 )
         self.service = FeedService(
             settings=Settings(policy="phoenix", data_dir=directory / "worker"),
+            config=load_config(env={"FORYOU_PRESET": args.preset}),
             post_store=self.post_store,
+            counts=self.counts,
             ranker=self.ranker,
             user_actions=actions,
             social_graph=graph,
@@ -146,6 +153,7 @@ class World:
 
     def close(self) -> None:
         self.post_store.close()
+        self.counts.close()
 
 
 async def _run(world: World, requests: int, warmup: int) -> tuple[list[float], dict[tuple[str, str], list[float]], int]:
@@ -190,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "history": args.history,
         "requests": args.requests,
         "model": world.ranker.version,
+        "pipeline_preset": args.preset,
     }
     records = [
         record(

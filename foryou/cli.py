@@ -287,6 +287,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
 
 
 _BENCH_SUITES = {
+    "dpp": "scoring.bench",
     "phoenix": "phoenix.bench",
     "content": "phoenix.content_bench",
     "feed": "foryou.bench_feed",

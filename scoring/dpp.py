@@ -44,7 +44,7 @@ def greedy_map(
     residual = np.einsum("ij,ij->i", scaled, scaled)  # d_i^2 = L_ii
     factors = np.zeros((max_selected, n))  # row k: the k-th Cholesky column over all items
     selected: list[int] = []
-    best = int(np.argmax(residual))
+    best = int(residual.argmax())
     while residual[best] > min_residual:
         selected.append(best)
         if len(selected) >= max_selected:
@@ -54,8 +54,8 @@ def greedy_map(
         update = (row - factors[:k, best] @ factors[:k]) / math.sqrt(residual[best])
         factors[k] = update
         residual = residual - update**2
-        residual[selected] = -np.inf
-        best = int(np.argmax(residual))
+        residual[best] = -np.inf  # the earlier picks are already -inf
+        best = int(residual.argmax())
     return selected
 
 
@@ -91,7 +91,7 @@ class DppReranker(Scorer):
                 reason = "fallback: non-finite embeddings or no positive score"
         if reason is not None:
             return {"dpp_outcome": [reason] * len(candidates), "score": [c.score for c in candidates]}
-        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", embeddings, embeddings))[:, None]
         unit = np.divide(embeddings, norms, out=np.zeros_like(embeddings), where=norms > 0)
         weights = np.exp(self._alpha * scores / scores.max())
         chosen = {order[j] for j in greedy_map(weights, unit, min(cfg.max_selected, len(order)), cfg.min_residual)}
