@@ -9,7 +9,7 @@ from foryou.client import FeedClient
 from foryou.processes import WorkerProcess
 from tests.integration.conftest import StartWorker
 from tests.integration.helpers import wait_for_posts, worker_json
-from topics.actions import ACTIONS
+from topics.actions import PHOENIX_ACTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,10 @@ pytestmark = pytest.mark.slow
 def worker(start_worker: StartWorker) -> WorkerProcess:
     # An untrained but seeded Phoenix gives every post its own predictions; a heavy block weight makes the
     # ranking follow the predicted block probability, which is what this module checks end to end.
-    return start_worker(FORYOU_POLICY="phoenix", FORYOU_WEIGHTS_BLOCK_AUTHOR="-1000000.0")
+    # The January preset: its OON factor 0.8 and no cold-start lift (test_presets.py covers the other).
+    return start_worker(
+        FORYOU_POLICY="phoenix", FORYOU_PRESET="seed-2026-01", FORYOU_WEIGHTS_BLOCK_AUTHOR="-1000000.0"
+    )
 
 
 def test_explained_feed_ranks_in_and_out_of_network_posts_and_sinks_likely_blocks(
@@ -49,7 +52,7 @@ def test_explained_feed_ranks_in_and_out_of_network_posts_and_sinks_likely_block
 
     for post in served:
         explain = post["explain"]
-        assert set(explain["probabilities"]) == set(ACTIONS)
+        assert set(explain["probabilities"]) == set(PHOENIX_ACTIONS)  # an untrained model has the 19 heads
         assert all(0.0 <= v <= 1.0 for v in explain["probabilities"].values())
         assert explain["oon_multiplier"] == (1.0 if post["in_network"] else pytest.approx(0.8))
     scores = [p["score"] for p in served]
