@@ -105,10 +105,10 @@ class PopularPostsSource(Source):
         return self._limit > 0 and not query.in_network_only
 
     def _build(self, now_ms: int) -> list[PopularPost]:
-        since = now_ms - max(self._config.author_active_ms, self._config.max_age_ms)
-        posts = list(self._post_store.iter_recent(since))
-        fresh_ids = [p.post_id for p in posts if p.created_at_ms >= now_ms - self._config.max_age_ms]
-        counts = self._counts.counts(fresh_ids)
+        # Only the fresh window is read: an author with a fresh original is active whenever the activity
+        # window is the longer one (7 d vs 24 h), and when it is shorter it lies within the fresh window.
+        posts = list(self._post_store.iter_recent(now_ms - self._config.max_age_ms))
+        counts = self._counts.counts(p.post_id for p in posts if p.kind == "original")
         followers = self._post_store.follower_counts({p.author_id for p in posts})
         return rank_popular(posts, counts, followers, now_ms, self._config, self._limit)
 
