@@ -1,6 +1,7 @@
 """End-to-end runs of the declared For You and reverse-chron pipelines over in-memory fakes."""
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import orjson
@@ -8,8 +9,10 @@ import pytest
 
 from stores.records import PostCounts, UserFeatures
 from streams.config import ForYouConfig, load_config
+from scoring.dpp import DppReranker
 from streams.for_you import for_you_pipeline, reverse_chron_pipeline
 from streams.query import FeedQuery
+from streams.stages import CandidateHydrator
 from tests.streams.foryou_fakes import (
     HOUR_MS,
     NOW_MS,
@@ -332,3 +335,32 @@ def test_the_production_preset_runs_every_new_stage_and_explains_it():
 def test_the_production_preset_serves_nothing_twice_even_on_a_refresh():
     _, by_id, _ = production_run(served_ids=frozenset({101}))
     assert 101 not in by_id  # the served filter applies to top requests too
+
+
+class _Embeddings(CandidateHydrator):
+    """Stands in for the content issue's hydrator: an embedding per post, two posts sharing one."""
+
+    name = "TestContentEmbeddings"
+    fields = frozenset({"content_embedding"})
+
+    async def hydrate(self, query, candidates):
+        def vector(post_id: int) -> np.ndarray:
+            rng = np.random.default_rng(101 if post_id == 108 else post_id)  # 108 duplicates 101's content
+            return rng.normal(size=16).astype(np.float32)
+
+        return {"content_embedding": [vector(c.post_id) for c in candidates]}
+
+
+def test_with_content_embeddings_dpp_selects_and_drops_a_near_duplicate():
+    pipeline, _ = build(config=PRODUCTION)
+    pipeline = dataclasses.replace(pipeline, hydrators=[*pipeline.hydrators, _Embeddings()])
+    config_small = dataclasses.replace(PRODUCTION.dpp, max_selected=4)
+    scorers = [DppReranker(config_small) if s.name == "DppReranker" else s for s in pipeline.scorers]
+    pipeline = dataclasses.replace(pipeline, scorers=scorers)
+    result = asyncio.run(pipeline.execute(request()))
+    outcomes = {p.post_id: p.explain.dpp for p in result.posts}
+    assert sum(o == "selected" for o in outcomes.values()) == 4
+    assert set(outcomes.values()) == {"selected", "dropped"}
+    ranked = [p.post_id for p in result.posts]
+    assert all(outcomes[i] == "selected" for i in ranked[:4])  # the selected lead, the rest follow at 0
+    assert not (outcomes.get(101) == "selected" and outcomes.get(108) == "selected")
