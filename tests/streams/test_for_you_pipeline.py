@@ -7,9 +7,9 @@ import numpy as np
 import orjson
 import pytest
 
+from scoring.dpp import DppReranker
 from stores.records import PostCounts, UserFeatures
 from streams.config import ForYouConfig, load_config
-from scoring.dpp import DppReranker
 from streams.for_you import for_you_pipeline, reverse_chron_pipeline
 from streams.query import FeedQuery
 from streams.stages import CandidateHydrator
