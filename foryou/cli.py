@@ -237,6 +237,14 @@ def render_post_explain(explain: dict[str, Any]) -> str:
     for key in ("weighted_score", "diversity_multiplier", "oon_multiplier"):
         if explain.get(key) is not None:
             parts.append(f"{key} {explain[key]:.4g}")
+    if explain.get("view_count") is not None:
+        parts.append(f"views {explain['view_count']} engagements {explain.get('engagement_count')}")
+    if explain.get("mutual_follow"):
+        parts.append("mutual follow")
+    if explain.get("cold_start_lifted"):
+        parts.append("cold start lift")
+    if explain.get("dpp"):
+        parts.append(f"dpp {explain['dpp']}")
     return "  ".join(parts)
 
 

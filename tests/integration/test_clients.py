@@ -208,7 +208,9 @@ def test_render_feed_shows_the_top_action_probabilities() -> None:
             "post_id": 11, "author_id": 3, "rank": 1, "score": 0.5, "in_network": False,
             "explain": {"probabilities": {"favorite": 0.4, "reply": 0.1, "repost": 0.3, "block_author": 0.01},
                         "weighted_score": 0.6, "diversity_multiplier": 1.0, "oon_multiplier": 0.7,
-                        "source": "phoenix_retrieval", "retrieval_score": 0.9},
+                        "source": "phoenix_retrieval", "retrieval_score": 0.9, "view_count": 12,
+                        "engagement_count": 3, "mutual_follow": True, "cold_start_lifted": False,
+                        "dpp": "fallback: no content embeddings"},
         }],
         "explain": {"degraded": [], "stages": [
             {"kind": "source", "name": "phoenix_retrieval", "status": "ok", "in": 0, "out": 40, "removed": {},
@@ -220,6 +222,8 @@ def test_render_feed_shows_the_top_action_probabilities() -> None:
     text = cli.render_feed(answer)
     assert "top favorite 0.400, repost 0.300, reply 0.100" in text
     assert "source phoenix_retrieval" in text and "oon_multiplier 0.7" in text
+    assert "views 12 engagements 3" in text and "mutual follow" in text and "cold start" not in text
+    assert "dpp fallback: no content embeddings" in text
     assert any(line.split()[:5] == ["muted_keyword", "filter", "ok", "40", "38"] for line in text.splitlines())
     assert "muted_keyword=2" in text
     error = {**answer, "status": "error", "error": "expired: too old", "posts": []}
