@@ -14,6 +14,7 @@ per policy under an id offset, would make every worker ingest every copy (the pu
 retrieve other copies' posts, and a trained model would have to be trained on its copy's ids.
 """
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -89,7 +90,8 @@ def start_worker(
     from agents.topology import ensure_topics
     from foryou.settings import Settings
 
-    app_id = app_id or f"foryou-world-{spec.name}-{uuid.uuid4().hex[:8]}"
+    # Kafka topic names (the app id prefixes the internal ones) allow only [A-Za-z0-9._-].
+    app_id = app_id or f"foryou-world-{re.sub(r'[^A-Za-z0-9._-]', '-', spec.name)}-{uuid.uuid4().hex[:8]}"
     for _ in ensure_topics(Settings(bootstrap=bootstrap, app_id=app_id, partitions=4)):
         pass
     commit_offsets(bootstrap, app_id, end_offsets(bootstrap, WORKER_INPUTS))
