@@ -133,8 +133,10 @@ def _high_watermark(probe: Consumer, partition: TopicPartition, timeout_s: float
             time.sleep(0.5)
 
 
-def commit_offsets(bootstrap: str, group: str, offsets: Offsets, timeout_s: float = 30.0) -> None:
-    """Commit `offsets` for a consumer group that has no running member (e.g. before its worker starts)."""
+def commit_offsets(bootstrap: str, group: str, offsets: Offsets, timeout_s: float = 120.0) -> None:
+    """Commit `offsets` for a consumer group that has no running member (e.g. before its worker starts).
+    The first commit on a fresh broker creates the offsets topic and loads its coordinator, which took
+    over 30 s on this shared machine under load: hence the generous timeout."""
     admin = AdminClient(librdkafka_config(bootstrap, config={"log_level": 3}))
     partitions = [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
     futures = admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, partitions)])
