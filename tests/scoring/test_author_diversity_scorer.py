@@ -35,10 +35,13 @@ def test_three_posts_of_one_author_decay_in_weighted_score_order():
     assert [c.weighted_score for c in out] == [2.0, 3.0, 2.5, 1.5]  # not this scorer's field
 
 
-def test_negative_posts_are_not_lifted_or_lowered():
+def test_negative_posts_are_lowered_within_their_band():
     out = scored(AuthorDiversityScorer(0.7, 0.1, OFFSET), query(), [weighted(1, 7, 2.0), weighted(2, 7, 0.4)])
     assert out[1].diversity_multiplier == pytest.approx(0.73)
-    assert out[1].score == 0.4
+    assert out[1].score == pytest.approx(0.4 * 0.73)
+    # Two negative posts of one author: the second is lowered, as among positive ones.
+    out = scored(AuthorDiversityScorer(0.7, 0.1, OFFSET), query(), [weighted(3, 8, 0.6), weighted(4, 8, 0.5)])
+    assert [c.score for c in out] == pytest.approx([0.6, 0.5 * 0.73])
 
 
 def test_unscored_candidates_get_no_multiplier():

@@ -12,12 +12,12 @@ def test_out_of_network_scores_are_multiplied_by_the_factor():
         candidate(1, 10, in_network=True, score=2.0),
         candidate(2, 20, in_network=False, score=2.0),
         candidate(3, 30, in_network=None, score=2.0),
-        candidate(4, 40, in_network=False, score=0.5),  # negative post: below the offset, unchanged
+        candidate(4, 40, in_network=False, score=0.5),  # negative post: scaled within [0, offset)
         candidate(5, 50, in_network=False),
     ]
     out = scored(OONScorer(0.8, OFFSET), query(), candidates)
     assert [c.oon_multiplier for c in out] == [1.0, 0.8, 1.0, 0.8, None]
-    assert [c.score for c in out[:4]] == pytest.approx([2.0, 1.8, 2.0, 0.5])
+    assert [c.score for c in out[:4]] == pytest.approx([2.0, 1.8, 2.0, 0.4])
     assert out[4].score is None
 
 

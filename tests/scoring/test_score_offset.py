@@ -23,10 +23,11 @@ def test_every_negative_combined_score_lands_below_every_non_negative_one():
     assert mapped_positives == [1.0 + c for c in positives]
 
 
-def test_scale_leaves_negative_posts_and_scales_above_the_offset():
-    assert OFFSET.scale(1.5, 0.5) == pytest.approx(1.25)
-    assert OFFSET.scale(0.3, 0.1) == 0.3
+def test_scale_acts_within_each_band():
+    assert OFFSET.scale(1.5, 0.5) == pytest.approx(1.25)  # above the offset: the part above it
     assert OFFSET.scale(1.0, 0.1) == 1.0
+    assert OFFSET.scale(0.3, 0.1) == pytest.approx(0.03)  # a negative post: its whole score
+    assert OFFSET.scale(0.9, 3.0) < OFFSET.offset <= OFFSET.scale(1.0, 0.001)  # never across the offset
 
 
 def test_all_zero_weights_do_not_divide_by_zero():
