@@ -19,7 +19,6 @@ out-of-network factor off for them (measured: author diversity 0.55 instead of 0
 """
 
 import math
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 
