@@ -47,7 +47,8 @@ def test_merge_results_replaces_same_name_policy_and_preset(tmp_path: Path) -> N
     merge_results(path, online_records(_metrics(), {"run": 2})[:1])
     merge_results(path, online_records(_metrics(), {"run": 3, "preset": "seed-2026-01"})[:1])
     entries = orjson.loads(path.read_bytes())
-    assert len(entries) == 1 + 4 + 1
+    per_policy = 5  # engagements, negatives, author diversity, out-of-network share, cold-start exposure
+    assert len(entries) == 1 + 2 * per_policy + 1
     runs = [e["params"].get("run") for e in entries if e["name"] == "world.engagements_per_impression"]
     assert sorted(runs) == [1, 2, 3]
 
