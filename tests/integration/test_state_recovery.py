@@ -14,6 +14,10 @@ from tests.integration.helpers import TopicReader, eventually, metric_value, wai
 from topics.partitioning import partition_for_id
 from topics.specs import ENGAGEMENT_EVENTS, FEED_REQUESTS, RANKED_FEEDS, SOCIAL_GRAPH_EVENTS, TWEET_EVENTS
 
+# The January preset: these tests ask for a user's feed repeatedly and expect it again, as its served filter
+# (bottom requests only) allows; production-2026-10 serves a post once (tests/integration/test_presets.py).
+SEED = "seed-2026-01"
+
 pytestmark = pytest.mark.slow
 
 
@@ -34,7 +38,9 @@ def test_a_restarted_worker_answers_from_recovered_state_without_rereading_input
     liked, fresh, older = next(ids), next(ids), next(ids)
     now = int(time.time() * 1000)
 
-    first = start_worker(app_id=app_id, data_dir=tmp_path / "a", FORYOU_POLICY="reverse-chron")
+    first = start_worker(
+        app_id=app_id, data_dir=tmp_path / "a", FORYOU_POLICY="reverse-chron", FORYOU_PRESET=SEED
+    )
     client.follow(user, author)
     client.follow(user, other)
     client.social("unfollow", user, target_id=other)
@@ -54,7 +60,9 @@ def test_a_restarted_worker_answers_from_recovered_state_without_rereading_input
 
     # Same data dir: local RocksDB plus the changelog tail. Fresh data dir: the changelogs and post log alone.
     for data_dir in (tmp_path / "a", tmp_path / "b"):
-        worker = start_worker(app_id=app_id, data_dir=data_dir, FORYOU_POLICY="reverse-chron")
+        worker = start_worker(
+            app_id=app_id, data_dir=data_dir, FORYOU_POLICY="reverse-chron", FORYOU_PRESET=SEED
+        )
         wait_for_posts(worker, [older, liked, fresh])
         assert feed_ids(client.request(user)) == expected  # follows, unfollow and engagement all recovered
         assert ingested(worker) == 1, "the input topics were read again (only the new request is new)"
@@ -67,7 +75,8 @@ def test_two_workers_split_the_partitions_and_both_serve(
 ) -> None:
     app_id = f"foryou-pair-{uuid.uuid4().hex[:8]}"
     workers = [
-        start_worker(app_id=app_id, data_dir=tmp_path / name, FORYOU_POLICY="reverse-chron") for name in "ab"
+        start_worker(app_id=app_id, data_dir=tmp_path / name, FORYOU_POLICY="reverse-chron", FORYOU_PRESET=SEED)
+        for name in "ab"
     ]
     for worker in workers:
         worker.wait_ready()
