@@ -28,10 +28,14 @@ from topics.validation import InvalidRecord
 # session produced: a fresh worker answers only once it has caught up with that.
 CATCH_UP_S = 300.0
 
+# The January preset: these tests ask for a user's feed repeatedly and expect it again, as its served filter
+# (bottom requests only) allows; production-2026-10 serves a post once (tests/integration/test_presets.py).
+SEED = "seed-2026-01"
+
 
 @pytest.fixture(scope="module")
 def worker(start_worker: StartWorker) -> WorkerProcess:
-    started = start_worker(FORYOU_POLICY="reverse-chron")
+    started = start_worker(FORYOU_POLICY="reverse-chron", FORYOU_PRESET=SEED)
     started.wait_caught_up(CATCH_UP_S)
     return started
 
@@ -235,7 +239,7 @@ def test_inspect_user_is_routed_to_the_worker_owning_the_users_partition(
 ) -> None:
     """Two workers of one group: whichever is asked, the answer comes from the owner of the user's
     partition, the same worker that answers the user's feed requests (named in the `foryou.worker` header)."""
-    second = start_worker(app_id=worker.app_id, FORYOU_POLICY="reverse-chron")
+    second = start_worker(app_id=worker.app_id, FORYOU_POLICY="reverse-chron", FORYOU_PRESET=SEED)
     second.wait_caught_up(CATCH_UP_S)
     wait_for_stable_split([worker, second], f"{worker.app_id}-user-events", 4)
     # One user per partition, so both workers own some of them.
