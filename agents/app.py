@@ -535,7 +535,8 @@ register_pages(app, Simulations(
     user_tables={"user-actions": action_table, "social-graph": social_table},
     following=lambda user_id: social_graph.features(user_id).following,
     build=lambda: new_simulator(runtime.feeds.config, runtime.post_store,
-                                UserState(user_actions, social_graph, served_history), runtime.ranker),
+                                UserState(user_actions, social_graph, served_history), runtime.ranker,
+                                runtime.counts),
     worker_name=WORKER_NAME.decode(),
 ))
 

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
 from agents import metrics
+from foryou.settings import KafkaSecurity, aiokafka_config
 from stores.engagement_counts import EngagementCounts, count_deltas
 from topics.specs import ENGAGEMENT_EVENTS, IMPRESSIONS
 from topics.validation import InvalidRecord, decode_engagement, decode_impression
@@ -35,16 +36,26 @@ def decode_counted(topic: str, value: bytes | None) -> dict[str, Any] | None:
 
 
 class CountsReplica(Service):
-    def __init__(self, *, bootstrap: str, partitions: dict[str, int], counts: EngagementCounts, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        partitions: dict[str, int],
+        counts: EngagementCounts,
+        security: KafkaSecurity | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.bootstrap = bootstrap
+        self.security = security
         self.partitions = partitions  # topic -> partition count
         self.counts = counts
         self._consumer: AIOKafkaConsumer | None = None
 
     async def on_start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="latest"
+            **aiokafka_config(self.bootstrap, self.security), group_id=None, enable_auto_commit=False,
+            auto_offset_reset="latest",
         )
         await consumer.start()
         assignment = [TopicPartition(t, p) for t, n in self.partitions.items() for p in range(n)]

@@ -97,6 +97,7 @@ class Runtime(Service):
         topics = (IMPRESSIONS, ENGAGEMENT_EVENTS)
         self.counts_replica = CountsReplica(
             bootstrap=self.settings.bootstrap,
+            security=self.settings.kafka_security,
             partitions={t: await asyncio.to_thread(partition_count, self.settings, t) for t in topics},
             counts=self.counts,
         )

@@ -29,7 +29,7 @@ from phoenix.audience import AudienceRanker
 from phoenix.ranker import Ranker
 from streams.config import ForYouConfig
 from streams.draft import Draft
-from streams.ports import PostStore, UserStateStore
+from streams.ports import EngagementCountsStore, PostStore, UserStateStore
 from streams.simulate import DraftSimulator, choose_audience, merge, summarize
 from topics.partitioning import partition_for_id
 from topics.validation import InvalidRecord
@@ -48,7 +48,11 @@ class BadRequest(ValueError):
 
 
 def new_simulator(
-    config: ForYouConfig, post_store: PostStore | None, user_state: UserStateStore, ranker: Ranker | None
+    config: ForYouConfig,
+    post_store: PostStore | None,
+    user_state: UserStateStore,
+    ranker: Ranker | None,
+    counts: EngagementCountsStore | None = None,
 ) -> DraftSimulator | None:
     """The worker's simulator, or None without a Phoenix model. Its per-user baseline cache keeps
     FORYOU_SIMULATE_CACHE_USERS users (default 5000) for FORYOU_SIMULATE_CACHE_TTL_S seconds (default 300)."""
@@ -59,6 +63,7 @@ def new_simulator(
         audience_ranker=AudienceRanker(ranker),
         cache_ttl_s=float(os.environ.get("FORYOU_SIMULATE_CACHE_TTL_S", "300")),
         cache_users=int(os.environ.get("FORYOU_SIMULATE_CACHE_USERS", "5000")),
+        counts=counts,
     )
 
 

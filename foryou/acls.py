@@ -54,7 +54,8 @@ def acl_plan(app_id: str, worker: str = "User:worker", client: str = "User:clien
         Acl(worker, "Read", "group", app_id),
         *(Acl(worker, "Read", "topic", topic) for topic in PUBLIC_INPUTS),
         *(Acl(worker, "Write", "topic", topic) for topic in WORKER_OUTPUTS),
-        # `foryou trainer` runs as the worker principal: it reads what workers serve, in its own groups.
+        # `foryou trainer` runs as the worker principal: it reads what workers serve, in its own groups; every
+        # worker's engagement counts read the impressions too (agents.counts_replica).
         Acl(worker, "Read", "topic", IMPRESSIONS),
         Acl(worker, "Read", "group", f"{app_id}-trainer", prefixed=True),
         *(Acl(client, "Write", "topic", topic) for topic in PUBLIC_INPUTS),

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from topics.actions import ACTIONS
+from topics.actions import PHOENIX_ACTIONS
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -118,7 +118,7 @@ def held_out_predictions(checkpoint: Path, log: Path) -> dict[str, Any]:
     examples = data.held_out_examples
     probs, _ = model_outputs(ckpt.params, ckpt.cfg, data, num_candidates)
     n = len(examples)
-    labels = np.zeros((n, num_candidates, len(ACTIONS)), np.float32)
+    labels = np.zeros((n, num_candidates, len(PHOENIX_ACTIONS)), np.float32)
     mask = np.zeros((n, num_candidates), bool)
     rank = np.ones((n, num_candidates), np.int64)
     lines_before: dict[int, int] = {}
@@ -150,7 +150,7 @@ def pairwise(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray, groups: np
 def plot_reliability(before: dict, after: dict, path: Path) -> Path:
     from matplotlib.figure import Figure
 
-    shown = [a for a in ACTIONS if before["actions"][a]["positives"]][:12]
+    shown = [a for a in PHOENIX_ACTIONS if before["actions"][a]["positives"]][:12]
     figure = Figure(figsize=(16, 9), layout="constrained")
     axes = figure.subplots(3, 4).ravel()
     for ax, action in zip(axes, shown, strict=False):
@@ -192,11 +192,11 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     if not len(fit_idx) or not len(test_idx):
         raise SystemExit("too few held-out impressions to fit and measure a calibration")
     calibration = fit_isotonic(probs[fit_idx][mask[fit_idx]], labels[fit_idx][mask[fit_idx]])
-    calibrated = calibration.apply(probs.reshape(-1, len(ACTIONS))).reshape(probs.shape)
+    calibrated = calibration.apply(probs.reshape(-1, len(PHOENIX_ACTIONS))).reshape(probs.shape)
     before = calibration_report(probs[test_idx][mask[test_idx]], labels[test_idx][mask[test_idx]])
     after = calibration_report(calibrated[test_idx][mask[test_idx]], labels[test_idx][mask[test_idx]])
     config = load_config()
-    weights = config.weight_vector()
+    weights = config.weight_vector()[: len(PHOENIX_ACTIONS)]  # the model's heads
     groups = data["groups"]
     report: dict[str, Any] = {
         "checkpoint": str(args.checkpoint),
@@ -215,7 +215,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
                         "rate_error": {"before": before["actions"][a]["rate_error"],
                                        "after": after["actions"][a]["rate_error"]},
                         "ece": {"before": before["actions"][a]["ece"], "after": after["actions"][a]["ece"]}}
-                    for a in ACTIONS},
+                    for a in PHOENIX_ACTIONS},
         "reliability_png": str(plot_reliability(before, after, args.out / "reliability.png")),
     }
     if args.tune_weights:
@@ -230,7 +230,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
             "tuned_value": tuning.tuned_value, "effective_sample_size": tuning.tuned_ess,
             "evaluations": tuning.evaluations, "tuned": tuning.tuned,
             "pairwise_accuracy_tuned": pairwise(calibrated[test_idx], labels[test_idx], mask[test_idx],
-                                                groups[test_idx], np.array([tuning.tuned[a] for a in ACTIONS])),
+                                                groups[test_idx], np.array([tuning.tuned[a] for a in PHOENIX_ACTIONS])),
             "weights_toml": str(args.out / "weights.toml"),
         }
     if args.save:

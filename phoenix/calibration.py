@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from topics.actions import ACTIONS
+from topics.actions import PHOENIX_ACTIONS
 
 MIN_POSITIVES = 20
 META_KEY = "calibration"
@@ -39,7 +39,7 @@ class Calibration:
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
         """[N, 19] -> [N, 19] calibrated (a new array)."""
         out = np.array(probabilities, dtype=np.float32, copy=True)
-        for a, name in enumerate(ACTIONS):
+        for a, name in enumerate(PHOENIX_ACTIONS):
             head = self.heads.get(name)
             if head is not None:
                 out[:, a] = np.interp(out[:, a], head.x, head.y)
@@ -60,7 +60,7 @@ class Calibration:
             return None
         heads = {}
         for name, head in value["heads"].items():
-            if name not in ACTIONS:
+            if name not in PHOENIX_ACTIONS:
                 raise ValueError(f"calibration for unknown action {name!r}")
             x, y = np.asarray(head["x"], np.float64), np.asarray(head["y"], np.float64)
             if x.shape != y.shape or x.ndim != 1 or not len(x) or np.any(np.diff(x) < 0):
@@ -77,7 +77,7 @@ def fit_isotonic(probabilities: np.ndarray, labels: np.ndarray, min_positives: i
     from sklearn.isotonic import IsotonicRegression
 
     heads = {}
-    for a, name in enumerate(ACTIONS):
+    for a, name in enumerate(PHOENIX_ACTIONS):
         y = labels[:, a]
         if y.sum() < min_positives or y.sum() == len(y):
             continue
@@ -110,7 +110,7 @@ def calibration_report(probabilities: np.ndarray, labels: np.ndarray, bins: int 
     """Per action: positives, observed rate, mean prediction, rate error, ECE and the reliability curve; plus
     the impression-weighted mean ECE over actions with positives."""
     per_action = {}
-    for a, name in enumerate(ACTIONS):
+    for a, name in enumerate(PHOENIX_ACTIONS):
         p, y = probabilities[:, a].astype(np.float64), labels[:, a].astype(np.float64)
         per_action[name] = {
             "positives": int(y.sum()),

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from topics.actions import ACTIONS, NEGATIVE_ACTIONS
+from topics.actions import NEGATIVE_ACTIONS, PHOENIX_ACTIONS
 
-NEGATIVE = np.array([a in NEGATIVE_ACTIONS for a in ACTIONS])
+NEGATIVE = np.array([a in NEGATIVE_ACTIONS for a in PHOENIX_ACTIONS])
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def tune_weights(
     max_evaluations: int = 3000,
 ) -> TuningResult:
     """Weights maximising the SNIPS estimate on `fit`, reported on `evaluate` (held out from the search)."""
-    x0 = np.array([start[a] for a in ACTIONS], np.float64)
+    x0 = np.array([start[a] for a in PHOENIX_ACTIONS], np.float64)
     bounds = [(-max_negative, 0.0) if neg else (0.0, max_weight) for neg in NEGATIVE]
     x0 = np.clip(x0, [b[0] for b in bounds], [b[1] for b in bounds])
     result = minimize(lambda w: -snips(w, fit, negative_penalty)[0], x0, method="Powell", bounds=bounds,
@@ -96,8 +96,8 @@ def tune_weights(
     tuned_value, ess = snips(tuned, evaluate, negative_penalty)
     logged_reward = rewards(evaluate.labels, negative_penalty)[evaluate.mask]
     return TuningResult(
-        start=dict(zip(ACTIONS, x0.tolist(), strict=True)),
-        tuned=dict(zip(ACTIONS, tuned.round(4).tolist(), strict=True)),
+        start=dict(zip(PHOENIX_ACTIONS, x0.tolist(), strict=True)),
+        tuned=dict(zip(PHOENIX_ACTIONS, tuned.round(4).tolist(), strict=True)),
         start_value=snips(x0, evaluate, negative_penalty)[0],
         tuned_value=tuned_value,
         tuned_ess=ess,
@@ -108,4 +108,4 @@ def tune_weights(
 
 def weights_toml(weights: Mapping[str, float]) -> str:
     """A FORYOU_CONFIG file setting these weights (streams/defaults.toml's [weights] section)."""
-    return "[weights]\n" + "".join(f"{a} = {float(weights[a])!r}\n" for a in ACTIONS)
+    return "[weights]\n" + "".join(f"{a} = {float(weights[a])!r}\n" for a in PHOENIX_ACTIONS)

@@ -15,7 +15,7 @@ scored candidate, so the draft's rank is known even when it would not be served.
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,10 @@ from stores.post_store import PostStore as LivePostStore
 from stores.records import Post
 from streams.candidate import Candidate, new_candidates
 from streams.config import ForYouConfig
+from streams.engagement_counts import NoEngagementCounts
 from streams.for_you import for_you_pipeline
 from streams.pipeline import CandidatePipeline
-from streams.ports import PostStore, RankerPort, UserStateStore
+from streams.ports import EngagementCountsStore, PostStore, RankerPort, UserStateStore
 from streams.query import FeedQuery
 from streams.stages import Selection, Selector, Source
 from topics.limits import MAX_ID
@@ -160,6 +161,13 @@ class DraftPostStore:
     def follower_counts(self, author_ids: Iterable[int]) -> dict[int, int]:
         return self.live.follower_counts(author_ids)
 
+    def authors_following(self, user_id: int, author_ids: Iterable[int]) -> set[int]:
+        return self.live.authors_following(user_id, author_ids)
+
+    def iter_recent(self, since_ms: int) -> Iterator[Post]:
+        # The draft enters through DraftSource only, as for Thunder: PopularPosts sees the live posts.
+        return self.live.iter_recent(since_ms)
+
     def close(self) -> None:
         self._scratch.close()
         shutil.rmtree(self._dir, ignore_errors=True)
@@ -248,10 +256,15 @@ def observed_pipeline(
     user_state: UserStateStore,
     ranker: RankerPort,
     extra_sources: Sequence[Source] = (),
+    counts: EngagementCountsStore | None = None,
 ) -> Capture:
     """The production For You pipeline (streams.for_you) over these stores, with its selector and retrieval
-    source captured, `extra_sources` after its own, and no side effects."""
-    base = for_you_pipeline(config=config, post_store=post_store, user_state=user_state, ranker=ranker, sink=_NoSink())
+    source captured, `extra_sources` after its own, and no side effects. Without `counts` (offline), every
+    post counts zero views and engagements."""
+    base = for_you_pipeline(
+        config=config, post_store=post_store, user_state=user_state, ranker=ranker, sink=_NoSink(),
+        counts=counts if counts is not None else NoEngagementCounts(),
+    )
     selector = CapturingSelector(base.selector)
     sources: list[Source] = []
     retrieval = None

@@ -3,12 +3,20 @@ engagements, from the worker's engagement-count store (stores.engagement_counts,
 and engagement-events topics). The author cold-start scorer reads them. A repost is counted as itself: an
 impression names the post that was served."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from stores.records import PostCounts
 from streams.candidate import Candidate, Updates
 from streams.ports import EngagementCountsStore
 from streams.query import FeedQuery
 from streams.stages import CandidateHydrator
+
+
+class NoEngagementCounts:
+    """The count store of a pipeline built without one (offline simulations): every post counts zero."""
+
+    def counts(self, post_ids: Iterable[int]) -> dict[int, PostCounts]:
+        return dict.fromkeys(post_ids, PostCounts())
 
 
 class EngagementCountsHydrator(CandidateHydrator):

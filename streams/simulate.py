@@ -36,11 +36,11 @@ from streams.candidate import Candidate, write_fields
 from streams.config import ForYouConfig
 from streams.draft import Capture, Draft, DraftPostStore, DraftSource, observed_pipeline, retrieval_bar
 from streams.pipeline import CandidatePipeline, check_updates
-from streams.ports import PostStore, RankerPort, UserStateStore
+from streams.ports import EngagementCountsStore, PostStore, RankerPort, UserStateStore
 from streams.query import FeedQuery, parse_feed_request
 from streams.result import PostExplain
 from streams.stages import Source
-from topics.actions import ACTIONS
+from topics.actions import PHOENIX_ACTIONS
 
 
 class AudienceRankerPort(Protocol):
@@ -116,8 +116,10 @@ class DraftSimulator:
         audience_ranker: AudienceRankerPort,
         cache_ttl_s: float = 300.0,
         cache_users: int = 5_000,
+        counts: EngagementCountsStore | None = None,
     ) -> None:
         self.config = config
+        self.counts = counts
         self.post_store = post_store
         self.user_state = user_state
         self.ranker = ranker
@@ -126,13 +128,13 @@ class DraftSimulator:
         self.cache_users = cache_users
         self._cache: OrderedDict[tuple[int, int], UserBaseline] = OrderedDict()
         self.offset = ScoreOffset.from_weights(config.weights, config.scoring.negative_scores_offset)
-        self.weights = np.array([config.weights[a] for a in ACTIONS], np.float64)
+        self.weights = np.array([config.weights[a] for a in PHOENIX_ACTIONS], np.float64)
 
     def _observe(self, post_store: PostStore, extra_sources: Sequence[Source] = ()) -> Capture:
         """A fresh observed pipeline (its captures belong to one run)."""
         return observed_pipeline(
             config=self.config, post_store=post_store, user_state=self.user_state, ranker=self.ranker,
-            extra_sources=extra_sources,
+            extra_sources=extra_sources, counts=self.counts,
         )
 
     # -- baselines --------------------------------------------------------------------------------------
@@ -348,7 +350,7 @@ def summarize(
     followers = [o for o in outcomes if o.follower]
     sampled = [o for o in outcomes if not o.follower]
     scale = oon_population / len(sampled) if sampled else 0.0
-    engagements = np.zeros(len(ACTIONS))
+    engagements = np.zeros(len(PHOENIX_ACTIONS))
     for o in outcomes:
         if o.served and o.probabilities is not None:
             engagements += o.probabilities * (1.0 if o.follower else scale)
@@ -366,7 +368,7 @@ def summarize(
         "served_oon_sampled": sum(o.served for o in sampled),
         "impressions_in_network": float(sum(o.served for o in followers)),
         "impressions_out_of_network": float(sum(o.served for o in sampled) * scale),
-        "engagements": dict(zip(ACTIONS, engagements.tolist(), strict=True)),
+        "engagements": dict(zip(PHOENIX_ACTIONS, engagements.tolist(), strict=True)),
         "weighted_scores": [o.weighted_score for o in outcomes if o.weighted_score is not None],
         "filtered": filtered,
         "users": [
@@ -380,7 +382,7 @@ def summarize(
 def merge(parts: Sequence[Mapping[str, Any]], weights: Mapping[str, float]) -> dict[str, Any]:
     """The workers' parts as one report (sums; the score distribution over every scored user)."""
     scores = np.array([s for p in parts for s in p["weighted_scores"]], np.float64)
-    engagements = {a: float(sum(p["engagements"][a] for p in parts)) for a in ACTIONS}
+    engagements = {a: float(sum(p["engagements"][a] for p in parts)) for a in PHOENIX_ACTIONS}
     followers = sum(p["followers"] for p in parts)
     sampled = sum(p["oon_sampled"] for p in parts)
     served = sum(p["served_followers"] + p["served_oon_sampled"] for p in parts)
@@ -400,7 +402,7 @@ def merge(parts: Sequence[Mapping[str, Any]], weights: Mapping[str, float]) -> d
         "expected_impressions": {"in_network": in_network, "out_of_network": out_of_network,
                                  "total": in_network + out_of_network},
         "expected_engagements": engagements,
-        "expected_value": float(sum(weights[a] * engagements[a] for a in ACTIONS)),
+        "expected_value": float(sum(weights[a] * engagements[a] for a in PHOENIX_ACTIONS)),
         "share_in_top_k": served / (followers + sampled) if followers + sampled else 0.0,
         "weighted_score": _distribution(scores),
         "filtered": filtered,

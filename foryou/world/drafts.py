@@ -45,11 +45,13 @@ from stores.social_graph import SocialGraph
 from streams.config import load_config
 from streams.draft import Draft
 from streams.simulate import DraftSimulator
-from topics.actions import ACTION_INDEX
+from topics.actions import ACTION_INDEX, PHOENIX_ACTIONS
 from topics.validation import decode_engagement, decode_social_graph_event, decode_tweet_event
 
 TARGET = 0.6
-ENGAGEMENT_INDEX = np.array(sorted(ACTION_INDEX[a] for a in ENGAGEMENT_ACTIONS))
+# The engagement actions the model predicts (its heads): predicted and simulated counts compare the same set.
+MODEL_ENGAGEMENTS = ENGAGEMENT_ACTIONS & frozenset(PHOENIX_ACTIONS)
+ENGAGEMENT_INDEX = np.array(sorted(ACTION_INDEX[a] for a in MODEL_ENGAGEMENTS))
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -177,7 +179,7 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             reaction = client.react(rng, state, feed, world_now)
             for viewed in reaction.viewed:
                 if viewed.post_id in index:
-                    actual[repeat, index[viewed.post_id]] += len(ENGAGEMENT_ACTIONS.intersection(viewed.actions))
+                    actual[repeat, index[viewed.post_id]] += len(MODEL_ENGAGEMENTS.intersection(viewed.actions))
     mean_actual = actual.mean(0)
     return {
         "drafts": len(drafts),

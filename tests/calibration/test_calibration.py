@@ -22,7 +22,7 @@ from scoring.tuning import Slates, snips, tune_weights, weights_toml
 from streams.config import load_config
 from streams.result import PostExplain
 from tests.streams.foryou_fakes import candidate, query
-from topics.actions import ACTION_INDEX, ACTIONS
+from topics.actions import ACTION_INDEX, PHOENIX_ACTIONS
 
 TINY = dataclasses.replace(DEMO, name="tiny", emb_size=32, num_layers=1, key_size=16, history_len=16,
                            user_vocab=1024, post_vocab=4096, author_vocab=1024, retrieval_dim=16)
@@ -32,7 +32,7 @@ FAV = ACTION_INDEX["favorite"]
 def _miscalibrated(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Predictions twice the true rate on every head."""
     rng = np.random.default_rng(seed)
-    probs = rng.uniform(0, 0.6, size=(n, len(ACTIONS))).astype(np.float32)
+    probs = rng.uniform(0, 0.6, size=(n, len(PHOENIX_ACTIONS))).astype(np.float32)
     labels = (rng.random(probs.shape) < probs / 2).astype(np.float32)
     return probs, labels
 
@@ -46,7 +46,7 @@ def test_isotonic_calibration_removes_a_planted_bias() -> None:
     assert before["actions"]["favorite"]["rate_error"] == pytest.approx(0.15, abs=0.01)
     assert abs(after["actions"]["favorite"]["rate_error"]) < 0.01
     # Monotone per head: the order of posts by one head never flips.
-    row = np.linspace(0, 0.6, 50, dtype=np.float32)[:, None].repeat(len(ACTIONS), 1)
+    row = np.linspace(0, 0.6, 50, dtype=np.float32)[:, None].repeat(len(PHOENIX_ACTIONS), 1)
     assert np.all(np.diff(calibration.apply(row)[:, FAV]) >= 0)
 
 
@@ -67,7 +67,7 @@ def test_calibration_round_trips_through_checkpoint_meta_and_refuses_bad_maps() 
 def _slates(n: int, seed: int) -> Slates:
     """Replies predict reward; favourite predictions are noise; the logged order was by favourite."""
     rng = np.random.default_rng(seed)
-    probs = rng.uniform(0, 1, size=(n, 8, len(ACTIONS)))
+    probs = rng.uniform(0, 1, size=(n, 8, len(PHOENIX_ACTIONS)))
     labels = np.zeros_like(probs)
     labels[..., ACTION_INDEX["reply"]] = rng.random((n, 8)) < probs[..., ACTION_INDEX["reply"]]
     logged = np.argsort(np.argsort(-probs[..., FAV], axis=1), axis=1) + 1
@@ -75,11 +75,12 @@ def _slates(n: int, seed: int) -> Slates:
 
 
 def test_weight_tuning_finds_the_predictive_head_out_of_sample() -> None:
-    start = {a: 0.0 for a in ACTIONS} | {"favorite": 1.0, "reply": 0.1}
+    start = {a: 0.0 for a in PHOENIX_ACTIONS} | {"favorite": 1.0, "reply": 0.1}
     result = tune_weights(_slates(400, 0), _slates(400, 1), start, max_evaluations=800)
     assert result.tuned_value > result.start_value + 0.05
     assert result.tuned["reply"] > result.tuned["favorite"]
-    assert snips(np.array([start[a] for a in ACTIONS]), _slates(400, 1), 5.0)[0] == pytest.approx(result.start_value)
+    start_weights = np.array([start[a] for a in PHOENIX_ACTIONS])
+    assert snips(start_weights, _slates(400, 1), 5.0)[0] == pytest.approx(result.start_value)
 
 
 def test_tuned_weights_file_is_a_valid_config(tmp_path: Path) -> None:

@@ -61,7 +61,9 @@ class SimWorld:
         self.ranker = Ranker.untrained(TINY_AGED, seed=seed, candidate_buckets=(32, 128))
         for event in events:
             self.ranker.index.add(event["post_id"], event["author_id"])
-        config = load_config()
+        # The January preset: the simulator's batched rank models its scorers (weighted, diversity, OON); the
+        # 2026-10 cold-start lift and DPP selection depend on the whole request and are not modelled.
+        config = load_config(env={"FORYOU_PRESET": "seed-2026-01"})
         self.config = dataclasses.replace(
             config, sources=dataclasses.replace(config.sources, retrieval_max=retrieval_max)
         )

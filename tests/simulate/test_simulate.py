@@ -9,7 +9,7 @@ import pytest
 from streams.draft import Draft
 from streams.simulate import choose_audience, merge, summarize
 from tests.simulate.sim_world import USERS, SimWorld
-from topics.actions import ACTIONS
+from topics.actions import PHOENIX_ACTIONS
 from topics.validation import InvalidRecord
 
 
@@ -73,7 +73,7 @@ def test_summaries_scale_the_sample_and_merge_over_workers(world: SimWorld) -> N
     report = merge([part, part], world.config.weights)
     assert report["expected_impressions"]["in_network"] == 2 * part["impressions_in_network"]
     assert report["weighted_score"]["count"] == 2 * len(part["weighted_scores"])
-    assert set(report["expected_engagements"]) == set(ACTIONS)
+    assert set(report["expected_engagements"]) == set(PHOENIX_ACTIONS)
     assert 0.0 <= report["share_in_top_k"] <= 1.0
 
 
