@@ -97,7 +97,9 @@ def worker(cluster: SecureCluster, tmp_path_factory: pytest.TempPathFactory) -> 
     env = cluster.env(cluster.security("worker"))
     started = WorkerProcess(
         bootstrap=cluster.bootstrap, app_id=cluster.app_id, data_dir=base / "data", log_path=base / "worker.log",
-        env={**env, "FORYOU_PARTITIONS": "4", "FORYOU_POLICY": "reverse-chron"},
+        # The January preset: the same user's feed is asked for again below, and production-2026-10 serves
+        # a post only once.
+        env={**env, "FORYOU_PARTITIONS": "4", "FORYOU_POLICY": "reverse-chron", "FORYOU_PRESET": "seed-2026-01"},
     ).start()
     try:
         started.wait_ready(300)
