@@ -16,6 +16,8 @@ from stores.action_sequences import UserActionSequences
 from stores.post_store import PostStore
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
+from streams.config import load_config
+from streams.engagement_counts import NoEngagementCounts
 
 REQUEST = {"v": 1, "request_id": "r-1", "user_id": 7}
 
@@ -42,7 +44,7 @@ def service_and_broker(tmp_path: Path) -> tuple[FeedService, Broker, dict]:
     store = PostStore(str(tmp_path / "posts"))
     service = FeedService(
         settings=Settings(policy="reverse-chron", data_dir=tmp_path, bootstrap="unused:9092"),
-        post_store=store, ranker=None,
+        config=load_config(env={}), post_store=store, counts=NoEngagementCounts(), ranker=None,
         user_actions=UserActionSequences({}), social_graph=SocialGraph({}), served_history=ServedHistory({}),
         answered=answered, send_answer=broker.send_answer, send_impressions=lambda user_id, records: None,
     )
