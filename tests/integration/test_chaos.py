@@ -26,7 +26,9 @@ from topics.specs import ENGAGEMENT_EVENTS, FEED_REQUESTS, SOCIAL_GRAPH_EVENTS
 
 pytestmark = pytest.mark.slow
 
-ENV = {"FORYOU_POLICY": "reverse-chron"}
+# The January preset: these checks compare a user's feeds before and after (its served filter lets a refresh
+# show a post again); production-2026-10 serves a post only once, which would make them pass vacuously.
+ENV = {"FORYOU_POLICY": "reverse-chron", "FORYOU_PRESET": "seed-2026-01"}
 
 
 def _population(ids: Iterator[int]) -> tuple[list[int], list[int]]:

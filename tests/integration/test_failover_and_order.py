@@ -21,7 +21,9 @@ from topics.specs import FEED_REQUESTS, SOCIAL_GRAPH_EVENTS
 
 pytestmark = pytest.mark.slow
 
-ENV = {"FORYOU_POLICY": "reverse-chron"}
+# The January preset: these checks compare a user's feeds before and after (its served filter lets a refresh
+# show a post again); production-2026-10 serves a post only once, which would make them pass vacuously.
+ENV = {"FORYOU_POLICY": "reverse-chron", "FORYOU_PRESET": "seed-2026-01"}
 APP_ID = f"foryou-pair-{uuid.uuid4().hex[:8]}"
 
 
