@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -165,6 +164,7 @@ def run_policy(
     from foryou.world.config import HOUR_MS
     from foryou.world.experiment import (
         PHOENIX_ONLINE,
+        new_app_id,
         replay,
         start_trainer,
         start_worker,
@@ -175,7 +175,7 @@ def run_policy(
     from foryou.world.kafka_io import AnswerReader, EventProducer
     from foryou.world.loop import ClosedLoop, LoopConfig
 
-    app_id = f"foryou-world-{spec.name}-{uuid.uuid4().hex[:8]}"
+    app_id = new_app_id(spec)
     trainer = None
     if spec.name == PHOENIX_ONLINE:
         checkpoint = Path(spec.env["FORYOU_CHECKPOINT"])

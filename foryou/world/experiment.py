@@ -83,6 +83,12 @@ def world_stream(
     )
 
 
+def new_app_id(spec: PolicySpec) -> str:
+    """A fresh app id for a run of `spec`, in the characters Kafka allows in the topic names it prefixes
+    ([A-Za-z0-9._-]; preset policies are named phoenix-trained@<preset>)."""
+    return f"foryou-world-{re.sub(r'[^A-Za-z0-9._-]', '-', spec.name)}-{uuid.uuid4().hex[:8]}"
+
+
 def start_worker(
     bootstrap: str, spec: PolicySpec, run_dir: Path, *, app_id: str | None = None, env: dict[str, str] | None = None,
 ) -> WorkerProcess:
@@ -91,7 +97,7 @@ def start_worker(
     from foryou.settings import Settings
 
     # Kafka topic names (the app id prefixes the internal ones) allow only [A-Za-z0-9._-].
-    app_id = app_id or f"foryou-world-{re.sub(r'[^A-Za-z0-9._-]', '-', spec.name)}-{uuid.uuid4().hex[:8]}"
+    app_id = app_id or new_app_id(spec)
     for _ in ensure_topics(Settings(bootstrap=bootstrap, app_id=app_id, partitions=4)):
         pass
     commit_offsets(bootstrap, app_id, end_offsets(bootstrap, WORKER_INPUTS))

@@ -96,24 +96,12 @@ def test_preset_comparison_runs_the_trained_model_per_preset_and_records_the_pre
                                             "world.cold_start_share"}
 
 
-def test_preset_policies_give_valid_kafka_names(tmp_path, monkeypatch) -> None:
+def test_preset_policies_give_valid_kafka_names() -> None:
     import re
 
     from foryou.world import experiment
 
-    started = {}
-
-    class Worker:
-        def __init__(self, **kwargs):
-            started.update(kwargs)
-
-        def start(self):
-            return self
-
-    monkeypatch.setattr("agents.topology.ensure_topics", lambda settings: iter(()))
-    monkeypatch.setattr(experiment, "commit_offsets", lambda *args: None)
-    monkeypatch.setattr(experiment, "end_offsets", lambda *args: {})
-    monkeypatch.setattr(experiment, "WorkerProcess", Worker)
     [spec] = experiment.preset_specs("m.ckpt", ["seed-2026-01"])
-    experiment.start_worker("127.0.0.1:9", spec, tmp_path)
-    assert re.fullmatch(r"[A-Za-z0-9._-]+", started["app_id"]) and "seed-2026-01" in started["app_id"]
+    app_id = experiment.new_app_id(spec)  # prefixes the worker's internal topics
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", app_id) and "seed-2026-01" in app_id
+    assert experiment.new_app_id(spec) != app_id
