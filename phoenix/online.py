@@ -41,9 +41,9 @@ from phoenix.metrics import roc_auc
 from phoenix.model import Params, rank_logits
 from phoenix.optim import make_optimiser
 from phoenix.train import TrainOptions, initial_params, make_step, training_inputs
-from topics.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS
+from topics.actions import ACTION_INDEX, NEGATIVE_ACTIONS, PHOENIX_ACTIONS
 
-POSITIVE_HEADS = np.array([name not in NEGATIVE_ACTIONS for name in ACTIONS])
+POSITIVE_HEADS = np.array([name not in NEGATIVE_ACTIONS for name in PHOENIX_ACTIONS])  # the model's heads
 SURFACE = "home_for_you"
 
 
