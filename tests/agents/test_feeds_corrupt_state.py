@@ -16,6 +16,8 @@ from stores.action_sequences import UserActionSequences
 from stores.post_store import PostStore
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
+from streams.config import load_config
+from streams.engagement_counts import NoEngagementCounts
 from topics.dead_letters import parse_dead_letter_headers
 
 USER, AUTHOR, POST = 3, 7, 100
@@ -46,7 +48,9 @@ def test_corrupt_answered_ids_and_social_graph_neither_stop_nor_duplicate_the_an
 
         service = FeedService(
             settings=Settings(bootstrap="unused:9092", policy="reverse-chron", data_dir=tmp_path / "worker"),
+            config=load_config(env={}),
             post_store=posts,
+            counts=NoEngagementCounts(),
             ranker=None,
             user_actions=UserActionSequences({}),
             social_graph=SocialGraph(checked("social-graph", graph_raw, social_graph_store.check_value)),
