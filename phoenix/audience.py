@@ -12,12 +12,13 @@ one program per bucket and a chunk's stacked prefixes stay small (256 users of t
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from phoenix.affinity import affinity_buckets
 from phoenix.age import age_buckets, ages_ms
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
@@ -28,16 +29,28 @@ from stores.records import ActionEntry
 USER_BUCKETS = (16, 64, 256)
 
 
+class AudiencePrefix(NamedTuple):
+    """One user's cached part: the folded prefix, and for a config with content affinity the history's
+    content vectors [S, E] and mask [S] (the affinity of a candidate is read against them)."""
+
+    folded: FoldedPrefix
+    history_vectors: np.ndarray | None
+    history_mask: np.ndarray | None
+
+
 @functools.cache
 def _batched_score(cfg: PhoenixConfig) -> Callable[..., Any]:
     def score(weights: Any, keys: jax.Array, values: jax.Array, bias: jax.Array, post_hashes: jax.Array,
-              author_hashes: jax.Array, surface: jax.Array, ages: jax.Array | None) -> jax.Array:
-        # keys [U, L, Hkv, K, T], values [U, L, Hkv, T, K], bias [U, T]; hashes [1, H]; ages [1] or None
-        def one(k: jax.Array, v: jax.Array, b: jax.Array) -> jax.Array:
-            logits = candidate_logits(weights, cfg, FoldedPrefix(k, v, b), post_hashes, author_hashes, surface, ages)
+              author_hashes: jax.Array, surface: jax.Array, ages: jax.Array | None, content: jax.Array | None,
+              semantic_ids: jax.Array | None, affinity: jax.Array | None) -> jax.Array:
+        # keys [U, L, Hkv, K, T], values [U, L, Hkv, T, K], bias [U, T]; hashes [1, H]; ages [1] or None;
+        # content [1, E], semantic_ids [1, L] or None; affinity [U, 1, 2] or None (it depends on the user)
+        def one(k: jax.Array, v: jax.Array, b: jax.Array, a: jax.Array | None) -> jax.Array:
+            logits = candidate_logits(weights, cfg, FoldedPrefix(k, v, b), post_hashes, author_hashes, surface,
+                                      ages, content, semantic_ids, a)
             return jax.nn.sigmoid(logits[0])  # [19]
 
-        return jax.vmap(one)(keys, values, bias)  # [U, 19]
+        return jax.vmap(one)(keys, values, bias, affinity)  # [U, 19]
 
     return jax.jit(score)
 
@@ -53,9 +66,13 @@ class AudienceRanker:
     def version(self) -> str:
         return self._ranker.version
 
-    def prefix(self, user_id: int, history: Sequence[ActionEntry]) -> FoldedPrefix:
+    def prefix(self, user_id: int, history: Sequence[ActionEntry]) -> AudiencePrefix:
         state = self._ranker._state
-        return state.fns.prefix(state.prefix_weights, *self._ranker.prefix_args(state.cfg, user_id, history))
+        args = self._ranker.prefix_args(state, user_id, history)
+        folded = state.fns.prefix(state.prefix_weights, *args)
+        if not state.cfg.affinity_buckets:
+            return AudiencePrefix(folded, None, None)
+        return AudiencePrefix(folded, np.asarray(args[6][0]), np.asarray(args[5][0]))  # as Ranker.score reads them
 
     def user_embedding(self, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
         return self._ranker.user_embedding(user_id, history)
@@ -66,9 +83,11 @@ class AudienceRanker:
         return embed(np.array([post_id], np.int64), np.array([author_id], np.int64))[0]
 
     def score_for_users(
-        self, prefixes: Sequence[FoldedPrefix], post_id: int, author_id: int, created_at_ms: int | None, now_ms: int
+        self, prefixes: Sequence[AudiencePrefix], post_id: int, author_id: int, created_at_ms: int | None,
+        now_ms: int, content: np.ndarray | None = None,
     ) -> np.ndarray:
-        """[U, 19] action probabilities of one candidate for each user's prefix, in order."""
+        """[U, 19] action probabilities of one candidate for each user's prefix, in order. `content` is the
+        candidate's content vector (default: read from the ranker's content source)."""
         state = self._ranker._state
         cfg = state.cfg
         if not prefixes:
@@ -76,6 +95,10 @@ class AudienceRanker:
         post_hashes = hash_ids(np.array([post_id], np.int64), "post", cfg)
         author_hashes = hash_ids(np.array([author_id], np.int64), "author", cfg)
         ages = age_buckets(ages_ms(now_ms, [created_at_ms]), cfg.age_buckets) if cfg.age_buckets else None
+        vectors = ids = None
+        if cfg.has_content:
+            given = None if content is None else np.asarray(content, np.float32)[None]
+            vectors, ids = self._ranker.content_inputs(state, [post_id], given)  # [1, E], [1, L]
         fn = _batched_score(cfg)
         out = []
         step = USER_BUCKETS[-1]
@@ -83,15 +106,24 @@ class AudienceRanker:
             chunk = list(prefixes[start : start + step])
             size = next(b for b in USER_BUCKETS if len(chunk) <= b)
             padded = chunk + [chunk[0]] * (size - len(chunk))
+            affinity = None
+            if cfg.affinity_buckets:
+                affinity = affinity_buckets(
+                    np.stack([p.history_vectors for p in padded]), np.stack([p.history_mask for p in padded]),
+                    np.broadcast_to(vectors[None], (size, *vectors.shape)), cfg.affinity_buckets,
+                )  # [U, 1, 2]
             probs = fn(
                 state.weights,
-                jnp.stack([p.keys for p in padded]),
-                jnp.stack([p.values for p in padded]),
-                jnp.stack([p.bias for p in padded]),
+                jnp.stack([p.folded.keys for p in padded]),
+                jnp.stack([p.folded.values for p in padded]),
+                jnp.stack([p.folded.bias for p in padded]),
                 post_hashes,
                 author_hashes,
                 np.int32(HOME),
                 ages,
+                vectors,
+                ids,
+                affinity,
             )
             out.append(np.asarray(probs)[: len(chunk)])
         probabilities = np.concatenate(out)

@@ -35,9 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from foryou.benchmarks import record
+from phoenix.affinity import NUM_AFFINITY_INPUTS
 from phoenix.config import DEMO
 from phoenix.index import RECALL_BOUND, AnnConfig
-from phoenix.ranker import HOME, Ranker
+from phoenix.ranker import HOME, Ranker, _stub_content
 from stores.records import ActionEntry
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "bench" / "results" / "phoenix.json"
@@ -82,7 +83,11 @@ def _request_flops(ranker: Ranker, history: list[ActionEntry], size: int) -> flo
     folded = ranker._prefix(state, 1, history)
     hashes = np.ones((size, state.cfg.num_hashes), np.int32)
     ages = np.ones(size, np.int32) if state.cfg.age_buckets else None
-    score = state.fns.score.lower(state.weights, folded, hashes, hashes, np.int32(HOME), ages).compile()
+    vectors, ids = _stub_content(state.cfg, size)
+    affinity = np.zeros((size, NUM_AFFINITY_INPUTS), np.int32) if state.cfg.affinity_buckets else None
+    score = state.fns.score.lower(
+        state.weights, folded, hashes, hashes, np.int32(HOME), ages, vectors, ids, affinity
+    ).compile()
     prefix = state.fns.prefix.lower(state.prefix_weights, *ranker.prefix_args(state, 1, history)).compile()
     return float(score.cost_analysis()["flops"]) + float(prefix.cost_analysis()["flops"])
 

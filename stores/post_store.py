@@ -673,6 +673,11 @@ class PostStore:
         posts = self._decoded.decode(ids, self._db.get([_post_key(i) for i in ids]))
         return {post_id: post for post_id, post in zip(ids, posts, strict=True) if post is not None}
 
+    @property
+    def content_encoder(self) -> "ContentEncoder | None":
+        """What embeds each create's content at apply time (None: this store keeps no content)."""
+        return self._content_encoder
+
     def content_vectors(self, post_ids: Sequence[int]) -> list[np.ndarray | None]:
         """Each post's content vector (float32, read-only), None for a post without one (unknown, gone)."""
         if not len(post_ids):

@@ -123,7 +123,9 @@ class DraftPostStore:
         self.live = live
         self.event = draft.tweet_event(now_ms, live)
         self._dir = Path(tempfile.mkdtemp(prefix="draft-", dir=scratch_dir))
-        self._scratch = LivePostStore(str(self._dir / "post-store"))
+        # The live store's content encoder (if any) embeds the draft exactly as ingest embeds a post.
+        encoder = getattr(live, "content_encoder", None)
+        self._scratch = LivePostStore(str(self._dir / "post-store"), content_encoder=encoder)
         self._scratch.apply([self.event], now_ms=now_ms)
         post = self._scratch.get(self.event["post_id"])
         if post is None:
@@ -146,6 +148,12 @@ class DraftPostStore:
 
     def is_deleted(self, post_id: int) -> bool:
         return False if post_id == self.post.post_id else self.live.is_deleted(post_id)
+
+    def content_vectors(self, post_ids: Sequence[int]) -> list[np.ndarray | None]:
+        draft = self.post.post_id
+        live = iter(self.live.content_vectors([i for i in post_ids if i != draft]))
+        own = self._scratch.content_vectors([draft])[0]
+        return [own if post_id == draft else next(live) for post_id in post_ids]
 
     def recent_posts(
         self,

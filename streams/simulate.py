@@ -56,7 +56,8 @@ class AudienceRankerPort(Protocol):
     def post_embedding(self, post_id: int, author_id: int) -> np.ndarray: ...
 
     def score_for_users(
-        self, prefixes: Sequence[Any], post_id: int, author_id: int, created_at_ms: int | None, now_ms: int
+        self, prefixes: Sequence[Any], post_id: int, author_id: int, created_at_ms: int | None, now_ms: int,
+        content: np.ndarray | None = None,
     ) -> np.ndarray: ...
 
 
@@ -229,6 +230,8 @@ class DraftSimulator:
             probabilities = await asyncio.to_thread(
                 self.audience_ranker.score_for_users,
                 [b.prefix for b in baselines], post.post_id, post.author_id, post.created_at_ms, now,
+                # the draft's content vector as its hydrator read it (the live replica does not hold the draft)
+                candidates[0].content_embedding if candidates else None,
             )
             weighted_scorer = WeightedScorer(self.config.weights, self.config.scoring.vqv_min_duration_ms, self.offset)
             for b, candidate, outcome, row in zip(baselines, candidates, outcomes, probabilities, strict=True):
