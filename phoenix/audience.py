@@ -25,6 +25,7 @@ from phoenix.hashing import hash_ids
 from phoenix.ranker import HOME, Ranker
 from phoenix.serving import FoldedPrefix, candidate_logits
 from stores.records import ActionEntry
+from topics.actions import NUM_PHOENIX_ACTIONS
 
 USER_BUCKETS = (16, 64, 256)
 
@@ -91,7 +92,7 @@ class AudienceRanker:
         state = self._ranker._state
         cfg = state.cfg
         if not prefixes:
-            return np.zeros((0, 19), np.float32)
+            return np.zeros((0, NUM_PHOENIX_ACTIONS), np.float32)
         post_hashes = hash_ids(np.array([post_id], np.int64), "post", cfg)
         author_hashes = hash_ids(np.array([author_id], np.int64), "author", cfg)
         ages = age_buckets(ages_ms(now_ms, [created_at_ms]), cfg.age_buckets) if cfg.age_buckets else None
@@ -100,32 +101,37 @@ class AudienceRanker:
             given = None if content is None else np.asarray(content, np.float32)[None]
             vectors, ids = self._ranker.content_inputs(state, [post_id], given)  # [1, E], [1, L]
         fn = _batched_score(cfg)
-        out = []
+        probabilities = np.zeros((len(prefixes), NUM_PHOENIX_ACTIONS), np.float32)
+        # Users' prefixes come in a few history-bucket lengths: one batched call per length, in chunks.
+        by_length: dict[tuple[int, ...], list[int]] = {}
+        for index, prefix in enumerate(prefixes):
+            by_length.setdefault(tuple(prefix.folded.keys.shape), []).append(index)
         step = USER_BUCKETS[-1]
-        for start in range(0, len(prefixes), step):
-            chunk = list(prefixes[start : start + step])
-            size = next(b for b in USER_BUCKETS if len(chunk) <= b)
-            padded = chunk + [chunk[0]] * (size - len(chunk))
-            affinity = None
-            if cfg.affinity_buckets:
-                affinity = affinity_buckets(
-                    np.stack([p.history_vectors for p in padded]), np.stack([p.history_mask for p in padded]),
-                    np.broadcast_to(vectors[None], (size, *vectors.shape)), cfg.affinity_buckets,
-                )  # [U, 1, 2]
-            probs = fn(
-                state.weights,
-                jnp.stack([p.folded.keys for p in padded]),
-                jnp.stack([p.folded.values for p in padded]),
-                jnp.stack([p.folded.bias for p in padded]),
-                post_hashes,
-                author_hashes,
-                np.int32(HOME),
-                ages,
-                vectors,
-                ids,
-                affinity,
-            )
-            out.append(np.asarray(probs)[: len(chunk)])
-        probabilities = np.concatenate(out)
+        for indices in by_length.values():
+            for start in range(0, len(indices), step):
+                chunk = indices[start : start + step]
+                size = next(b for b in USER_BUCKETS if len(chunk) <= b)
+                padded = [prefixes[i] for i in chunk] + [prefixes[chunk[0]]] * (size - len(chunk))
+                affinity = None
+                if cfg.affinity_buckets:  # per user: histories differ in length
+                    affinity = np.concatenate([
+                        affinity_buckets(p.history_vectors[None], p.history_mask[None], vectors[None],
+                                         cfg.affinity_buckets)
+                        for p in padded
+                    ])  # [U, 1, 2]
+                probs = fn(
+                    state.weights,
+                    jnp.stack([p.folded.keys for p in padded]),
+                    jnp.stack([p.folded.values for p in padded]),
+                    jnp.stack([p.folded.bias for p in padded]),
+                    post_hashes,
+                    author_hashes,
+                    np.int32(HOME),
+                    ages,
+                    vectors,
+                    ids,
+                    affinity,
+                )
+                probabilities[chunk] = np.asarray(probs)[: len(chunk)]
         calibrated = self._ranker.calibrate(probabilities)  # as the Phoenix scorer serves them
         return probabilities if calibrated is None else calibrated

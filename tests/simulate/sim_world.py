@@ -3,6 +3,7 @@
 
 import dataclasses
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,16 @@ TINY_AGED = PhoenixConfig(
     widening_factor=2.0, history_len=16, user_vocab=257, post_vocab=4099, author_vocab=1031,
     retrieval_dim=8, age_buckets=16,
 )
+# The same model reading post content and the candidate's content affinity to the user's history.
+TINY_CONTENT = dataclasses.replace(TINY_AGED, name="tiny-content", content_dim=8, affinity_buckets=4)
 USERS = list(range(1, 41))
 AUTHORS = list(range(100, 116))
 HOUR_MS = 3_600_000
 
 
 class SimWorld:
-    def __init__(self, directory: Path, seed: int = 0, retrieval_max: int = 40) -> None:
+    def __init__(self, directory: Path, seed: int = 0, retrieval_max: int = 40,
+                 model: PhoenixConfig = TINY_AGED) -> None:
         rng = np.random.default_rng(seed)
         self.now_ms = int(time.time() * 1000)
         self.post_store = PostStore(str(directory / "posts"))
@@ -58,7 +62,10 @@ class SimWorld:
                                      "action": str(rng.choice(["favorite", "reply", "click", "dwell"])),
                                      "surface": "home_for_you", "ts_ms": self.now_ms - HOUR_MS, "dwell_ms": 500})
         self.graph.apply({"type": "mute_keyword", "user_id": 7, "keyword": "launch", "ts_ms": self.now_ms})
-        self.ranker = Ranker.untrained(TINY_AGED, seed=seed, candidate_buckets=(32, 128))
+        # Two history buckets: users' prefixes then differ in length, as on a worker.
+        self.ranker = Ranker.untrained(model, seed=seed, candidate_buckets=(32, 128), history_buckets=(4, 16))
+        if model.content_dim:
+            self.ranker.content_source = _content_vectors(model.content_dim)
         for event in events:
             self.ranker.index.add(event["post_id"], event["author_id"])
         # The January preset: the simulator's batched rank models its scorers (weighted, diversity, OON); the
@@ -78,3 +85,11 @@ class SimWorld:
 
     def close(self) -> None:
         self.post_store.close()
+
+
+def _content_vectors(dim: int) -> Callable[[Sequence[int]], np.ndarray]:
+    """A deterministic content vector per post id (what a worker's post store would hold)."""
+    def vectors(post_ids: Sequence[int]) -> np.ndarray:
+        return np.stack([np.random.default_rng(int(i)).standard_normal(dim).astype(np.float32) for i in post_ids])
+
+    return vectors
