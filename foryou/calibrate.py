@@ -18,6 +18,7 @@ the calibration in its meta; a running worker picks it up on its next reload che
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 import orjson
 
 from topics.actions import PHOENIX_ACTIONS
+from topics.validation import InvalidRecord, decode_engagement, decode_impression, decode_tweet_event
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -59,6 +61,14 @@ def log_from_topics(bootstrap: str, path: Path, timeout_s: float = 60.0) -> int:
     )
 
 
+# Topics read here are decoded by the wire contract, as the workers decode them.
+_DECODERS: dict[str, Callable[[bytes | None], Any]] = {
+    "impressions": decode_impression,
+    "engagement-events": decode_engagement,
+    "tweet-events": decode_tweet_event,
+}
+
+
 def read_topics(bootstrap: str, topics: list[str], timeout_s: float) -> dict[str, list[dict[str, Any]]]:
     """Every JSON value on these topics from their start to their end as of now (malformed ones skipped:
     the worker dead-letters those)."""
@@ -88,10 +98,12 @@ def read_topics(bootstrap: str, topics: list[str], timeout_s: float) -> dict[str
             key = (message.topic(), message.partition())
             if key in remaining and message.offset() >= remaining[key] - 1:
                 del remaining[key]
+            decode = _DECODERS.get(message.topic())
             try:
-                values[message.topic()].append(orjson.loads(message.value()))
-            except orjson.JSONDecodeError:
-                continue
+                record = decode(message.value()) if decode else orjson.loads(message.value())
+            except (InvalidRecord, orjson.JSONDecodeError):
+                continue  # the workers dead-letter what the contract refuses
+            values[message.topic()].append(record.to_dict() if decode else record)
         if remaining:
             raise TimeoutError(f"topics not read to their end within {timeout_s:.0f}s: {sorted(remaining)}")
         return values

@@ -35,6 +35,9 @@ pytestmark = [
 PARTITIONS = 4  # the fixture's FORYOU_PARTITIONS
 
 
+# These tests ask for the same feed again: the January preset serves a post more than once.
+ENV = {"FORYOU_POLICY": "reverse-chron", "FORYOU_PRESET": "seed-2026-01"}
+
 def _envelope(kind: str, event: dict) -> bytes:
     return orjson.dumps({"kind": kind, "event": event, "received_at_ms": time.time() * 1000})
 
@@ -44,7 +47,7 @@ def test_poison_on_each_internal_topic_is_dead_lettered_and_the_worker_keeps_ans
 ) -> None:
     app_id = f"foryou-poison-{uuid.uuid4().hex[:8]}"
     data_dir = tmp_path / "worker"
-    worker = start_worker(app_id=app_id, data_dir=data_dir, FORYOU_POLICY="reverse-chron")
+    worker = start_worker(app_id=app_id, data_dir=data_dir, **ENV)
     user, author, post = next(ids), next(ids), next(ids)
     client.follow(user, author)
     client.post(post, author)
@@ -93,7 +96,7 @@ def test_poison_on_each_internal_topic_is_dead_lettered_and_the_worker_keeps_ans
         before = metric_value(worker, "foryou_dead_letters_total")
         kcat_produce(kafka_bootstrap, changelog, [(bad_key, b"x"), (bad_value, b"\x01" * 15)], partition=mine)
         worker.stop()
-        worker = start_worker(app_id=app_id, data_dir=data_dir, FORYOU_POLICY="reverse-chron")
+        worker = start_worker(app_id=app_id, data_dir=data_dir, **ENV)
         messages = reader.read_until(
             lambda seen: {bad_key, bad_value} <= {m.key() for m in seen if m.key() not in expected}, 120
         )
@@ -114,7 +117,7 @@ def test_a_restarted_worker_serves_no_post_whose_delete_is_already_on_the_post_l
 ) -> None:
     app_id = f"foryou-deletes-{uuid.uuid4().hex[:8]}"
     data_dir = tmp_path / "worker"
-    worker = start_worker(app_id=app_id, data_dir=data_dir, FORYOU_POLICY="reverse-chron")
+    worker = start_worker(app_id=app_id, data_dir=data_dir, **ENV)
     user, author, kept, deleted = next(ids), next(ids), next(ids), next(ids)
     client.follow(user, author)
     client.post(kept, author)
@@ -138,7 +141,7 @@ def test_a_restarted_worker_serves_no_post_whose_delete_is_already_on_the_post_l
     producer.produce(f"{app_id}-post-log", key=str(deleted).encode(), value=orjson.dumps(delete), partition=0)
     assert producer.flush(60) == 0
     request_id = client.send_request(user)
-    worker = start_worker(app_id=app_id, data_dir=data_dir, FORYOU_POLICY="reverse-chron", ready=False)
+    worker = start_worker(app_id=app_id, data_dir=data_dir, **ENV, ready=False)
     answer = client.wait(request_id, timeout_s=180)
     assert answer["status"] == "ok", answer
     assert [post["post_id"] for post in answer["posts"]] == [kept]
@@ -151,7 +154,7 @@ def test_idle_users_leave_the_user_tables(
 ) -> None:
     # Idle after a second, swept every two seconds: a user whose last engagement is older loses it.
     worker = start_worker(
-        app_id=f"foryou-idle-{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "worker", FORYOU_POLICY="reverse-chron",
+        app_id=f"foryou-idle-{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "worker", **ENV,
         FORYOU_USER_IDLE_MS="1000", FORYOU_USER_SWEEP_INTERVAL_S="2",
     )
     user, author, post = next(ids), next(ids), next(ids)
