@@ -19,7 +19,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class WorkerProcess:
+class _ChildProcess:
+    """A `foryou` command run in its own process group, its output in `log_path`."""
+
+    proc: subprocess.Popen[bytes] | None
+    log_path: Path
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM (a clean shutdown: a worker flushes its tables), then SIGKILL after `timeout_s`."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(10)
+
+
+class WorkerProcess(_ChildProcess):
     """One `foryou worker` in a subprocess with its own data dir and web port."""
 
     def __init__(
@@ -110,25 +134,9 @@ class WorkerProcess:
             time.sleep(1.0)
         raise TimeoutError(f"worker still behind its input after {timeout_s:.0f}s: {self.consumer_lag()}")
 
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        """SIGTERM (a clean Faust shutdown that flushes tables), then SIGKILL after `timeout_s`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait(10)
 
 
-class TrainerProcess:
+class TrainerProcess(_ChildProcess):
     """One `foryou trainer` in a subprocess, publishing to `checkpoint`, metrics on its own port."""
 
     def __init__(
@@ -203,18 +211,3 @@ class TrainerProcess:
                 samples[series] = float(value)
         return samples
 
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
-
-    def stop(self, timeout_s: float = 30.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            return self.proc.wait(10)
