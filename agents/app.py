@@ -66,7 +66,7 @@ from stores.social_graph import SocialGraph
 from streams.config import ConfigError, ForYouConfig, load_config
 from topics.dead_letters import PROCESSING_ERROR
 from topics.partitioning import partition_for_id
-from topics.schemas import key_bytes
+from topics.schemas import FeedRequest, Impression, RankedFeed, encode, key_bytes
 from topics.specs import (
     ENGAGEMENT_EVENTS,
     FEED_REQUESTS,
@@ -413,8 +413,8 @@ async def process_user_events(stream: faust.StreamT) -> None:
             deliveries.append(_dead_letter(event, error.reason, error.detail))
         else:
             try:
-                if user_event.kind == "request":
-                    await runtime.feeds.answer(user_event.event, user_event.received_at_ms)
+                if isinstance(user_event.record, FeedRequest):
+                    await runtime.feeds.answer(user_event.record, user_event.received_at_ms)
                 else:
                     deliveries = _apply_user_event(user_event)
             except Exception as error:  # explained, and the user's later events still apply
@@ -495,20 +495,20 @@ async def inspect_user(web: faust.web.View, request: faust.web.Request, user_id:
     return await operations.inspect_user(web, request, user_id)
 
 
-def _send_answer(user_id: int | None, answer: dict[str, Any], fallback_key: bytes | None = None) -> Delivery:
+def _send_answer(user_id: int | None, answer: RankedFeed, fallback_key: bytes | None = None) -> Delivery:
     """Every answer leaves through here: keyed by user, tagged with the worker that produced it."""
     key = key_bytes(user_id) if user_id else fallback_key
-    metrics.feed_answers.labels(answer["status"]).inc()
-    return forwarder.send(RANKED_FEEDS, key, orjson.dumps(answer), headers=[("foryou.worker", WORKER_NAME)])
+    metrics.feed_answers.labels(answer.status).inc()
+    return forwarder.send(RANKED_FEEDS, key, encode(answer), headers=[("foryou.worker", WORKER_NAME)])
 
 
-async def _deliver_answer(user_id: int, answer: dict[str, Any]) -> None:
+async def _deliver_answer(user_id: int, answer: RankedFeed) -> None:
     await forwarder.deliver([_send_answer(user_id, answer)])
 
 
-async def _send_impressions(user_id: int, records: list[dict[str, Any]]) -> None:
+async def _send_impressions(user_id: int, records: list[Impression]) -> None:
     key = key_bytes(user_id)
-    await forwarder.deliver([forwarder.send(IMPRESSIONS, key, orjson.dumps(record)) for record in records])
+    await forwarder.deliver([forwarder.send(IMPRESSIONS, key, encode(record)) for record in records])
 
 
 runtime.bind_feeds(

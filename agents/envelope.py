@@ -54,6 +54,7 @@ class UserEvent:
     kind: UserEventKind
     event: dict[str, Any]
     received_at_ms: float  # wall clock when the public record was read: the start of a request's latency
+    record: object = None  # the event as its decoder returned it (a FeedRequest for "request"): parsed once
 
 
 def encode_user_event(kind: UserEventKind, event: dict[str, Any], received_at_ms: float) -> bytes:
@@ -87,8 +88,8 @@ def decode_user_event(value: bytes | None) -> UserEvent:
     event = obj.get("event")
     if type(event) is not dict:
         raise InvalidRecord("wrong_type", "event: expected an object")
-    decoder(event)  # raises InvalidRecord; the dict itself goes on (it is what the stores read)
-    return UserEvent(kind, event, float(received_at_ms))
+    record = decoder(event)  # raises InvalidRecord; the dict goes on too (it is what the stores read)
+    return UserEvent(kind, event, float(received_at_ms), record)
 
 
 def encode_follower_delta(author_id: int, delta: int, follower_id: int | None = None) -> bytes:

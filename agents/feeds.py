@@ -12,7 +12,6 @@ tables and topic senders.
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
 
 import orjson
 
@@ -26,30 +25,30 @@ from stores.social_graph import SocialGraph
 from streams.config import ForYouConfig
 from streams.for_you import for_you_pipeline, reverse_chron_pipeline
 from streams.ports import EngagementCountsStore, RankerPort
-from streams.query import parse_feed_request
+from streams.query import feed_query
+from topics.limits import MAX_ERROR_CHARS
+from topics.schemas import FeedRequest, Impression, RankedFeed
 
 log = logging.getLogger(__name__)
 
 # Returns once the broker has the answer (and raises only if it never will: the request is then not answered).
-AnswerSender = Callable[[int, dict[str, Any]], Awaitable[None]]
-ImpressionSender = Callable[[int, list[dict[str, Any]]], Awaitable[None] | None]
+AnswerSender = Callable[[int, RankedFeed], Awaitable[None]]
+ImpressionSender = Callable[[int, list[Impression]], Awaitable[None] | None]
 
 # Request ids remembered per user to recognise a redelivered request (after a crash between answering and
 # committing): enough for any client's in-flight requests.
 REMEMBERED_REQUESTS = 64
 
 
-def error_answer(request_id: str, user_id: int | None, error: str, received_ms: float) -> dict[str, Any]:
-    return {
-        "v": 1,
-        "request_id": request_id,
-        "user_id": user_id or 0,
-        "status": "error",
-        "error": error,
-        "posts": [],
-        "model": "",
-        "latency_ms": max(0.0, time.time() * 1000 - received_ms),
-    }
+def error_answer(request_id: str, user_id: int | None, error: str, received_ms: float) -> RankedFeed:
+    """The answer to a request that gets no feed; `user_id` None when the request held no readable one."""
+    return RankedFeed(
+        request_id=request_id,
+        user_id=user_id,
+        status="error",
+        error=error[:MAX_ERROR_CHARS],
+        latency_ms=max(0.0, time.time() * 1000 - received_ms),
+    )
 
 
 class UserState:
@@ -80,9 +79,9 @@ class FeedSideEffects:
     def record_served(self, user_id: int, post_ids: Sequence[int], ts_ms: int) -> None:
         self.served.record(user_id, post_ids, ts_ms)
 
-    def publish_impressions(self, impressions: list[dict[str, Any]]) -> Awaitable[None] | None:
+    def publish_impressions(self, impressions: list[Impression]) -> Awaitable[None] | None:
         if impressions:
-            return self.send_impressions(int(impressions[0]["user_id"]), impressions)
+            return self.send_impressions(impressions[0].user_id, impressions)
         return None
 
 
@@ -127,18 +126,18 @@ class FeedService:
         recent.append(request_id)
         self.answered[user_id] = orjson.dumps(recent[-REMEMBERED_REQUESTS:])
 
-    async def answer(self, request: dict[str, Any], received_ms: float) -> None:
+    async def answer(self, request: FeedRequest, received_ms: float) -> None:
         """Exactly one answer per request id: a ranked feed, or an error with its reason."""
-        user_id, request_id = int(request["user_id"]), str(request["request_id"])
+        user_id, request_id = request.user_id, request.request_id
         if self._already_answered(user_id, request_id):
             metrics.duplicate_requests.inc()
             return
         result = None
         try:
-            query = parse_feed_request(request, now_ms=int(time.time() * 1000), results=self.config.results)
+            query = feed_query(request, now_ms=int(time.time() * 1000), default_size=self.config.results.default_size)
             result = await self.pipeline.execute(query)
-            latency_ms = time.time() * 1000 - received_ms
-            answer = result.to_wire(request_id, user_id, latency_ms)
+            latency_ms = max(0.0, time.time() * 1000 - received_ms)
+            answer = result.to_record(request_id, user_id, latency_ms)
         except Exception as exc:  # the requester is owed an answer whatever went wrong
             log.exception("feed request %s for user %d failed", request_id, user_id)
             reason = f"internal error: {type(exc).__name__}: {exc}"
@@ -148,6 +147,6 @@ class FeedService:
         # Only now: a crash before this line leaves the request unanswered in the table, so it is redelivered
         # and answered; a crash after it (before the offset commit) finds it answered.
         self._remember(user_id, request_id)
-        metrics.feed_latency.observe(answer["latency_ms"] / 1000)
+        metrics.feed_latency.observe(answer.latency_ms / 1000)
         if result is not None:
             await result.side_effects()

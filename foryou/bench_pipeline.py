@@ -37,8 +37,9 @@ from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
 from streams.config import load_config
 from streams.pipeline import CandidatePipeline
-from streams.query import parse_feed_request
+from streams.query import feed_query
 from topics.actions import ACTIONS
+from topics.schemas import FeedRequest
 
 LATENCY_TARGET_MEDIAN_MS = 30.0
 LATENCY_TARGET_P99_MS = 100.0
@@ -163,8 +164,10 @@ async def _run(world: World, requests: int, warmup: int) -> tuple[list[float], d
     candidates = 0
     for i in range(warmup + requests):
         user_id = world.users[i % len(world.users)]
-        request = {"v": 1, "request_id": uuid.uuid4().hex, "user_id": user_id, "explain": True}
-        query = parse_feed_request(request, now_ms=int(time.time() * 1000), results=world.service.config.results)
+        request = FeedRequest(request_id=uuid.uuid4().hex, user_id=user_id, explain=True)
+        query = feed_query(
+            request, now_ms=int(time.time() * 1000), default_size=world.service.config.results.default_size
+        )
         started = time.perf_counter()
         result = await world.pipeline.execute(query)
         elapsed_ms = (time.perf_counter() - started) * 1000.0

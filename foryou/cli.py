@@ -291,6 +291,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "explore": ("foryou.explore.server", "the feed explorer: a web page beside the workers"),
     "calibrate": ("foryou.calibrate", "calibration metrics and per-head calibration; weight tuning on logs"),
     "trainer": ("foryou.trainer", "train Phoenix from the impression and engagement streams, publish checkpoints"),
+    "json-schemas": ("foryou.json_schemas", "write (or --check) the JSON Schema files of the public topics"),
 }
 
 

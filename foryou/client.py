@@ -33,7 +33,6 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from foryou.settings import KafkaSecurity, kafka_bootstrap, librdkafka_config
@@ -478,11 +477,11 @@ class FeedClient(_EventProducers[None]):
                 if message is None or message.error():
                     continue
                 try:
-                    decode_ranked_feed(message.value())
+                    answer = decode_ranked_feed(message.value())
                 except ValueError:
                     continue  # not an answer this client can read; never this client's to fix
-                # The raw object, not the decoded record: it keeps optional keys such as "explain".
-                self.answers.deliver(orjson.loads(message.value()))
+                # The decoded record as its wire object: typed explain included, unknown keys left out.
+                self.answers.deliver(answer.to_dict())
         except BaseException as exc:
             self.answers.fail(exc)
             self._ready.set()

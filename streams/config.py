@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from topics.actions import ACTIONS, NEGATIVE_WEIGHT_ACTIONS
+from topics.limits import MAX_RESULTS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 USER_CONFIG_ENV = "FORYOU_CONFIG"
@@ -74,7 +75,6 @@ class VisibilityConfig:
 @dataclass(frozen=True, slots=True)
 class ResultsConfig:
     default_size: int
-    max_size: int
     selection_size: int
 
 
@@ -270,7 +270,7 @@ def _check_ranges(cfg: ForYouConfig, errors: list[str]) -> None:
         (cfg.oon.factor > 0, "oon.factor must be > 0"),
         (cfg.filters.max_post_age_ms > 0, "filters.max_post_age_ms must be > 0"),
         (cfg.results.default_size >= 1, "results.default_size must be >= 1"),
-        (cfg.results.max_size >= cfg.results.default_size, "results.max_size must be >= results.default_size"),
+        (cfg.results.default_size <= MAX_RESULTS, f"results.default_size must be <= {MAX_RESULTS} (topics.limits)"),
         (cfg.sources.thunder_max >= 0, "sources.thunder_max must be >= 0"),
         (cfg.sources.retrieval_max >= 0, "sources.retrieval_max must be >= 0"),
         (cfg.sources.popular_max >= 0, "sources.popular_max must be >= 0"),

@@ -34,6 +34,7 @@ from streams.ports import EngagementCountsStore, PostStore, RankerPort, UserStat
 from streams.query import FeedQuery
 from streams.stages import Selection, Selector, Source
 from topics.limits import MAX_ID
+from topics.schemas import Impression, TweetCreate, encode
 from topics.validation import decode_tweet_event
 
 MEDIA_KINDS = ("none", "photo", "video")
@@ -94,25 +95,20 @@ class Draft:
     def tweet_event(self, created_at_ms: int, post_store: PostStore) -> dict[str, Any]:
         """The `tweet-events` create record of this draft, through the worker's decoder (InvalidRecord if it
         would be dead-lettered). A reply names its parent's author and conversation, as a client would."""
-        record: dict[str, Any] = {
-            "v": 1,
-            "type": "create",
-            "post_id": self.effective_post_id(),
-            "author_id": self.author_id,
-            "created_at_ms": created_at_ms,
-            "text": self.text,
-            "media": self.media,
-            "video_duration_ms": self.video_duration_ms,
-            "quote_of_post_id": self.quote_of_post_id,
-            "subscriber_only": False,
-        }
-        if self.in_reply_to_post_id is not None:
-            parent = post_store.get(self.in_reply_to_post_id)
-            record["in_reply_to_post_id"] = self.in_reply_to_post_id
-            if parent is not None:
-                record["in_reply_to_user_id"] = parent.author_id
-                record["conversation_id"] = parent.conversation_id or parent.post_id
-        return decode_tweet_event(orjson.dumps(record)).to_dict()
+        parent = post_store.get(self.in_reply_to_post_id) if self.in_reply_to_post_id is not None else None
+        record = TweetCreate(
+            post_id=self.effective_post_id(),
+            author_id=self.author_id,
+            created_at_ms=created_at_ms,
+            text=self.text,
+            in_reply_to_post_id=self.in_reply_to_post_id,
+            in_reply_to_user_id=None if parent is None else parent.author_id,
+            quote_of_post_id=self.quote_of_post_id,
+            conversation_id=None if parent is None else parent.conversation_id or parent.post_id,
+            media=self.media,
+            video_duration_ms=self.video_duration_ms,
+        )
+        return decode_tweet_event(encode(record)).to_dict()
 
 
 class DraftPostStore:
@@ -253,7 +249,7 @@ class _NoSink:
     def record_served(self, user_id: int, post_ids: Sequence[int], ts_ms: int) -> None:
         raise AssertionError("a simulation has no side effects")
 
-    def publish_impressions(self, impressions: list[Mapping[str, Any]]) -> None:
+    def publish_impressions(self, impressions: list[Impression]) -> None:
         raise AssertionError("a simulation has no side effects")
 
 

@@ -31,8 +31,9 @@ from typing import Any, TypeVar
 from streams import metrics
 from streams.candidate import Candidate, Updates, write_fields
 from streams.query import FeedQuery
-from streams.result import FeedResult, PostExplain, RankedPost, StageKind, StageReport
+from streams.result import FeedResult, post_explain
 from streams.stages import CandidateHydrator, Filter, QueryHydrator, Scorer, Selector, SideEffect, Source
+from topics.schemas import RankedPost, StageKind, StageReport
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,19 @@ class _Run:
             self.reports[key] = report
             return
         # Post-selection stages run again on backfill batches: one report sums the passes.
-        previous.candidates_in += report.candidates_in
-        previous.candidates_out += report.candidates_out
-        previous.ms += report.ms
+        removed = dict(previous.removed)
         for reason, count in report.removed.items():
-            previous.removed[reason] = previous.removed.get(reason, 0) + count
-        if report.status == "failed":
-            previous.status, previous.error = "failed", report.error
+            removed[reason] = removed.get(reason, 0) + count
+        failed = report.status == "failed"
+        self.reports[key] = replace(
+            previous,
+            candidates_in=previous.candidates_in + report.candidates_in,
+            candidates_out=previous.candidates_out + report.candidates_out,
+            ms=previous.ms + report.ms,
+            removed=removed,
+            status="failed" if failed else previous.status,
+            error=report.error if failed else previous.error,
+        )
 
     def fail(self, kind: StageKind, name: str, error: Exception) -> str:
         label = f"{kind}:{name}"
@@ -147,7 +154,7 @@ class CandidatePipeline:
                 rank=rank,
                 score=float(c.score if c.score is not None else 0.0),
                 in_network=bool(c.in_network),
-                explain=PostExplain.of(c) if query.explain else None,
+                explain=post_explain(c) if query.explain else None,
             )
             for rank, c in enumerate(final, start=1)
         ]

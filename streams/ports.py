@@ -8,12 +8,13 @@ store must allow reads from several threads. The ranker is CPU-bound and is alwa
 loop (see `scoring.phoenix_scorer`).
 """
 
-from collections.abc import Awaitable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Collection, Iterable, Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from stores.records import ActionEntry, Post, PostCounts, UserFeatures
+from topics.schemas import Impression
 
 
 class PostStore(Protocol):
@@ -107,4 +108,4 @@ class FeedSink(Protocol):
 
     def record_served(self, user_id: int, post_ids: Sequence[int], ts_ms: int) -> Awaitable[None] | None: ...
 
-    def publish_impressions(self, impressions: list[Mapping[str, Any]]) -> Awaitable[None] | None: ...
+    def publish_impressions(self, impressions: list[Impression]) -> Awaitable[None] | None: ...

@@ -1,11 +1,9 @@
 """The feed request as the pipeline sees it, before and after query hydration."""
 
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
 
 from stores.records import ActionEntry, UserFeatures
-from streams.config import ResultsConfig
+from topics.schemas import FeedRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,59 +30,20 @@ class FeedQuery:
         return frozenset(f.name for f in fields(cls))
 
 
-def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"feed request: {name} must be an integer, got {value!r}")
-    return value
-
-
-def _bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"feed request: {name} must be a boolean, got {value!r}")
-    return value
-
-
-def _opt_str(value: Any, name: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"feed request: {name} must be a string or null, got {value!r}")
-    return value
-
-
-def _ids(value: Any, name: str) -> frozenset[int]:
-    if value is None:
-        return frozenset()
-    if not isinstance(value, list):
-        raise ValueError(f"feed request: {name} must be a list of integers")
-    return frozenset(_int(v, name) for v in value)
-
-
-def parse_feed_request(value: Mapping[str, Any], *, now_ms: int, results: ResultsConfig) -> FeedQuery:
-    """A `feed-requests` value (already JSON-decoded) as a FeedQuery.
-
-    Only v, request_id and user_id are required. A missing max_results takes the configured default; one
-    above the configured maximum is clamped to it (a client asking for too much still gets a feed).
-    Raises ValueError with the offending field on malformed input.
-    """
-    if value.get("v") != 1:
-        raise ValueError(f"feed request: unsupported version v={value.get('v')!r}")
-    request_id = value.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise ValueError("feed request: request_id must be a non-empty string")
-    max_results = value.get("max_results")
-    if max_results is None:
-        max_results = results.default_size
-    elif _int(max_results, "max_results") < 1:
-        raise ValueError(f"feed request: max_results must be >= 1, got {max_results}")
+def feed_query(request: FeedRequest, *, now_ms: int, default_size: int) -> FeedQuery:
+    """The pipeline's query for a request the wire contract's decoder accepted (`topics.validation` checked
+    every field and its bounds, so nothing is parsed again here). A request without max_results gets the
+    preset's `default_size`."""
     return FeedQuery(
-        user_id=_int(value.get("user_id"), "user_id"),
-        request_id=request_id,
-        max_results=min(max_results, results.max_size),
+        user_id=request.user_id,
+        request_id=request.request_id,
+        max_results=default_size if request.max_results is None else request.max_results,
         now_ms=now_ms,
-        seen_ids=_ids(value.get("seen_ids"), "seen_ids"),
-        served_ids=_ids(value.get("served_ids"), "served_ids"),
-        in_network_only=_bool(value.get("in_network_only", False), "in_network_only"),
-        is_bottom_request=_bool(value.get("is_bottom_request", False), "is_bottom_request"),
-        country=_opt_str(value.get("country"), "country"),
-        language=_opt_str(value.get("language"), "language"),
-        explain=_bool(value.get("explain", False), "explain"),
+        seen_ids=frozenset(request.seen_ids),
+        served_ids=frozenset(request.served_ids),
+        in_network_only=request.in_network_only,
+        is_bottom_request=request.is_bottom_request,
+        country=request.country,
+        language=request.language,
+        explain=request.explain,
     )

@@ -1,13 +1,13 @@
 """Side effects of a served feed, run by the caller after the answer is sent."""
 
 import inspect
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from streams.candidate import Candidate
 from streams.ports import FeedSink
 from streams.query import FeedQuery
 from streams.stages import SideEffect
+from topics.schemas import Impression
 
 
 async def _settle(result: object) -> None:
@@ -15,18 +15,17 @@ async def _settle(result: object) -> None:
         await result
 
 
-def impression_record(query: FeedQuery, candidate: Candidate, rank: int) -> Mapping[str, Any]:
-    """An `impressions` value for one served post (rank 1 = top)."""
-    return {
-        "v": 1,
-        "request_id": query.request_id,
-        "user_id": query.user_id,
-        "post_id": candidate.post_id,
-        "author_id": candidate.author_id,
-        "rank": rank,
-        "score": float(candidate.score if candidate.score is not None else 0.0),
-        "served_at_ms": query.now_ms,
-    }
+def impression_record(query: FeedQuery, candidate: Candidate, rank: int) -> Impression:
+    """The `impressions` record of one served post (rank 1 = top)."""
+    return Impression(
+        request_id=query.request_id,
+        user_id=query.user_id,
+        post_id=candidate.post_id,
+        author_id=candidate.author_id,
+        rank=rank,
+        score=float(candidate.score if candidate.score is not None else 0.0),
+        served_at_ms=query.now_ms,
+    )
 
 
 class RecordServed(SideEffect):

@@ -37,10 +37,11 @@ from streams.config import ForYouConfig
 from streams.draft import Capture, Draft, DraftPostStore, DraftSource, observed_pipeline, retrieval_bar
 from streams.pipeline import CandidatePipeline, check_updates
 from streams.ports import EngagementCountsStore, PostStore, RankerPort, UserStateStore
-from streams.query import FeedQuery, parse_feed_request
-from streams.result import PostExplain
+from streams.query import FeedQuery, feed_query
+from streams.result import post_explain
 from streams.stages import Source
 from topics.actions import PHOENIX_ACTIONS
+from topics.schemas import FeedRequest
 
 
 class AudienceRankerPort(Protocol):
@@ -141,8 +142,8 @@ class DraftSimulator:
     # -- baselines --------------------------------------------------------------------------------------
 
     def _query(self, user_id: int, top_k: int, now_ms: int) -> FeedQuery:
-        request = {"v": 1, "request_id": f"simulate-{user_id}-{now_ms}", "user_id": user_id, "max_results": top_k}
-        return parse_feed_request(request, now_ms=now_ms, results=self.config.results)
+        request = FeedRequest(request_id=f"simulate-{user_id}-{now_ms}", user_id=user_id, max_results=top_k)
+        return feed_query(request, now_ms=now_ms, default_size=self.config.results.default_size)
 
     async def baseline(self, user_id: int, top_k: int, now_ms: int) -> UserBaseline:
         key = (user_id, top_k)
@@ -297,9 +298,9 @@ class DraftSimulator:
             "served": outcome.reached and store.post_id in posts,
             "top_k": top_k,
             "explain": None if draft_candidate is None else _explain(draft_candidate),
-            "stages": [s.to_wire() for s in result.stages or []],
+            "stages": [s.to_dict() for s in result.stages or []],
             "feed": [
-                {**p.to_wire(), "text": texts[p.post_id].text if p.post_id in texts else "",
+                {**p.to_dict(), "text": texts[p.post_id].text if p.post_id in texts else "",
                  "draft": p.post_id == store.post_id}
                 for p in result.posts
             ],
@@ -325,9 +326,9 @@ async def _preview(simulator: "DraftSimulator", user_id: int, top_k: int, now_ms
         "following": len(features.following) if features is not None else 0,
         "history": len(hydrated.action_sequence) if hydrated is not None else 0,
         "degraded": list(result.degraded),
-        "stages": [s.to_wire() for s in result.stages or []],
+        "stages": [s.to_dict() for s in result.stages or []],
         "feed": [
-            {**p.to_wire(), "text": posts[p.post_id].text if p.post_id in posts else "",
+            {**p.to_dict(), "text": posts[p.post_id].text if p.post_id in posts else "",
              "media": posts[p.post_id].media if p.post_id in posts else "none"}
             for p in result.posts
         ],
@@ -339,7 +340,7 @@ def _fields(query: FeedQuery) -> dict[str, Any]:
 
 
 def _explain(candidate: Candidate) -> dict[str, Any]:
-    return PostExplain.of(candidate).to_wire() | {"score": candidate.score}
+    return post_explain(candidate).to_dict() | {"score": candidate.score}
 
 
 # -- summaries ----------------------------------------------------------------------------------------

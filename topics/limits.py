@@ -34,8 +34,9 @@ DEAD_LETTER_MAX_MESSAGE_BYTES: Final = TOPIC_MAX_MESSAGE_BYTES + DEAD_LETTER_HEA
 # floods the inputs with bad records cannot fill the broker's disk through it (the oldest segments go first).
 DEAD_LETTER_RETENTION_BYTES: Final = 1 << 30
 
-# Feed requests.
-DEFAULT_MAX_RESULTS: Final = 50
+# Feed requests. A request above MAX_RESULTS is rejected (out_of_range), never cut silently; one that gives no
+# max_results gets the feed size of the worker's pipeline preset (`results.default_size` in
+# streams/defaults.toml: 30 in seed-2026-01, 35 in production-2026-10).
 MAX_RESULTS: Final = 500
 MAX_SEEN_IDS: Final = 5_000
 MAX_SERVED_IDS: Final = 5_000

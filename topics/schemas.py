@@ -2,19 +2,38 @@
 
 Each record is a frozen dataclass whose `to_dict()` is exactly the JSON object on the wire ("v" first, then
 the fields in contract order, nullable fields written as null); `encode` serializes that object with orjson.
-Decoding and validation live in `topics.validation`. Constructors do not validate (the decoders do, and
-`decode(encode(r)) == r` holds for every valid record) with one exception: float fields must be finite,
+Every producer builds its records from these types and every consumer decodes with `topics.validation`, so
+this module is the one wire contract; `topics.json_schema` derives the published JSON Schema files from the
+same fields (their bounds are the `Annotated` metadata below). Constructors do not validate (the decoders do,
+and `decode(encode(r)) == r` holds for every valid record) with one exception: float fields must be finite,
 because orjson would silently write NaN and infinities as null.
 """
 
 import math
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 import orjson
 
 from stores.records import Post
-from topics.limits import DEFAULT_MAX_RESULTS, MAX_ID, SCHEMA_VERSION
+from topics.actions import ACTIONS
+from topics.limits import (
+    MAX_COUNTRY_CHARS,
+    MAX_ERROR_CHARS,
+    MAX_ID,
+    MAX_KEYWORD_CHARS,
+    MAX_LANGUAGE_CHARS,
+    MAX_MODEL_CHARS,
+    MAX_MS,
+    MAX_REQUEST_ID_CHARS,
+    MAX_RESULTS,
+    MAX_SAFETY_LABEL_CHARS,
+    MAX_SEEN_IDS,
+    MAX_SERVED_IDS,
+    MAX_SURFACE_CHARS,
+    MAX_TEXT_CHARS,
+    SCHEMA_VERSION,
+)
 
 MediaKind = Literal["none", "photo", "video"]
 MEDIA_KINDS: Final[tuple[str, ...]] = ("none", "photo", "video")
@@ -30,6 +49,36 @@ FeedStatus = Literal["ok", "error"]
 FEED_STATUSES: Final[tuple[str, ...]] = ("ok", "error")
 
 
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """What the decoders accept for a field beyond its type, as `Annotated` metadata: numbers in
+    [minimum, maximum], strings and lists of at most max_length, strings among choices."""
+
+    minimum: int | None = None
+    maximum: int | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WireDefault:
+    """`Annotated` metadata of a field that producers may omit: the decoders fill its default."""
+
+
+@dataclass(frozen=True, slots=True)
+class WireName:
+    """`Annotated` metadata of a field whose wire key differs from its Python name."""
+
+    key: str
+
+
+Id = Annotated[int, Bounds(minimum=1, maximum=MAX_ID)]
+Ms = Annotated[int, Bounds(minimum=0, maximum=MAX_MS)]
+Rank = Annotated[int, Bounds(minimum=1, maximum=MAX_RESULTS)]
+RequestId = Annotated[str, Bounds(min_length=1, max_length=MAX_REQUEST_ID_CHARS)]
+
+
 def _require_finite(name: str, value: float) -> None:
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
@@ -39,20 +88,22 @@ def _require_finite(name: str, value: float) -> None:
 class TweetCreate:
     """A new post (`tweet-events`, type "create", key post_id). Fields as in `stores.records.Post`."""
 
-    post_id: int
-    author_id: int
-    created_at_ms: int
-    text: str = ""
-    in_reply_to_post_id: int | None = None
-    in_reply_to_user_id: int | None = None
-    repost_of_post_id: int | None = None
-    repost_of_user_id: int | None = None
-    quote_of_post_id: int | None = None
-    conversation_id: int | None = None
-    media: str = "none"
-    video_duration_ms: int | None = None
+    wire_type: ClassVar[str] = "create"
+
+    post_id: Id
+    author_id: Id
+    created_at_ms: Ms
+    text: Annotated[str, Bounds(max_length=MAX_TEXT_CHARS)] = ""
+    in_reply_to_post_id: Id | None = None
+    in_reply_to_user_id: Id | None = None
+    repost_of_post_id: Id | None = None
+    repost_of_user_id: Id | None = None
+    quote_of_post_id: Id | None = None
+    conversation_id: Id | None = None
+    media: Annotated[str, Bounds(choices=MEDIA_KINDS)] = "none"
+    video_duration_ms: Ms | None = None
     subscriber_only: bool = False
-    safety_label: str | None = None
+    safety_label: Annotated[str, Bounds(max_length=MAX_SAFETY_LABEL_CHARS)] | None = None
 
     @property
     def key_id(self) -> int:
@@ -102,9 +153,11 @@ class TweetCreate:
 class TweetDelete:
     """A deleted post (`tweet-events`, type "delete", key post_id)."""
 
-    post_id: int
-    author_id: int
-    deleted_at_ms: int
+    wire_type: ClassVar[str] = "delete"
+
+    post_id: Id
+    author_id: Id
+    deleted_at_ms: Ms
 
     @property
     def key_id(self) -> int:
@@ -124,13 +177,14 @@ class TweetDelete:
 class Engagement:
     """One action of a user on a post (`engagement-events`, key user_id); action is one of topics.actions.ACTIONS."""
 
-    user_id: int
-    post_id: int
-    author_id: int
-    action: str
-    surface: str
-    ts_ms: int
-    dwell_ms: int | None = None
+    user_id: Id
+    post_id: Id
+    author_id: Id
+    action: Annotated[str, Bounds(choices=ACTIONS)]
+    # Any surface string is accepted: unknown surfaces count as "other" (topics.actions.surface_id).
+    surface: Annotated[str, Bounds(max_length=MAX_SURFACE_CHARS)]
+    ts_ms: Ms
+    dwell_ms: Ms | None = None
 
     @property
     def key_id(self) -> int:
@@ -156,11 +210,11 @@ class SocialGraphEvent:
     target_id is set exactly for the TARGET_TYPES, keyword exactly for the KEYWORD_TYPES.
     """
 
-    type: str
-    user_id: int
-    ts_ms: int
-    target_id: int | None = None
-    keyword: str | None = None
+    type: Annotated[str, Bounds(choices=SOCIAL_GRAPH_TYPES)]
+    user_id: Id
+    ts_ms: Ms
+    target_id: Id | None = None
+    keyword: Annotated[str, Bounds(min_length=1, max_length=MAX_KEYWORD_CHARS)] | None = None
 
     @property
     def key_id(self) -> int:
@@ -181,16 +235,17 @@ class SocialGraphEvent:
 class FeedRequest:
     """A request for a user's ranked feed (`feed-requests`, key user_id); the answer is a RankedFeed."""
 
-    request_id: str
-    user_id: int
-    max_results: int = DEFAULT_MAX_RESULTS
-    seen_ids: tuple[int, ...] = ()
-    served_ids: tuple[int, ...] = ()
-    in_network_only: bool = False
-    is_bottom_request: bool = False
-    country: str | None = None
-    language: str | None = None
-    explain: bool = False
+    request_id: RequestId
+    user_id: Id
+    # None (null or absent on the wire): the feed size of the worker's preset (topics.limits.MAX_RESULTS).
+    max_results: Annotated[int, Bounds(minimum=1, maximum=MAX_RESULTS)] | None = None
+    seen_ids: Annotated[tuple[Id, ...], Bounds(max_length=MAX_SEEN_IDS), WireDefault()] = ()
+    served_ids: Annotated[tuple[Id, ...], Bounds(max_length=MAX_SERVED_IDS), WireDefault()] = ()
+    in_network_only: Annotated[bool, WireDefault()] = False
+    is_bottom_request: Annotated[bool, WireDefault()] = False
+    country: Annotated[str, Bounds(max_length=MAX_COUNTRY_CHARS)] | None = None
+    language: Annotated[str, Bounds(max_length=MAX_LANGUAGE_CHARS)] | None = None
+    explain: Annotated[bool, WireDefault()] = False
 
     @property
     def key_id(self) -> int:
@@ -212,16 +267,113 @@ class FeedRequest:
         }
 
 
+Probability = Annotated[float, Bounds(minimum=0, maximum=1)]
+
+
+@dataclass(frozen=True, slots=True)
+class PostExplain:
+    """Why a post ranked where it did (a RankedPost's `explain`, written only when the request asked).
+
+    Every field is null when the stage that sets it did not run or failed; readers ignore unknown fields
+    and read missing ones as null, so this debugging view can grow without a new version.
+    """
+
+    probabilities: dict[str, Probability] | None = None  # Phoenix's, by action name (topics.actions.ACTIONS)
+    raw_probabilities: dict[str, Probability] | None = None  # the model's own, when a calibration changed them
+    weighted_score: float | None = None
+    diversity_multiplier: float | None = None
+    oon_multiplier: float | None = None
+    source: str | None = None  # the candidate source that found the post
+    retrieval_score: float | None = None
+    author_follower_count: Annotated[int, Bounds(minimum=0)] | None = None
+    view_count: Annotated[int, Bounds(minimum=0)] | None = None  # served impressions of the post
+    engagement_count: Annotated[int, Bounds(minimum=0)] | None = None
+    mutual_follow: bool | None = None  # viewer and author follow each other (reply boost)
+    cold_start_lifted: bool | None = None  # the author cold-start scorer lifted the post
+    dpp: str | None = None  # the DPP re-ranker's verdict: selected, dropped, or why it fell back to plain scores
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "probabilities": self.probabilities,
+            "raw_probabilities": self.raw_probabilities,
+            "weighted_score": self.weighted_score,
+            "diversity_multiplier": self.diversity_multiplier,
+            "oon_multiplier": self.oon_multiplier,
+            "source": self.source,
+            "retrieval_score": self.retrieval_score,
+            "author_follower_count": self.author_follower_count,
+            "view_count": self.view_count,
+            "engagement_count": self.engagement_count,
+            "mutual_follow": self.mutual_follow,
+            "cold_start_lifted": self.cold_start_lifted,
+            "dpp": self.dpp,
+        }
+
+
+StageKind = Literal[
+    "query_hydrator",
+    "source",
+    "hydrator",
+    "dependent_hydrator",
+    "filter",
+    "scorer",
+    "selector",
+    "post_selection_hydrator",
+    "post_selection_filter",
+]
+STAGE_KINDS: Final[tuple[str, ...]] = StageKind.__args__
+StageStatus = Literal["ok", "disabled", "failed"]
+STAGE_STATUSES: Final[tuple[str, ...]] = StageStatus.__args__
+Count = Annotated[int, Bounds(minimum=0)]
+
+
+@dataclass(frozen=True, slots=True)
+class StageReport:
+    """One pipeline component's part in one request: candidates in and out, removals by reason, wall time."""
+
+    kind: Annotated[StageKind, Bounds(choices=STAGE_KINDS)]
+    name: str
+    status: Annotated[StageStatus, Bounds(choices=STAGE_STATUSES)]
+    candidates_in: Annotated[int, Bounds(minimum=0), WireName("in")]
+    candidates_out: Annotated[int, Bounds(minimum=0), WireName("out")]
+    ms: Annotated[float, Bounds(minimum=0)]
+    removed: dict[str, Count] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "status": self.status,
+            "in": self.candidates_in,
+            "out": self.candidates_out,
+            "removed": dict(self.removed),
+            "ms": self.ms,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FeedExplain:
+    """How the pipeline served a request (a RankedFeed's `explain`, written only when the request asked)."""
+
+    degraded: tuple[str, ...]  # "<kind>:<name>" of every component that failed
+    stages: tuple[StageReport, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"degraded": list(self.degraded), "stages": [stage.to_dict() for stage in self.stages]}
+
+
 @dataclass(frozen=True, slots=True)
 class RankedPost:
     """One post of a ranked feed; rank 1 is the top. `explain` is only written when not None."""
 
-    post_id: int
-    author_id: int
-    rank: int
+    post_id: Id
+    author_id: Id
+    rank: Rank
     score: float
     in_network: bool
-    explain: dict[str, Any] | None = None
+    explain: PostExplain | None = None
 
     def __post_init__(self) -> None:
         _require_finite("score", self.score)
@@ -235,31 +387,37 @@ class RankedPost:
             "in_network": self.in_network,
         }
         if self.explain is not None:
-            out["explain"] = self.explain
+            out["explain"] = self.explain.to_dict()
         return out
 
 
 @dataclass(frozen=True, slots=True)
 class RankedFeed:
-    """The answer to a FeedRequest (`ranked-feeds`, key user_id); `error` is set iff status is "error"."""
+    """The answer to a FeedRequest (`ranked-feeds`, key user_id); `error` is set iff status is "error".
 
-    request_id: str
-    user_id: int
-    status: str = "ok"
-    error: str | None = None
-    posts: tuple[RankedPost, ...] = ()
-    model: str = ""
-    latency_ms: float = 0.0
+    `explain` is only written when not None (the request asked to explain).
+    """
+
+    request_id: RequestId
+    user_id: Id | None  # null only in an error answer to a request whose user_id could not be read
+    status: Annotated[str, Bounds(choices=FEED_STATUSES)] = "ok"
+    error: Annotated[str, Bounds(max_length=MAX_ERROR_CHARS)] | None = None
+    posts: Annotated[tuple[RankedPost, ...], Bounds(max_length=MAX_RESULTS)] = ()
+    model: Annotated[str, Bounds(max_length=MAX_MODEL_CHARS)] = ""
+    latency_ms: Annotated[float, Bounds(minimum=0)] = 0.0
+    explain: FeedExplain | None = None
 
     def __post_init__(self) -> None:
         _require_finite("latency_ms", self.latency_ms)
 
     @property
     def key_id(self) -> int:
+        if self.user_id is None:
+            raise ValueError("an answer without a user_id has no key of its own: send it with the request's key")
         return self.user_id
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "v": SCHEMA_VERSION,
             "request_id": self.request_id,
             "user_id": self.user_id,
@@ -269,19 +427,22 @@ class RankedFeed:
             "model": self.model,
             "latency_ms": self.latency_ms,
         }
+        if self.explain is not None:
+            out["explain"] = self.explain.to_dict()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class Impression:
     """One post served to a user in a ranked feed (`impressions`, key user_id); training data."""
 
-    request_id: str
-    user_id: int
-    post_id: int
-    author_id: int
-    rank: int
+    request_id: RequestId
+    user_id: Id
+    post_id: Id
+    author_id: Id
+    rank: Rank
     score: float
-    served_at_ms: int
+    served_at_ms: Ms
 
     def __post_init__(self) -> None:
         _require_finite("score", self.score)

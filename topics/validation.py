@@ -12,13 +12,12 @@ label) and a short `detail` for people; details never echo more than a short pre
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
 from topics.actions import ACTION_INDEX
 from topics.limits import (
-    DEFAULT_MAX_RESULTS,
     MAX_COUNTRY_CHARS,
     MAX_ERROR_CHARS,
     MAX_ID,
@@ -41,13 +40,20 @@ from topics.schemas import (
     FEED_STATUSES,
     KEYWORD_TYPES,
     MEDIA_KINDS,
+    STAGE_KINDS,
+    STAGE_STATUSES,
     TARGET_TYPES,
     Engagement,
+    FeedExplain,
     FeedRequest,
     Impression,
+    PostExplain,
     RankedFeed,
     RankedPost,
     SocialGraphEvent,
+    StageKind,
+    StageReport,
+    StageStatus,
     TweetCreate,
     TweetDelete,
     TweetEvent,
@@ -112,6 +118,8 @@ _MEDIA_SET: Final = frozenset(MEDIA_KINDS)
 _TARGET_TYPE_SET: Final = frozenset(TARGET_TYPES)
 _KEYWORD_TYPE_SET: Final = frozenset(KEYWORD_TYPES)
 _STATUS_SET: Final = frozenset(FEED_STATUSES)
+_STAGE_KIND_SET: Final = frozenset(STAGE_KINDS)
+_STAGE_STATUS_SET: Final = frozenset(STAGE_STATUSES)
 
 
 def _json_type(value: object) -> str:
@@ -205,6 +213,13 @@ def _int_in(name: str, value: object, low: int, high: int) -> int:
             return value
         raise InvalidRecord("out_of_range", f"{name}: {value} is not in [{low}, {high}]")
     raise _absent_or_wrong(name, value, "integer")
+
+
+def _optional_int_in(obj: dict[str, Any], name: str, low: int, high: int) -> int | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    return _int_in(name, value, low, high)
 
 
 def _ms(obj: dict[str, Any], name: str) -> int:
@@ -413,7 +428,7 @@ def _feed_request(obj: dict[str, Any]) -> FeedRequest:
     return FeedRequest(
         request_id=_str(obj, "request_id", MAX_REQUEST_ID_CHARS, allow_empty=False),
         user_id=_id(obj, "user_id"),
-        max_results=_int_in("max_results", obj.get("max_results", DEFAULT_MAX_RESULTS), 1, MAX_RESULTS),
+        max_results=_optional_int_in(obj, "max_results", 1, MAX_RESULTS),
         seen_ids=_id_list(obj, "seen_ids", MAX_SEEN_IDS),
         served_ids=_id_list(obj, "served_ids", MAX_SERVED_IDS),
         in_network_only=_bool(obj, "in_network_only", False),
@@ -447,19 +462,23 @@ def decode_ranked_feed(value: bytes | None) -> RankedFeed:
         raise InvalidRecord("bad_value", "error: a non-empty message is required when status is error")
     if status == "ok" and error is not None:
         raise InvalidRecord("bad_value", "error must be null when status is ok")
+    # An error answer to a request whose user_id could not be read has none.
+    user_id = _id(obj, "user_id") if status == "ok" else _optional_id(obj, "user_id")
     posts = obj.get("posts", _MISSING)
     if type(posts) is not list:
         raise _absent_or_wrong("posts", posts, "array")
     if len(posts) > MAX_RESULTS:
         raise InvalidRecord("out_of_range", f"posts: {len(posts)} items, more than {MAX_RESULTS}")
+    explain = obj.get("explain")
     return RankedFeed(
         request_id=_str(obj, "request_id", MAX_REQUEST_ID_CHARS, allow_empty=False),
-        user_id=_id(obj, "user_id"),
+        user_id=user_id,
         status=status,
         error=error,
         posts=tuple(_ranked_post(f"posts[{index}]", post) for index, post in enumerate(posts)),
         model=_str(obj, "model", MAX_MODEL_CHARS, allow_empty=True),
         latency_ms=_non_negative_float("latency_ms", obj.get("latency_ms", _MISSING)),
+        explain=None if explain is None else _feed_explain("explain", explain),
     )
 
 
@@ -467,15 +486,103 @@ def _ranked_post(name: str, post: object) -> RankedPost:
     if type(post) is not dict:
         raise InvalidRecord("wrong_type", f"{name}: expected object, got {_json_type(post)}")
     explain = post.get("explain")
-    if explain is not None and type(explain) is not dict:
-        raise InvalidRecord("wrong_type", f"{name}.explain: expected object, got {_json_type(explain)}")
     return RankedPost(
         post_id=_id_value(f"{name}.post_id", post.get("post_id", _MISSING)),
         author_id=_id_value(f"{name}.author_id", post.get("author_id", _MISSING)),
         rank=_rank(f"{name}.rank", post.get("rank", _MISSING)),
         score=_float(f"{name}.score", post.get("score", _MISSING)),
         in_network=_bool_value(f"{name}.in_network", post.get("in_network", _MISSING)),
-        explain=explain,
+        explain=None if explain is None else _post_explain(f"{name}.explain", explain),
+    )
+
+
+# ---- explain objects: debugging views, read leniently (a missing field is null) but typed -----------------
+
+
+def _object(name: str, value: object) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise InvalidRecord("wrong_type", f"{name}: expected object, got {_json_type(value)}")
+    return value
+
+
+def _nullable(name: str, value: object, read: Callable[[str, object], Any]) -> Any:
+    return None if value is None else read(name, value)
+
+
+def _probabilities(name: str, value: object) -> dict[str, float]:
+    by_action = _object(name, value)
+    out = {}
+    for action, probability in by_action.items():
+        number = _float(f"{name}.{action}", probability)
+        if not 0.0 <= number <= 1.0:
+            raise InvalidRecord("out_of_range", f"{name}.{action}: {number} is not a probability")
+        out[action] = number
+    return out
+
+
+def _count(name: str, value: object) -> int:
+    return _int_in(name, value, 0, MAX_ID)
+
+
+def _text(name: str, value: object) -> str:
+    return _str_value(name, value, MAX_ERROR_CHARS, allow_empty=True)
+
+
+def _post_explain(name: str, value: object) -> PostExplain:
+    obj = _object(name, value)
+
+    def field(key: str, read: Callable[[str, object], Any]) -> Any:
+        return _nullable(f"{name}.{key}", obj.get(key), read)
+
+    return PostExplain(
+        probabilities=field("probabilities", _probabilities),
+        raw_probabilities=field("raw_probabilities", _probabilities),
+        weighted_score=field("weighted_score", _float),
+        diversity_multiplier=field("diversity_multiplier", _float),
+        oon_multiplier=field("oon_multiplier", _float),
+        source=field("source", _text),
+        retrieval_score=field("retrieval_score", _float),
+        author_follower_count=field("author_follower_count", _count),
+        view_count=field("view_count", _count),
+        engagement_count=field("engagement_count", _count),
+        mutual_follow=field("mutual_follow", _bool_value),
+        cold_start_lifted=field("cold_start_lifted", _bool_value),
+        dpp=field("dpp", _text),
+    )
+
+
+def _feed_explain(name: str, value: object) -> FeedExplain:
+    obj = _object(name, value)
+    degraded = obj.get("degraded", [])
+    stages = obj.get("stages", [])
+    if type(degraded) is not list:
+        raise InvalidRecord("wrong_type", f"{name}.degraded: expected array, got {_json_type(degraded)}")
+    if type(stages) is not list:
+        raise InvalidRecord("wrong_type", f"{name}.stages: expected array, got {_json_type(stages)}")
+    return FeedExplain(
+        degraded=tuple(_text(f"{name}.degraded[{i}]", label) for i, label in enumerate(degraded)),
+        stages=tuple(_stage_report(f"{name}.stages[{i}]", stage) for i, stage in enumerate(stages)),
+    )
+
+
+def _stage_report(name: str, value: object) -> StageReport:
+    obj = _object(name, value)
+    kind = _str_value(f"{name}.kind", obj.get("kind", _MISSING), MAX_ERROR_CHARS, allow_empty=False)
+    status = _str_value(f"{name}.status", obj.get("status", _MISSING), MAX_ERROR_CHARS, allow_empty=False)
+    if kind not in _STAGE_KIND_SET:
+        raise InvalidRecord("bad_value", f"{name}.kind: unknown value {_preview(kind)}")
+    if status not in _STAGE_STATUS_SET:
+        raise InvalidRecord("bad_value", f"{name}.status: unknown value {_preview(status)}")
+    removed = _object(f"{name}.removed", obj.get("removed", {}))
+    return StageReport(
+        kind=cast(StageKind, kind),
+        name=_str_value(f"{name}.name", obj.get("name", _MISSING), MAX_ERROR_CHARS, allow_empty=False),
+        status=cast(StageStatus, status),
+        candidates_in=_count(f"{name}.in", obj.get("in", _MISSING)),
+        candidates_out=_count(f"{name}.out", obj.get("out", _MISSING)),
+        ms=_non_negative_float(f"{name}.ms", obj.get("ms", _MISSING)),
+        removed={reason: _count(f"{name}.removed.{reason}", count) for reason, count in removed.items()},
+        error=_nullable(f"{name}.error", obj.get("error"), _text),
     )
 
 

@@ -23,6 +23,7 @@ from foryou.world.truth import ENGAGEMENT_ACTIONS, LONG_DWELL_MS, GroundTruth, s
 from foryou.world.wire import WireValue, engagement_value, social_value
 from foryou.world.world import Relation, World
 from topics.actions import ACTION_INDEX, ACTIONS, NEGATIVE_ACTIONS, NUM_ACTIONS
+from topics.schemas import FeedRequest
 
 _DWELL, _DWELL_TIME = ACTION_INDEX["dwell"], ACTION_INDEX["dwell_time"]
 _NOT_DWELLED, _CLICK_DWELL_TIME = ACTION_INDEX["not_dwelled"], ACTION_INDEX["click_dwell_time"]
@@ -129,19 +130,15 @@ class ClientBehaviour:
 
     def feed_request(self, state: UserState, request_id: str, max_results: int | None = None) -> WireValue:
         """The feed-requests value for the user's next request."""
-        return {
-            "v": 1,
-            "request_id": request_id,
-            "user_id": state.user_id,
-            "max_results": max_results or self.config.max_results,
-            "seen_ids": list(state.seen_ids),
-            "served_ids": list(state.served_ids) if state.is_bottom_request else [],
-            "in_network_only": False,
-            "is_bottom_request": state.is_bottom_request,
-            "country": None,
-            "language": "en",
-            "explain": False,
-        }
+        return FeedRequest(
+            request_id=request_id,
+            user_id=state.user_id,
+            max_results=max_results or self.config.max_results,
+            seen_ids=tuple(state.seen_ids),
+            served_ids=tuple(state.served_ids) if state.is_bottom_request else (),
+            is_bottom_request=state.is_bottom_request,
+            language="en",
+        ).to_dict()
 
     def react(self, rng: np.random.Generator, state: UserState, feed: Sequence[int], now_ms: int) -> Reaction:
         """Walk down `feed` (post ids in rank order, served at now_ms) and decide the next request."""

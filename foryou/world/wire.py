@@ -1,10 +1,12 @@
-"""Wire values the world produces, exactly as the contract spells them (every value carries "v": 1).
+"""Wire values the world produces, built from the contract's record types (`topics.schemas`).
 
 Keys are the decimal id as UTF-8 bytes: post_id for tweet-events, user_id for engagement-events,
 social-graph-events, feed-requests and impressions.
 """
 
 from typing import Any, NamedTuple
+
+from topics.schemas import Engagement, SocialGraphEvent, TweetDelete
 
 WireValue = dict[str, Any]
 
@@ -30,23 +32,17 @@ def wire_key(entity_id: int) -> bytes:
 
 
 def delete_value(post_id: int, author_id: int, deleted_at_ms: int) -> WireValue:
-    return {"v": 1, "type": "delete", "post_id": post_id, "author_id": author_id, "deleted_at_ms": deleted_at_ms}
+    return TweetDelete(post_id=post_id, author_id=author_id, deleted_at_ms=deleted_at_ms).to_dict()
 
 
 def social_value(kind: str, user_id: int, ts_ms: int, target_id: int | None = None,
                  keyword: str | None = None) -> WireValue:
-    return {"v": 1, "type": kind, "user_id": user_id, "target_id": target_id, "keyword": keyword, "ts_ms": ts_ms}
+    return SocialGraphEvent(type=kind, user_id=user_id, ts_ms=ts_ms, target_id=target_id, keyword=keyword).to_dict()
 
 
 def engagement_value(user_id: int, post_id: int, author_id: int, action: str, ts_ms: int,
                      dwell_ms: int | None = None, surface: str = SURFACE_HOME_FOR_YOU) -> WireValue:
-    return {
-        "v": 1,
-        "user_id": user_id,
-        "post_id": post_id,
-        "author_id": author_id,
-        "action": action,
-        "surface": surface,
-        "ts_ms": ts_ms,
-        "dwell_ms": dwell_ms,
-    }
+    return Engagement(
+        user_id=user_id, post_id=post_id, author_id=author_id, action=action, surface=surface, ts_ms=ts_ms,
+        dwell_ms=dwell_ms,
+    ).to_dict()

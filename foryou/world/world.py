@@ -33,6 +33,7 @@ from foryou.world.wire import (
     wire_key,
 )
 from stores.records import Post
+from topics.schemas import TweetCreate
 
 _EVENT_CHUNK = 65_536
 _FOLLOW, _BLOCK, _MUTE, _KEYWORD, _CREATE, _DELETE = range(6)
@@ -148,24 +149,22 @@ class World:
                 video_ms, subscriber_only, spam in columns:
             vocabulary = words[topic]
             values.append(
-                {
-                    "v": 1,
-                    "type": "create",
-                    "post_id": post_id,
-                    "author_id": author_id,
-                    "created_at_ms": created,
-                    "text": " ".join(vocabulary[w] for w in post_words),
-                    "in_reply_to_post_id": target_id if kind == REPLY else None,
-                    "in_reply_to_user_id": target_author if kind == REPLY else None,
-                    "repost_of_post_id": target_id if kind == REPOST else None,
-                    "repost_of_user_id": target_author if kind == REPOST else None,
-                    "quote_of_post_id": target_id if kind == QUOTE else None,
-                    "conversation_id": root_id if root_id >= 0 else None,
-                    "media": MEDIA_NAMES[media],
-                    "video_duration_ms": video_ms if media == MEDIA_VIDEO else None,
-                    "subscriber_only": subscriber_only,
-                    "safety_label": "spam" if spam else None,
-                }
+                TweetCreate(
+                    post_id=post_id,
+                    author_id=author_id,
+                    created_at_ms=created,
+                    text=" ".join(vocabulary[w] for w in post_words),
+                    in_reply_to_post_id=target_id if kind == REPLY else None,
+                    in_reply_to_user_id=target_author if kind == REPLY else None,
+                    repost_of_post_id=target_id if kind == REPOST else None,
+                    repost_of_user_id=target_author if kind == REPOST else None,
+                    quote_of_post_id=target_id if kind == QUOTE else None,
+                    conversation_id=root_id if root_id >= 0 else None,
+                    media=MEDIA_NAMES[media],
+                    video_duration_ms=video_ms if media == MEDIA_VIDEO else None,
+                    subscriber_only=subscriber_only,
+                    safety_label="spam" if spam else None,
+                ).to_dict()
             )
         return values
 

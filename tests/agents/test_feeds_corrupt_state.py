@@ -2,6 +2,7 @@
 explained (dead-lettered, counted) rather than raised."""
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from stores.social_graph import SocialGraph
 from streams.config import load_config
 from streams.engagement_counts import NoEngagementCounts
 from topics.dead_letters import parse_dead_letter_headers
+from topics.schemas import FeedRequest, RankedFeed
 
 USER, AUTHOR, POST = 3, 7, 100
 
@@ -40,8 +42,8 @@ def test_corrupt_answered_ids_and_social_graph_neither_stop_nor_duplicate_the_an
                       "text": "hello", "media": "none", "subscriber_only": False}])
         answers: list[dict] = []
 
-        async def send_answer(user_id: int, answer: dict) -> None:
-            answers.append(answer)
+        async def send_answer(user_id: int, answer: RankedFeed) -> None:
+            answers.append(answer.to_dict())
 
         async def send_impressions(user_id: int, impressions: list[dict]) -> None:
             return None
@@ -59,7 +61,7 @@ def test_corrupt_answered_ids_and_social_graph_neither_stop_nor_duplicate_the_an
             send_answer=send_answer,
             send_impressions=send_impressions,
         )
-        request = {"v": 1, "request_id": "r1", "user_id": USER}
+        request = FeedRequest(request_id="r1", user_id=USER)
         asyncio.run(service.answer(request, now))
         assert [(a["request_id"], a["status"], [p["post_id"] for p in a["posts"]]) for a in answers] == [
             ("r1", "ok", [POST])
@@ -71,6 +73,6 @@ def test_corrupt_answered_ids_and_social_graph_neither_stop_nor_duplicate_the_an
         assert len(answers) == 1
 
         graph_raw[USER] = b"\x05" * 20  # now the graph: read as absent (the user follows no one), and answered
-        asyncio.run(service.answer({**request, "request_id": "r2"}, now))
+        asyncio.run(service.answer(dataclasses.replace(request, request_id="r2"), now))
         assert [(a["request_id"], a["status"], a["posts"]) for a in answers[1:]] == [("r2", "ok", [])]
         assert [parse_dead_letter_headers(h).reason for _, _, _, h in sent] == ["corrupt_state"] * 2

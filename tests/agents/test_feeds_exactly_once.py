@@ -18,8 +18,9 @@ from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
 from streams.config import load_config
 from streams.engagement_counts import NoEngagementCounts
+from topics.schemas import FeedRequest, RankedFeed
 
-REQUEST = {"v": 1, "request_id": "r-1", "user_id": 7}
+REQUEST = FeedRequest(request_id="r-1", user_id=7)
 
 
 class Broker:
@@ -30,7 +31,8 @@ class Broker:
         self.delivered: list[dict[str, Any]] = []
         self.available = True
 
-    async def send_answer(self, user_id: int, answer: dict[str, Any]) -> None:
+    async def send_answer(self, user_id: int, record: RankedFeed) -> None:
+        answer = record.to_dict()
         self.handed.append(answer)
         while not self.available:  # the broker is away: the delivery report never comes
             await asyncio.sleep(0.01)

@@ -20,7 +20,7 @@ from phoenix.train import TrainOptions, train
 from scoring.phoenix_scorer import PhoenixScorer
 from scoring.tuning import Slates, snips, tune_weights, weights_toml
 from streams.config import load_config
-from streams.result import PostExplain
+from streams.result import post_explain
 from tests.streams.foryou_fakes import candidate, query
 from topics.actions import ACTION_INDEX, PHOENIX_ACTIONS
 
@@ -126,9 +126,9 @@ def test_calibrate_command_saves_a_calibration_that_serving_applies(
                        now_ms=query().now_ms)
     np.testing.assert_allclose(np.array(updates["raw_phoenix_scores"]), raw, rtol=1e-6)
     np.testing.assert_allclose(np.array(updates["phoenix_scores"]), ranker.calibration.apply(raw), rtol=1e-6)
-    explained = PostExplain.of(dataclasses.replace(candidates[0], phoenix_scores=updates["phoenix_scores"][0],
-                                                   raw_phoenix_scores=updates["raw_phoenix_scores"][0]))
-    assert explained.to_wire()["raw_probabilities"] is not None
+    explained = post_explain(dataclasses.replace(candidates[0], phoenix_scores=updates["phoenix_scores"][0],
+                                                raw_phoenix_scores=updates["raw_phoenix_scores"][0]))
+    assert explained.to_dict()["raw_probabilities"] is not None
 
 
 def test_demo_calibration_line(trained: dict[str, Any]) -> None:

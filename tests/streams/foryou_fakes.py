@@ -9,6 +9,7 @@ from stores.records import ActionEntry, Post, PostCounts, UserFeatures
 from streams.candidate import Candidate, SourceName
 from streams.query import FeedQuery
 from topics.actions import ACTION_INDEX, NUM_ACTIONS, NUM_PHOENIX_ACTIONS
+from topics.schemas import Impression
 
 NOW_MS = 1_700_000_000_000
 HOUR_MS = 3_600_000
@@ -238,8 +239,8 @@ class FakeSink:
             raise RuntimeError("sink down")
         self.served.append((user_id, list(post_ids), ts_ms))
 
-    def publish_impressions(self, impressions: list[Mapping[str, Any]]) -> None:
-        self.impressions.extend(impressions)
+    def publish_impressions(self, impressions: list[Impression]) -> None:
+        self.impressions.extend(impression.to_dict() for impression in impressions)  # as on the wire
 
 
 def ids(candidates: Iterable[Candidate]) -> list[int]:

@@ -26,6 +26,8 @@ from tests.streams.foryou_fakes import (
     probabilities,
 )
 from topics.actions import PHOENIX_ACTIONS
+from topics.schemas import encode
+from topics.validation import decode_ranked_feed
 
 # The tests written for the January design run its preset; the 2026-10 stages have their own tests below.
 CONFIG = load_config(env={"FORYOU_PRESET": "seed-2026-01"})
@@ -282,7 +284,9 @@ def test_reverse_chron_is_in_network_newest_first_without_the_model():
 def test_wire_form(explain: bool):
     pipeline, _ = build()
     result = asyncio.run(pipeline.execute(request(explain=explain)))
-    wire = result.to_wire("r-1", USER, 12.5)
+    record = result.to_record("r-1", USER, 12.5)
+    assert decode_ranked_feed(encode(record)) == record  # consumers decode everything, explain included
+    wire = record.to_dict()
     assert set(wire) == {"v", "request_id", "user_id", "status", "error", "posts", "model", "latency_ms"} | (
         {"explain"} if explain else set()
     )

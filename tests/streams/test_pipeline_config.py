@@ -93,7 +93,7 @@ def test_user_file_then_environment(tmp_path: Path):
         ('[oon]\nfactor = "high"\n', {}, "oon.factor: expected float, got str"),
         ("[filters]\nserved_filter_all_requests = 1\n", {}, "expected bool"),
         ("[results]\ndefault_size = 1.5\n", {}, "results.default_size: expected int"),
-        ("[results]\nmax_size = 5\n", {}, "results.max_size must be >= results.default_size"),
+        ("[results]\ndefault_size = 501\n", {}, "results.default_size must be <= 500"),
         ("[weights]\nblock_author = 5.0\n", {}, "weights.block_author: a negative action's weight must be <= 0"),
         ("[weights]\nfavorite = -1.0\n", {}, "weights.favorite: a positive action's weight must be >= 0"),
         ("[weights]\nnot_dwelled = 0.1\n", {}, "weights.not_dwelled: a negative action's weight must be <= 0"),

@@ -9,12 +9,15 @@ from stores.records import Post
 from topics.limits import MAX_ID
 from topics.schemas import (
     Engagement,
+    FeedExplain,
     FeedRequest,
     Impression,
+    PostExplain,
     RankedFeed,
     RankedPost,
     Record,
     SocialGraphEvent,
+    StageReport,
     TweetCreate,
     TweetDelete,
     encode,
@@ -52,11 +55,24 @@ FULL_FEED = RankedFeed(
     status="ok",
     error=None,
     posts=(
-        RankedPost(1001, 7, 1, 0.875, True, explain={"weighted": 0.9, "probabilities": {"favorite": 0.25}}),
+        RankedPost(1001, 7, 1, 0.875, True, explain=PostExplain(weighted_score=0.9, probabilities={"favorite": 0.25})),
         RankedPost(1002, 8, 2, -0.5, False),
     ),
     model="phoenix-v1",
     latency_ms=12.5,
+)
+EXPLAINED_FEED = RankedFeed(
+    request_id="req-5",
+    user_id=42,
+    posts=(RankedPost(1001, 7, 1, 0.5, False, explain=PostExplain(source="retrieval", dpp="selected", view_count=3)),),
+    model="phoenix-v1",
+    explain=FeedExplain(
+        degraded=("hydrator:Counts",),
+        stages=(
+            StageReport("filter", "AgeFilter", "ok", 40, 31, 0.25, {"too_old": 9}),
+            StageReport("hydrator", "Counts", "failed", 31, 31, 1.5, error="RuntimeError: down"),
+        ),
+    ),
 )
 
 # (record, its decoder, its wire field order)
@@ -165,6 +181,17 @@ CASES: list[tuple[Record, Callable[[bytes | None], object], list[str]]] = [
         RankedFeed("req-3", 42, status="error", error="no candidates", latency_ms=1.0),
         decode_ranked_feed,
         ["v", "request_id", "user_id", "status", "error", "posts", "model", "latency_ms"],
+    ),
+    (
+        # An error answer to a request whose user_id could not be read.
+        RankedFeed("req-4", None, status="error", error="invalid request: user_id is required"),
+        decode_ranked_feed,
+        ["v", "request_id", "user_id", "status", "error", "posts", "model", "latency_ms"],
+    ),
+    (
+        EXPLAINED_FEED,
+        decode_ranked_feed,
+        ["v", "request_id", "user_id", "status", "error", "posts", "model", "latency_ms", "explain"],
     ),
     (
         Impression("req-1", 42, 1001, 7, 1, 0.875, 1_700_000_000_000),
