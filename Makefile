@@ -40,10 +40,12 @@ kafka-stop: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The whole suite: unit tests, then the integration tests over the real broker (started by the fixtures).
 test: install debian-tools
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider --timeout=900
 
 test-unit: install

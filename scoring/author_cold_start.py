@@ -61,7 +61,7 @@ class AuthorColdStartScorer(Scorer):
         views = np.array([candidates[i].view_count or 0 for i in eligible], dtype=np.float64)
         favorites = np.minimum([candidates[i].favorite_count or 0 for i in eligible], views)
         draws = request_rng(query.request_id).beta(cfg.prior_alpha + favorites, cfg.prior_beta + views - favorites)
-        shortlist = [eligible[j] for j in np.argsort(-draws, kind="stable")[: cfg.shortlist].tolist()]
+        shortlist: list[int] = [eligible[j] for j in np.argsort(-draws, kind="stable")[: cfg.shortlist].tolist()]
         return max(shortlist, key=model_score)
 
     async def score(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:

@@ -14,6 +14,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _score(reranker: DppReranker, query: FeedQuery, candidates: list[Candidate]) -> dict:
+def _score(reranker: DppReranker, query: FeedQuery, candidates: list[Candidate]) -> dict[str, Any]:
     """One scorer call as the pipeline makes it (the coroutine runs to completion without awaiting)."""
     coroutine = reranker.score(query, candidates)
     try:

@@ -60,8 +60,8 @@ def greedy_map(
 
 
 def _fallback_reason(window: Sequence[Candidate]) -> str | None:
-    embeddings = [c.content_embedding for c in window]
-    if any(e is None for e in embeddings):
+    embeddings = [c.content_embedding for c in window if c.content_embedding is not None]
+    if len(embeddings) < len(window):
         return NO_EMBEDDINGS
     if len({np.shape(e) for e in embeddings}) != 1 or np.ndim(embeddings[0]) != 1:
         return "fallback: content embeddings of different shapes"

@@ -47,7 +47,8 @@ class ScoreOffset:
     def apply_all(self, combined: np.ndarray) -> np.ndarray:
         """`apply` of every value of a float64 array (the same arithmetic, so the same results)."""
         if self.total_sum == 0:
-            return np.maximum(combined, 0.0)
+            clipped: np.ndarray = np.maximum(combined, 0.0)
+            return clipped
         negative = (combined + self.negative_sum) / self.total_sum * self.offset
         return np.where(combined < 0, negative, combined + self.offset)
 

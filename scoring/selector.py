@@ -18,7 +18,8 @@ def ranking_order(candidates: Sequence[Candidate]) -> list[int]:
     scores = np.array([c.score if c.score is not None else -np.inf for c in candidates], dtype=np.float64)
     created = np.array([c.created_at_ms or 0 for c in candidates], dtype=np.int64)
     post_ids = np.array([c.post_id for c in candidates], dtype=np.int64)
-    return np.lexsort((-post_ids, -created, -scores)).tolist()  # the last key is the primary one
+    order: list[int] = np.lexsort((-post_ids, -created, -scores)).tolist()  # the last key is the primary one
+    return order
 
 
 class TopKSelector(Selector):

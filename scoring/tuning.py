@@ -45,7 +45,8 @@ def examination(rank: np.ndarray) -> np.ndarray:
 
 
 def rewards(labels: np.ndarray, negative_penalty: float) -> np.ndarray:
-    return labels[..., ~NEGATIVE].sum(-1) - negative_penalty * labels[..., NEGATIVE].sum(-1)
+    reward: np.ndarray = labels[..., ~NEGATIVE].sum(-1) - negative_penalty * labels[..., NEGATIVE].sum(-1)
+    return reward
 
 
 def ranks_under(weights: np.ndarray, slates: Slates) -> np.ndarray:

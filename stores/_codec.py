@@ -1,4 +1,5 @@
-"""Byte encodings shared by the stores: order-preserving keys, little-endian integers, packed pairs, JSON.
+"""Byte encodings shared by the stores: order-preserving keys, little-endian integers, packed pairs, JSON;
+and the typed RocksDB multi-get they all use.
 
 Keys use big-endian with the sign bit flipped so that RocksDB's bytewise order equals numeric order for any
 signed 64-bit value; values use little-endian so that numpy can read packed arrays without a copy.
@@ -7,9 +8,11 @@ Nothing here is pickled: values are either struct-packed or orjson.
 
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import orjson
+from rocksdict import Rdict
 
 _SIGN_FLIP = 1 << 63
 I64 = struct.Struct("<q")
@@ -33,7 +36,16 @@ def pack_i64(value: int) -> bytes:
 
 
 def unpack_i64(data: bytes) -> int:
-    return I64.unpack(data)[0]
+    value: int = I64.unpack(data)[0]
+    return value
+
+
+def multi_get(db: Rdict, keys: Sequence[bytes]) -> list[bytes | None]:
+    """The values of `keys` in one multi-get, None where absent (rocksdict's annotations type neither a list
+    of bytes keys nor the list it returns)."""
+    if not keys:
+        return []
+    return cast("list[bytes | None]", db.get(cast(Any, keys)))
 
 
 def pack_pairs(pairs: Iterable[tuple[int, int]]) -> bytes:

@@ -20,7 +20,7 @@ assignment and deletion are used.
 import bisect
 import struct
 from collections.abc import Mapping, MutableMapping
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from stores.records import ActionEntry
 from topics.actions import ACTION_INDEX, NUM_ACTIONS, PHOENIX_ACTIONS, SURFACES, actions_to_mask, surface_id
@@ -60,7 +60,8 @@ def is_idle(value: bytes, now_ms: int, idle_ms: int) -> bool:
     """Whether a stored sequence's newest engagement (its last entry) is more than `idle_ms` before `now_ms`."""
     if len(value) < _ENTRY.size:
         return True
-    return _ENTRY.unpack_from(value, len(value) - _ENTRY.size)[2] < now_ms - idle_ms
+    newest_ms: int = _ENTRY.unpack_from(value, len(value) - _ENTRY.size)[2]
+    return newest_ms < now_ms - idle_ms
 
 
 def _encode(entries: list[_Entry]) -> bytes:
@@ -86,7 +87,7 @@ class UserActionSequences:
         self._table = table
         self.max_len = max_len
 
-    def record(self, event: Mapping) -> bool:
+    def record(self, event: Mapping[str, Any]) -> bool:
         """Merge one engagement event into its user's sequence; True when the stored sequence changed."""
         action = event["action"]
         if action not in ACTION_INDEX:

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -43,17 +44,18 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _author_weights(num_authors: int, exponent: float) -> np.ndarray:
-    weights = 1.0 / np.arange(1, num_authors + 1) ** exponent
-    return weights / weights.sum()
+    weights: np.ndarray = 1.0 / np.arange(1, num_authors + 1) ** exponent
+    weights /= weights.sum()
+    return weights
 
 
-def _events(args: argparse.Namespace, weights: np.ndarray, rng: np.random.Generator) -> list[dict]:
+def _events(args: argparse.Namespace, weights: np.ndarray, rng: np.random.Generator) -> list[dict[str, Any]]:
     n = args.posts
     authors = rng.choice(args.authors, size=n, p=weights) + 1
     created = np.sort(NOW_MS - 2 * DAY_MS + rng.integers(0, 2 * DAY_MS, size=n))
     kinds = rng.random(n)
     video = rng.random(n) < 0.1
-    events: list[dict] = []
+    events: list[dict[str, Any]] = []
     for i in range(n):
         post_id = i + 1
         event = {

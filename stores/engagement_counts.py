@@ -14,7 +14,7 @@ RocksDB layout (raw bytes; `<id>` as in stores.post_store):
 """
 
 from collections.abc import Iterable, Mapping
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from rocksdict import Options, Rdict, WriteBatch
@@ -54,7 +54,7 @@ def _encode(counts: PostCounts) -> bytes:
 
 
 def count_deltas(
-    impressions: Iterable[Mapping], engagements: Iterable[Mapping]
+    impressions: Iterable[Mapping[str, Any]], engagements: Iterable[Mapping[str, Any]]
 ) -> dict[int, PostCounts]:
     """Per-post count increments from decoded `impressions` and `engagement-events` values."""
     deltas: dict[int, list[int]] = {}
@@ -82,7 +82,7 @@ class EngagementCounts:
         """Add `deltas` and record the offsets reached ((topic, partition) -> next offset), atomically."""
         ids = list(deltas)
         batch = WriteBatch(raw_mode=True)
-        current = self._db.get([_key(i) for i in ids]) if ids else []
+        current = _codec.multi_get(self._db, [_key(i) for i in ids])
         for post_id, stored in zip(ids, current, strict=True):
             old, delta = _decode(stored), deltas[post_id]
             batch.put(
@@ -105,7 +105,7 @@ class EngagementCounts:
         ids = list(dict.fromkeys(post_ids))
         if not ids:
             return {}
-        return {i: _decode(v) for i, v in zip(ids, self._db.get([_key(i) for i in ids]), strict=True)}
+        return {i: _decode(v) for i, v in zip(ids, _codec.multi_get(self._db, [_key(i) for i in ids]), strict=True)}
 
     def offset(self, topic: str, partition: int) -> int | None:
         stored = self._db.get(_offset_key(topic, partition))

@@ -73,7 +73,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import islice, repeat
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
@@ -267,7 +267,7 @@ class _DecodedPosts:
         return posts
 
 
-def _post_from_event(event: Mapping) -> Post:
+def _post_from_event(event: Mapping[str, Any]) -> Post:
     return Post(
         post_id=event["post_id"],
         author_id=event["author_id"],
@@ -307,7 +307,7 @@ class _Batch:
     def prefetch(self, keys: Iterable[bytes]) -> None:
         wanted = [key for key in dict.fromkeys(keys) if key not in self._pending and key not in self._read]
         if wanted:
-            self._read.update(zip(wanted, self._db.get(wanted), strict=True))
+            self._read.update(zip(wanted, _codec.multi_get(self._db, wanted), strict=True))
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._pending:
@@ -333,7 +333,7 @@ class _Batch:
             self._db.write(self._write_batch)
 
 
-def _keys_read_by(event: Mapping) -> Iterator[bytes]:
+def _keys_read_by(event: Mapping[str, Any]) -> Iterator[bytes]:
     """The keys applying `event` reads in the common case (evictions read a few more)."""
     event_type = event.get("type")
     if event_type == "create":
@@ -396,7 +396,7 @@ class PostStore:
 
     def apply(
         self,
-        events: Iterable[Mapping],
+        events: Iterable[Mapping[str, Any]],
         offsets: Mapping[int, int] | None = None,
         *,
         now_ms: int | None = None,
@@ -433,7 +433,7 @@ class PostStore:
             batch.commit()
         return Applied(added=batch.added, removed=batch.removed, refused_deletes=batch.refused_deletes)
 
-    def _embed_creates(self, events: Sequence[Mapping]) -> dict[int, bytes]:
+    def _embed_creates(self, events: Sequence[Mapping[str, Any]]) -> dict[int, bytes]:
         """Every create's own content vector (float16 bytes), embedded in one call; empty without an encoder."""
         if self._content_encoder is None:
             return {}
@@ -447,7 +447,7 @@ class PostStore:
         return {event["post_id"]: row.tobytes() for event, row in zip(creates, half, strict=True)}
 
     @staticmethod
-    def _apply_follow_edge(batch: _Batch, event: Mapping) -> None:
+    def _apply_follow_edge(batch: _Batch, event: Mapping[str, Any]) -> None:
         """A follower delta naming its follower also records (+1) or removes (-1) the follow edge, for the
         mutual-follow check (`authors_following`). Deltas written before edges existed carry no follower."""
         follower = event.get("follower_id")
@@ -459,7 +459,7 @@ class PostStore:
         else:
             batch.delete(key)
 
-    def _apply_create(self, batch: _Batch, event: Mapping, now_ms: int, content: bytes | None = None) -> None:
+    def _apply_create(self, batch: _Batch, event: Mapping[str, Any], now_ms: int, content: bytes | None = None) -> None:
         post_id = event["post_id"]
         created_at_ms = event["created_at_ms"]
         if created_at_ms < now_ms - self.retention_ms or created_at_ms > now_ms + self.max_future_ms:
@@ -502,7 +502,7 @@ class PostStore:
                 return source.kind != "reply" and source.is_video
         return False
 
-    def _apply_delete(self, batch: _Batch, event: Mapping, now_ms: int) -> None:
+    def _apply_delete(self, batch: _Batch, event: Mapping[str, Any], now_ms: int) -> None:
         """Only a post's author deletes it. A delete that overtakes its create leaves a tombstone naming the
         deleting author, which holds only against a create by that same author, so a forged early delete
         cannot suppress someone else's post."""
@@ -584,7 +584,7 @@ class PostStore:
                     break
                 batch = _Batch(self._db)
                 timelines: set[tuple[int, int]] = set()
-                for index_key, index_value in zip(index_keys, self._db.get(index_keys), strict=True):
+                for index_key, index_value in zip(index_keys, _codec.multi_get(self._db, index_keys), strict=True):
                     batch.delete(index_key)
                     if index_value is None:
                         continue
@@ -655,7 +655,7 @@ class PostStore:
     def offsets(self) -> dict[int, int]:
         """Partition -> next offset to read, as recorded by the last applied batches."""
         keys = self._scan_keys(_OFFSET, _prefix_end(_OFFSET), 1 << 20)
-        values = self._db.get(keys) if keys else []
+        values = _codec.multi_get(self._db, keys)
         return {
             _codec.read_key_i64(key, 1): _codec.unpack_i64(value)
             for key, value in zip(keys, values, strict=True)
@@ -670,7 +670,7 @@ class PostStore:
         ids = list(dict.fromkeys(post_ids))
         if not ids:
             return {}
-        posts = self._decoded.decode(ids, self._db.get([_post_key(i) for i in ids]))
+        posts = self._decoded.decode(ids, _codec.multi_get(self._db, [_post_key(i) for i in ids]))
         return {post_id: post for post_id, post in zip(ids, posts, strict=True) if post is not None}
 
     @property
@@ -682,7 +682,7 @@ class PostStore:
         """Each post's content vector (float32, read-only), None for a post without one (unknown, gone)."""
         if not len(post_ids):
             return []
-        values = self._db.get([_content_key(int(post_id)) for post_id in post_ids])
+        values = _codec.multi_get(self._db, [_content_key(int(post_id)) for post_id in post_ids])
         return [None if value is None else np.frombuffer(value, np.float16).astype(np.float32) for value in values]
 
     def is_deleted(self, post_id: int) -> bool:
@@ -697,7 +697,7 @@ class PostStore:
         ids = list(dict.fromkeys(author_ids))
         if not ids:
             return {}
-        stored = self._db.get([_FOLLOWERS + _codec.key_i64(i) for i in ids])
+        stored = _codec.multi_get(self._db, [_FOLLOWERS + _codec.key_i64(i) for i in ids])
         return {
             i: 0 if value is None else max(0, _codec.unpack_i64(value)) for i, value in zip(ids, stored, strict=True)
         }
@@ -707,7 +707,7 @@ class PostStore:
         ids = list(dict.fromkeys(author_ids))
         if not ids:
             return set()
-        stored = self._db.get([_follow_key(user_id, author_id) for author_id in ids])
+        stored = _codec.multi_get(self._db, [_follow_key(user_id, author_id) for author_id in ids])
         return {author_id for author_id, value in zip(ids, stored, strict=True) if value is not None}
 
     def timeline(self, author_id: int, kind: TimelineKind) -> list[tuple[int, int]]:
@@ -732,7 +732,7 @@ class PostStore:
             if not index_keys:
                 return
             post_keys = [_POST + key[9:17] for key in index_keys]
-            for stored in self._db.get(post_keys):
+            for stored in _codec.multi_get(self._db, post_keys):
                 if stored is not None:
                     yield _decode_post(stored)[0]
             if len(index_keys) < _SCAN_CHUNK:
@@ -763,7 +763,8 @@ class PostStore:
             return []
         kinds = (_VIDEO,) if video_only else (_ORIGINAL, _SECONDARY)
         kind_suffixes = [bytes((kind,)) for kind in kinds]
-        timelines = self._db.get(
+        timelines = _codec.multi_get(
+            self._db,
             [prefix + suffix for prefix in (_TIMELINE + _codec.key_i64(a) for a in authors) for suffix in kind_suffixes]
         )
         now = _codec.wall_clock_ms() if now_ms is None else now_ms
@@ -795,7 +796,7 @@ class PostStore:
                     and (reply_following is None or _reply_allowed(post, parents, reply_following))
                 )
                 walk.settle(timeline, taken=keep)
-                if keep:
+                if keep and post is not None:
                     selected.append(post)
             if len(selected) >= limit:
                 selected.sort(key=_newest_first)
@@ -808,7 +809,7 @@ class PostStore:
     def _fetch(self, post_ids: list[int]) -> list[Post | None]:
         if not post_ids:
             return []
-        return self._decoded.decode(post_ids, self._db.get([_post_key(post_id) for post_id in post_ids]))
+        return self._decoded.decode(post_ids, _codec.multi_get(self._db, [_post_key(post_id) for post_id in post_ids]))
 
     def close(self) -> None:
         self._db.close()

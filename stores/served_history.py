@@ -27,7 +27,7 @@ def is_stale(value: bytes, now_ms: int, ttl_ms: int = DEFAULT_TTL_MS) -> bool:
     """Whether every id of a stored history was served more than `ttl_ms` before `now_ms` (none counts)."""
     if len(value) < _codec.PAIR.size:
         return True
-    newest_served_at = _codec.PAIR.unpack_from(value, len(value) - _codec.PAIR.size)[0]
+    newest_served_at: int = _codec.PAIR.unpack_from(value, len(value) - _codec.PAIR.size)[0]
     return newest_served_at < now_ms - ttl_ms
 
 

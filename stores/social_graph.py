@@ -24,7 +24,7 @@ import unicodedata
 from array import array
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from stores import _codec
 from stores.records import UserFeatures
@@ -40,6 +40,7 @@ _EVENT_TYPES: Final = frozenset(
     {"follow", "unfollow", "block", "unblock", "mute", "unmute", "mute_keyword", "unmute_keyword"}
 )
 _ID_SIZE: Final = 8
+_Item = TypeVar("_Item", int, str)  # a user id or a muted keyword
 
 
 def normalize_keyword(keyword: str) -> str:
@@ -75,7 +76,8 @@ def _decode(value: bytes | None) -> _Graph:
         lists.append(_ids(value[start:stop]))
         start = stop
     keywords = _codec.loads(value[start : start + n_keyword_bytes]) if n_keyword_bytes else []
-    return _Graph(*lists, keywords=keywords)
+    following, blocked, muted = lists
+    return _Graph(following, blocked, muted, keywords)
 
 
 def check_value(value: bytes) -> None:
@@ -99,7 +101,7 @@ def _encode(graph: _Graph) -> bytes:
     return header + ids + keyword_bytes
 
 
-def _add_evicting(values: list, item: object, bound: int) -> bool:
+def _add_evicting(values: list[_Item], item: _Item, bound: int) -> bool:
     if item in values:
         return False
     values.append(item)
@@ -108,7 +110,7 @@ def _add_evicting(values: list, item: object, bound: int) -> bool:
     return True
 
 
-def _remove(values: list, item: object) -> bool:
+def _remove(values: list[_Item], item: _Item) -> bool:
     if item not in values:
         return False
     values.remove(item)
@@ -134,7 +136,7 @@ class SocialGraph:
         self.max_muted_keywords = max_muted_keywords
         self.max_keyword_chars = max_keyword_chars
 
-    def apply(self, event: Mapping) -> bool:
+    def apply(self, event: Mapping[str, Any]) -> bool:
         """Apply one social-graph event; True when the user's state changed."""
         event_type = event["type"]
         if event_type not in _EVENT_TYPES:

@@ -33,7 +33,7 @@ from streams.candidate import Candidate, Updates, write_fields
 from streams.query import FeedQuery
 from streams.result import FeedResult, post_explain
 from streams.stages import CandidateHydrator, Filter, QueryHydrator, Scorer, Selector, SideEffect, Source
-from topics.schemas import RankedPost, StageKind, StageReport
+from topics.schemas import RankedPost, StageKind, StageReport, StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ class CandidatePipeline:
                 except ContractViolation as violation:
                     result = violation
             error = run.fail(kind, hydrator.name, result) if isinstance(result, Exception) else None
-            status = "failed" if error else "ok"
+            status: StageStatus = "failed" if error else "ok"
             run.report(StageReport(kind, hydrator.name, status, len(candidates), len(candidates), ms, error=error))
         for updates in accepted:
             write_fields(candidates, updates)
@@ -278,8 +278,8 @@ class CandidatePipeline:
                 except ContractViolation as violation:
                     result = violation
             error = run.fail("scorer", scorer.name, result) if isinstance(result, Exception) else None
-            status = "failed" if error else "ok"
-            run.report(StageReport("scorer", scorer.name, status, len(candidates), len(candidates), ms, error=error))
+            scored: StageStatus = "failed" if error else "ok"
+            run.report(StageReport("scorer", scorer.name, scored, len(candidates), len(candidates), ms, error=error))
         if all(c.score is not None for c in candidates):
             return candidates, False
         if self.scorers and f"fallback:{self.fallback_name}" not in run.degraded:

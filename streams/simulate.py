@@ -262,14 +262,16 @@ class DraftSimulator:
                 scores[i] = self.offset.scale(self.offset.scale(float(b.weighted[i]), m), float(b.oon[i]))
         return score, 1 + int(np.sum(scores > score))
 
-    async def preview_feed(self, user_id: int, *, top_k: int, now_ms: int | None = None) -> dict:
+    async def preview_feed(self, user_id: int, *, top_k: int, now_ms: int | None = None) -> dict[str, Any]:
         """The user's feed as a request would get it now, every post explained, with stage reports and
         timings; nothing is recorded (no side effects)."""
         return await _preview(self, user_id, top_k, now_ms)
 
     # -- exact path -------------------------------------------------------------------------------------
 
-    async def simulate_user(self, draft: Draft, user_id: int, *, top_k: int, now_ms: int | None = None) -> dict:
+    async def simulate_user(
+        self, draft: Draft, user_id: int, *, top_k: int, now_ms: int | None = None
+    ) -> dict[str, Any]:
         """The production pipeline for one user with the draft among the candidates: the draft's rank,
         scores and the stage-by-stage report, plus the user's feed with the draft in it."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
@@ -308,7 +310,7 @@ class DraftSimulator:
         }
 
 
-async def _preview(simulator: "DraftSimulator", user_id: int, top_k: int, now_ms: int | None) -> dict:
+async def _preview(simulator: "DraftSimulator", user_id: int, top_k: int, now_ms: int | None) -> dict[str, Any]:
     now = int(time.time() * 1000) if now_ms is None else now_ms
     capture = simulator._observe(simulator.post_store)
     query = simulator._query(user_id, top_k, now)

@@ -113,7 +113,7 @@ class _Builder:
             return {"type": "object", "additionalProperties": self.of(value)}
         if hint in _SCALARS:
             return {"type": _SCALARS[hint]}
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             name = hint.__name__
             if name not in self.defs:
                 self.defs[name] = {}  # reserved first: a record type may be reached again while building it

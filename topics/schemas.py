@@ -11,7 +11,7 @@ because orjson would silently write NaN and infinities as null.
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal, get_args
 
 import orjson
 
@@ -321,9 +321,9 @@ StageKind = Literal[
     "post_selection_hydrator",
     "post_selection_filter",
 ]
-STAGE_KINDS: Final[tuple[str, ...]] = StageKind.__args__
+STAGE_KINDS: Final[tuple[str, ...]] = get_args(StageKind)
 StageStatus = Literal["ok", "disabled", "failed"]
-STAGE_STATUSES: Final[tuple[str, ...]] = StageStatus.__args__
+STAGE_STATUSES: Final[tuple[str, ...]] = get_args(StageStatus)
 Count = Annotated[int, Bounds(minimum=0)]
 
 
