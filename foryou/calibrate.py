@@ -188,6 +188,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     from phoenix.calibration import calibration_report, fit_isotonic
     from phoenix.checkpoint import save_checkpoint
     from scoring.tuning import Slates, tune_weights, weights_toml
+    from scoring.weighted import weight_vector
     from streams.config import load_config
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -208,7 +209,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     before = calibration_report(probs[test_idx][mask[test_idx]], labels[test_idx][mask[test_idx]])
     after = calibration_report(calibrated[test_idx][mask[test_idx]], labels[test_idx][mask[test_idx]])
     config = load_config()
-    weights = config.weight_vector()[: len(PHOENIX_ACTIONS)]  # the model's heads
+    weights = weight_vector(config.weights)[: len(PHOENIX_ACTIONS)]  # the model's heads
     groups = data["groups"]
     report: dict[str, Any] = {
         "checkpoint": str(args.checkpoint),

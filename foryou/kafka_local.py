@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from foryou.settings import KafkaSecurity, bootstrap_file, cache_dir, librdkafka_config, state_dir
+from foryou.settings import KafkaSecurity, bootstrap_file, cache_dir, librdkafka_config
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
@@ -293,11 +293,6 @@ class LocalKafka:
 def local_kafka() -> LocalKafka:
     """The development broker; its address file is where `foryou.settings.kafka_bootstrap` looks."""
     return LocalKafka(bootstrap_file().parent)
-
-
-def kafka_for_tests() -> LocalKafka:
-    """A test session's own broker, beside the development one and any other session's (by process id)."""
-    return LocalKafka(state_dir() / "kafka-test" / str(os.getpid()))
 
 
 def _free_port() -> int:

@@ -30,10 +30,6 @@ class RequestGroup:
     ts_ms: int
     impressions: tuple[Impression, ...]
 
-    @property
-    def has_positive(self) -> bool:
-        return any(imp.positive for imp in self.impressions)
-
 
 def group_requests(impressions: Iterable[Impression]) -> list[RequestGroup]:
     """Request groups ordered by time (ties keep log order of each group's first line)."""

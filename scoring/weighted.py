@@ -39,6 +39,12 @@ def vqv_eligible(candidate: Candidate, min_duration_ms: int) -> bool:
     )
 
 
+def weight_vector(weights: Mapping[str, float]) -> np.ndarray:
+    """The weights as float64 in topics.actions.ACTIONS order: the array the scorer multiplies the
+    probabilities by (its first heads, as many as the model has)."""
+    return np.array([weights[name] for name in ACTIONS], dtype=np.float64)
+
+
 class WeightedScorer(Scorer):
     name = "WeightedScorer"
     fields = frozenset({"weighted_score", "score"})
@@ -50,7 +56,7 @@ class WeightedScorer(Scorer):
         offset: ScoreOffset,
         mutual_follow_reply_boost: float = 0.0,
     ) -> None:
-        self._weights = np.array([weights[name] for name in ACTIONS], dtype=np.float64)
+        self._weights = weight_vector(weights)
         self._vqv_min_duration_ms = vqv_min_duration_ms
         self._offset = offset
         self._reply_boost = mutual_follow_reply_boost
@@ -61,7 +67,7 @@ class WeightedScorer(Scorer):
         """sum(weight x probability) before the offset, for rows of probabilities [N, k] (the model's k heads,
         the first k actions), a [N] mask of the rows whose vqv term counts and a [N] mask of the rows whose
         reply weight is boosted."""
-        totals = probabilities @ self._weights[: probabilities.shape[1]]
+        totals: np.ndarray = probabilities @ self._weights[: probabilities.shape[1]]
         totals -= np.where(vqv_counts, 0.0, probabilities[:, VQV] * self._weights[VQV])
         if boosted is not None and self._reply_boost:
             totals += np.where(boosted, probabilities[:, REPLY] * self._reply_boost, 0.0)

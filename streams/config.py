@@ -24,8 +24,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from topics.actions import ACTIONS, NEGATIVE_WEIGHT_ACTIONS
 from topics.limits import MAX_RESULTS
 
@@ -138,10 +136,6 @@ class ForYouConfig:
     popular: PopularConfig
     cold_start: ColdStartConfig
     dpp: DppConfig
-
-    def weight_vector(self) -> np.ndarray:
-        """The weights as a float64 vector in topics.actions.ACTIONS order."""
-        return np.array([self.weights[name] for name in ACTIONS], dtype=np.float64)
 
 
 _SECTION_TYPES: dict[str, type] = {

@@ -18,7 +18,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    from foryou.kafka_local import kafka_for_tests
+    from tests.local_broker import kafka_for_tests
 
     # A fresh, empty cluster each session: tests start new consumer groups, which read the public topics from
     # the beginning, so history left by earlier runs (or benchmarks) would only slow them down.

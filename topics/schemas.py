@@ -15,7 +15,6 @@ from typing import Annotated, Any, ClassVar, Final, Literal, get_args
 
 import orjson
 
-from stores.records import Post
 from topics.actions import ACTIONS
 from topics.limits import (
     MAX_COUNTRY_CHARS,
@@ -35,17 +34,14 @@ from topics.limits import (
     SCHEMA_VERSION,
 )
 
-MediaKind = Literal["none", "photo", "video"]
 MEDIA_KINDS: Final[tuple[str, ...]] = ("none", "photo", "video")
 
-SocialGraphType = Literal["follow", "unfollow", "block", "unblock", "mute", "unmute", "mute_keyword", "unmute_keyword"]
 # Types about another user: they require target_id and forbid keyword.
 TARGET_TYPES: Final[tuple[str, ...]] = ("follow", "unfollow", "block", "unblock", "mute", "unmute")
 # Types about a muted keyword: they require keyword and forbid target_id.
 KEYWORD_TYPES: Final[tuple[str, ...]] = ("mute_keyword", "unmute_keyword")
 SOCIAL_GRAPH_TYPES: Final[tuple[str, ...]] = TARGET_TYPES + KEYWORD_TYPES
 
-FeedStatus = Literal["ok", "error"]
 FEED_STATUSES: Final[tuple[str, ...]] = ("ok", "error")
 
 
@@ -86,7 +82,7 @@ def _require_finite(name: str, value: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class TweetCreate:
-    """A new post (`tweet-events`, type "create", key post_id). Fields as in `stores.records.Post`."""
+    """A new post (`tweet-events`, type "create", key post_id). The post store keeps these fields (its `Post`)."""
 
     wire_type: ClassVar[str] = "create"
 
@@ -128,25 +124,6 @@ class TweetCreate:
             "subscriber_only": self.subscriber_only,
             "safety_label": self.safety_label,
         }
-
-    def to_post(self) -> Post:
-        """The post as the post store holds it."""
-        return Post(
-            post_id=self.post_id,
-            author_id=self.author_id,
-            created_at_ms=self.created_at_ms,
-            text=self.text,
-            in_reply_to_post_id=self.in_reply_to_post_id,
-            in_reply_to_user_id=self.in_reply_to_user_id,
-            repost_of_post_id=self.repost_of_post_id,
-            repost_of_user_id=self.repost_of_user_id,
-            quote_of_post_id=self.quote_of_post_id,
-            conversation_id=self.conversation_id,
-            media=self.media,
-            video_duration_ms=self.video_duration_ms,
-            subscriber_only=self.subscriber_only,
-            safety_label=self.safety_label,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,10 @@ ENGAGEMENT_RATIO_TARGET = 1.3  # trained Phoenix vs reverse-chron, engagements p
 
 def pipeline_weights() -> np.ndarray:
     """The serving pipeline's action weights in ACTIONS order (the configured preset's)."""
+    from scoring.weighted import weight_vector
     from streams.config import load_config
 
-    return load_config().weight_vector()
+    return weight_vector(load_config().weights)
 
 
 def ranking_vs_truth(

@@ -1,5 +1,5 @@
 """The world's Kafka plumbing: produce wire values at a chosen rate, pin where a new worker starts reading,
-and read raw answers (with their explain objects) from ranked-feeds.
+and collect the answers to a batch of requests from ranked-feeds.
 
 Where a new worker starts: a worker with a new app id is a new consumer group, and a new group reads the
 public topics from their earliest offset, so it would ingest every earlier replay and loop on the broker
@@ -22,6 +22,7 @@ from foryou.world.progress import Progress
 from foryou.world.wire import WireValue, WorldEvent
 from topics.partitioning import LIBRDKAFKA_PARTITIONER
 from topics.specs import ENGAGEMENT_EVENTS, FEED_REQUESTS, RANKED_FEEDS, SOCIAL_GRAPH_EVENTS, TWEET_EVENTS
+from topics.validation import decode_ranked_feed
 
 # The public topics a worker consumes.
 WORKER_INPUTS = (TWEET_EVENTS, ENGAGEMENT_EVENTS, SOCIAL_GRAPH_EVENTS, FEED_REQUESTS)
@@ -144,9 +145,9 @@ def commit_offsets(bootstrap: str, group: str, offsets: Offsets, timeout_s: floa
 
 
 class AnswerReader:
-    """Reads ranked-feeds from its end as of construction, as raw JSON: keeps the top-level explain keys
-    that the validated FeedClient drops, and collects the answers to a whole batch of requests in one
-    polling loop on the caller's thread."""
+    """Reads ranked-feeds from its end as of construction, decoded with the wire contract, and collects the
+    answers to a whole batch of requests in one polling loop on the caller's thread (`FeedClient` waits
+    for one request at a time)."""
 
     def __init__(self, bootstrap: str) -> None:
         self._consumer = Consumer(librdkafka_config(bootstrap, config={
@@ -172,14 +173,12 @@ class AnswerReader:
             if message is None or message.error():
                 continue
             try:
-                answer = orjson.loads(message.value())
-            except orjson.JSONDecodeError:
+                record = decode_ranked_feed(message.value())
+            except ValueError:
                 continue  # not an answer this reader can use; never its to fix
-            request_id = answer.get("request_id") if isinstance(answer, dict) else None
-            if request_id in wanted:
-                wanted.discard(request_id)
-                answer["received_at"] = time.time()
-                answers[request_id] = answer
+            if record.request_id in wanted:
+                wanted.discard(record.request_id)
+                answers[record.request_id] = record.to_dict() | {"received_at": time.time()}
         return answers
 
     def wait(self, request_id: str, timeout_s: float = 60.0) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Replaying the world into the public topics against the wall clock (pure parts; Kafka I/O is in io.py).
+"""Replaying the world into the public topics against the wall clock (pure parts; Kafka I/O is in kafka_io.py).
 
 The world has a fixed start time (2023), but a worker judges posts by the wall clock: it drops a create
 older than its post retention (FORYOU_POST_RETENTION_MS, 2 days) at ingest, and the pipeline's age filter

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from foryou.kafka_local import kafka_for_tests
 from foryou.processes import WorkerProcess
 from tests.integration.chaos import COMPARED, Load, read_answers, record_outcome
 from tests.integration.conftest import StartWorker
 from tests.integration.helpers import eventually, worker_json
+from tests.local_broker import kafka_for_tests
 from topics.specs import ENGAGEMENT_EVENTS, FEED_REQUESTS, SOCIAL_GRAPH_EVENTS
 
 pytestmark = pytest.mark.slow

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from scoring.weighted import weight_vector
 from streams.config import ConfigError, load_config
 from topics.actions import ACTIONS
 
@@ -21,7 +22,7 @@ def test_the_default_preset_is_the_2026_10_publication():
     assert (cfg.thunder.timeline_cap, cfg.thunder.max_originals_per_author, cfg.thunder.max_secondary_per_author) == (
         5000, 50, 30)
     assert cfg.cold_start.enabled and cfg.dpp.enabled and (cfg.dpp.theta, cfg.dpp.window) == (0.65, 150)
-    assert cfg.weight_vector().shape == (len(ACTIONS),)
+    assert weight_vector(cfg.weights).shape == (len(ACTIONS),)
 
 
 def test_the_seed_preset_keeps_the_january_values_and_turns_the_new_stages_off():
