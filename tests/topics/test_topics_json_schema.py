@@ -13,6 +13,7 @@ from foryou.world.wire import delete_value, engagement_value, social_value
 from streams.side_effects import impression_record
 from tests.streams.foryou_fakes import candidate, query
 from tests.streams.test_for_you_pipeline import build, request
+from tests.topics.test_topics_doc import json_examples, sections
 from tests.topics.test_topics_schemas import CASES
 from topics.json_schema import RECORD_TYPES, schema_files
 from topics.specs import ENGAGEMENT_EVENTS, FEED_REQUESTS, IMPRESSIONS, RANKED_FEEDS, SOCIAL_GRAPH_EVENTS, TWEET_EVENTS
@@ -65,6 +66,12 @@ def test_produced_records_validate_against_the_published_schema(topic: str, valu
     errors = [error.message for error in validator(topic).iter_errors(value)]
     assert errors == []
     DECODER_BY_TOPIC[topic](json.dumps(value).encode())  # and the decoder agrees
+
+
+@pytest.mark.parametrize("topic", sorted(DECODER_BY_TOPIC))
+def test_the_documented_examples_validate(topic: str) -> None:
+    for example in json_examples(sections()[topic]):
+        assert [error.message for error in validator(topic).iter_errors(json.loads(example))] == []
 
 
 @pytest.mark.parametrize(
