@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from tqdm import tqdm
 
 from foryou.demo_product import calibration_line, sample_draft_line, start_explorer
 
@@ -144,14 +145,9 @@ def _reads_content(checkpoint: Path) -> bool:
     return load_checkpoint(checkpoint).cfg.has_content
 
 
-def _lag_line(label: str) -> Callable[[int], None]:
-    started = time.monotonic()
-
-    def show(lag: int) -> None:
-        sys.stderr.write(f"\r  {label}: {lag} records to go ({time.monotonic() - started:.0f}s)   ")
-        sys.stderr.flush()
-
-    return show
+def _live_line() -> tqdm:
+    """One line on stderr redrawn in place with the text given (`set_description_str`) and the time elapsed."""
+    return tqdm(bar_format="  {desc} ({elapsed})", file=sys.stderr)
 
 
 def run_policy(
@@ -200,8 +196,9 @@ def run_policy(
                           history.social_graph_events)
     replay(bootstrap, events, label="  replaying world and history")
     worker.wait_ready(300)
-    wait_ingested(worker, bootstrap, on_wait=_lag_line("worker catching up"))
-    sys.stderr.write("\n")
+    with _live_line() as line:
+        wait_ingested(worker, bootstrap,
+                      on_wait=lambda lag: line.set_description_str(f"worker catching up: {lag} records to go"))
     if trainer is not None:
         waited = trainer.wait_ready()
         _say(f"  trainer ready (programs compiled; waited {waited:.0f}s more)")
@@ -213,12 +210,8 @@ def run_policy(
             config=LoopConfig(batch_size=args.batch_size, duration_s=args.loop_seconds, seed=args.seed),
         )
 
-        def show(stats: Any) -> None:
-            sys.stderr.write(f"\r  {stats.line()}   ")
-            sys.stderr.flush()
-
-        result = loop.run(history.states, on_round=show)
-        sys.stderr.write("\n")
+        with _live_line() as line:
+            result = loop.run(history.states, on_round=lambda stats: line.set_description_str(stats.line()))
         explained = explained_feed(world, loop, answers, result) if explain else None
         if explorer is not None:
             _say("  " + sample_draft_line(worker.url, world))

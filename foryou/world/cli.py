@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
+from tqdm import tqdm
 
 from foryou.world.config import PRESETS, preset
-from foryou.world.progress import Progress
 from foryou.world.wire import SOCIAL_GRAPH_EVENTS, TWEET_EVENTS
 
 _PROGRESS_EVERY = 1_000  # events written between progress-bar updates
@@ -42,7 +42,7 @@ def _generate(args: argparse.Namespace) -> int:
     print(f"generating {args.preset} world (seed {args.seed})", file=sys.stderr)
     world = World.generate(config)
     counts = {TWEET_EVENTS: 0, SOCIAL_GRAPH_EVENTS: 0}
-    progress = Progress("writing events", world.event_count())
+    progress = tqdm(total=world.event_count(), desc="writing events", unit="event", file=sys.stderr)
     with (out / f"{TWEET_EVENTS}.jsonl").open("wb") as tweets, (
         out / f"{SOCIAL_GRAPH_EVENTS}.jsonl"
     ).open("wb") as social:
@@ -51,8 +51,8 @@ def _generate(args: argparse.Namespace) -> int:
             files[event.topic].write(orjson.dumps(event.value) + b"\n")
             counts[event.topic] += 1
             if written % _PROGRESS_EVERY == 0:
-                progress.advance(_PROGRESS_EVERY)
-        progress.advance(progress.total - progress.done)
+                progress.update(_PROGRESS_EVERY)
+        progress.update(sum(counts.values()) - progress.n)
     progress.close()
     posts = export_posts(world, out / POSTS_FILE)
     manifest = {"preset": args.preset, "config": dataclasses.asdict(config), "events": counts, "posts": posts}

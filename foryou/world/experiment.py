@@ -15,15 +15,17 @@ retrieve other copies' posts, and a trained model would have to be trained on it
 """
 
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from foryou.processes import TrainerProcess, WorkerProcess
 from foryou.world.kafka_io import WORKER_INPUTS, EventProducer, commit_offsets, end_offsets
-from foryou.world.progress import Progress
 from foryou.world.replay import TimeShift, merge_by_time, rebase_events, replay_events, world_end_ms
 from foryou.world.wire import ENGAGEMENT_EVENTS, SOCIAL_GRAPH_EVENTS, WireValue, WorldEvent
 from foryou.world.world import World
@@ -133,7 +135,7 @@ def start_trainer(
 def replay(
     bootstrap: str, events: list[WorldEvent], rate: float | None = None, label: str = "replaying world"
 ) -> dict[str, int]:
-    progress = Progress(label, len(events))
+    progress = tqdm(total=len(events), desc=label, unit="event", file=sys.stderr)
     try:
         return EventProducer(bootstrap).send_events(events, rate=rate, progress=progress)
     finally:

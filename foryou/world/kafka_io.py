@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from tqdm import tqdm
 
 from foryou.settings import KafkaSecurity, librdkafka_config
-from foryou.world.progress import Progress
 from foryou.world.wire import WireValue, WorldEvent
 from topics.partitioning import LIBRDKAFKA_PARTITIONER
 from topics.specs import ENGAGEMENT_EVENTS, FEED_REQUESTS, RANKED_FEEDS, SOCIAL_GRAPH_EVENTS, TWEET_EVENTS
@@ -54,7 +54,7 @@ class EventProducer:
         self._producer.poll(0)
 
     def send_events(
-        self, events: Iterable[WorldEvent], *, rate: float | None = None, progress: Progress | None = None
+        self, events: Iterable[WorldEvent], *, rate: float | None = None, progress: tqdm | None = None
     ) -> dict[str, int]:
         """Produce every event (in order); returns counts per topic. `rate` caps events per second."""
         counts: dict[str, int] = {}
@@ -68,9 +68,9 @@ class EventProducer:
                     if ahead > 0:
                         time.sleep(ahead)
                 if progress is not None:
-                    progress.advance(_PACE_EVERY)
+                    progress.update(_PACE_EVERY)
         if progress is not None:
-            progress.advance(sum(counts.values()) - progress.done)
+            progress.update(sum(counts.values()) - progress.n)
         self.flush()
         return counts
 
