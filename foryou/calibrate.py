@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from foryou.tables import render_table
 from topics.actions import PHOENIX_ACTIONS
 from topics.validation import InvalidRecord, decode_engagement, decode_impression, decode_tweet_event
 
@@ -264,12 +265,16 @@ def summary_line(report: dict[str, Any]) -> str:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [summary_line(report), f"{'action':<20}{'positives':>10}{'rate':>9}{'rate err':>18}{'ECE':>18}"]
-    for a, v in report["actions"].items():
-        if v["positives"]:
-            lines.append(f"{a:<20}{v['positives']:>10}{v['observed_rate']:>9.4f}"
-                         f"{v['rate_error']['before']:>+9.4f}{v['rate_error']['after']:>+9.4f}"
-                         f"{v['ece']['before']:>9.4f}{v['ece']['after']:>9.4f}")
+    lines = [summary_line(report), render_table(
+        [("action", "left"), ("positives", "right"), ("rate", "right"), ("rate err before", "right"),
+         ("after", "right"), ("ECE before", "right"), ("after", "right")],
+        (
+            [a, str(v["positives"]), f"{v['observed_rate']:.4f}", f"{v['rate_error']['before']:+.4f}",
+             f"{v['rate_error']['after']:+.4f}", f"{v['ece']['before']:.4f}", f"{v['ece']['after']:.4f}"]
+            for a, v in report["actions"].items()
+            if v["positives"]
+        ),
+    )]
     tuning = report.get("weight_tuning")
     if tuning:
         lines.append(f"weights tuned ({tuning['objective']}; {tuning['estimator']}): estimated "

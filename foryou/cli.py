@@ -204,24 +204,32 @@ def render_feed(answer: dict[str, Any]) -> str:
     lines = [render_answer_line(answer).split("  [")[0]]
     if answer["status"] != "ok":
         return lines[0]
-    lines.append(f"{'rank':>4}  {'post':>20}  {'author':>20}  {'score':>10}  in-network")
-    for post in answer["posts"]:
-        lines.append(
-            f"{post['rank']:>4}  {post['post_id']:>20}  {post['author_id']:>20}  {post['score']:>10.4f}  "
-            f"{'yes' if post['in_network'] else 'no'}"
-        )
-        explain = post.get("explain")
-        if explain:
-            lines.append(f"{'':>6}{render_post_explain(explain)}")
+    from foryou.tables import Justify, render_table
+
+    explained = any(post.get("explain") for post in answer["posts"])
+    post_columns: list[tuple[str, Justify]] = [
+        ("rank", "right"), ("post", "right"), ("author", "right"), ("score", "right"), ("in-network", "left")
+    ]
+    lines.append(render_table(
+        post_columns + ([("why", "left")] if explained else []),
+        (
+            [str(post["rank"]), str(post["post_id"]), str(post["author_id"]), f"{post['score']:.4f}",
+             "yes" if post["in_network"] else "no",
+             *([render_post_explain(post["explain"]) if post.get("explain") else ""] if explained else [])]
+            for post in answer["posts"]
+        ),
+    ))
     stages = (answer.get("explain") or {}).get("stages")
     if stages:
-        lines += ["", f"{'stage':<24}  {'kind':<24}  {'status':<8}  {'in':>5}  {'out':>5}  {'ms':>8}  removed"]
-        for stage in stages:
-            removed = ", ".join(f"{reason}={count}" for reason, count in stage["removed"].items())
-            lines.append(
-                f"{stage['name']:<24}  {stage['kind']:<24}  {stage['status']:<8}  {stage['in']:>5}  "
-                f"{stage['out']:>5}  {stage['ms']:>8.2f}  {removed}"
-            )
+        lines += ["", render_table(
+            [("stage", "left"), ("kind", "left"), ("status", "left"), ("in", "right"), ("out", "right"),
+             ("ms", "right"), ("removed", "left")],
+            (
+                [stage["name"], stage["kind"], stage["status"], str(stage["in"]), str(stage["out"]),
+                 f"{stage['ms']:.2f}", ", ".join(f"{reason}={count}" for reason, count in stage["removed"].items())]
+                for stage in stages
+            ),
+        )]
     degraded = (answer.get("explain") or {}).get("degraded")
     if degraded:
         lines.append(f"degraded: {', '.join(degraded)}")

@@ -39,6 +39,7 @@ import orjson
 from tqdm import tqdm
 
 from foryou.demo_product import calibration_line, sample_draft_line, start_explorer
+from foryou.tables import render_table
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_PATH = REPO / "bench" / "results" / "world.json"
@@ -254,28 +255,36 @@ def format_explained(world: Any, answer: dict[str, Any]) -> Iterator[str]:
         known = world.post_index(post_ids, strict=False) >= 0
         values[known] = GroundTruth(world).expected_value(
             np.full(int(known.sum()), user_id), post_ids[known], answer["world_now_ms"])
-    yield (f"  {'rank':>4} {'post':>10} {'author':>6} {'net':>3} {'source':>17} {'weighted':>8} {'div':>5}"
-           f" {'oon':>4} {'score':>6} {'truth EV':>8}  top predicted actions")
+    rows = []
     for post, value in zip(posts, values, strict=True):
         explain = post.get("explain") or {}
         probabilities = explain.get("probabilities") or {}
         top = sorted(probabilities.items(), key=lambda item: -item[1])[:3]
-        network = "in" if post["in_network"] else "oon"
-        yield (f"  {post['rank']:>4} {post['post_id']:>10} {post['author_id']:>6} {network:>3}"
-               f" {explain.get('source', '-'):>17} {_num(explain.get('weighted_score'), 8, 3)}"
-               f" {_num(explain.get('diversity_multiplier'), 5, 2)} {_num(explain.get('oon_multiplier'), 4, 1)}"
-               f" {post['score']:6.3f} {value:8.3f}  " + ", ".join(f"{name} {p:.2f}" for name, p in top))
+        rows.append([
+            str(post["rank"]), str(post["post_id"]), str(post["author_id"]), "in" if post["in_network"] else "oon",
+            explain.get("source") or "-", _num(explain.get("weighted_score"), 3),
+            _num(explain.get("diversity_multiplier"), 2), _num(explain.get("oon_multiplier"), 1),
+            f"{post['score']:.3f}", f"{value:.3f}", ", ".join(f"{name} {p:.2f}" for name, p in top),
+        ])
+    right = ("rank", "post", "author", "net", "source", "weighted", "div", "oon", "score", "truth EV")
+    yield render_table([*((title, "right") for title in right), ("top predicted actions", "left")], rows, indent=2)
     stages = (answer.get("explain") or {}).get("stages") or []
     if stages:
-        yield "  stages (candidates in -> out, removed):"
-        for stage in stages:
-            removed = ", ".join(f"{reason} {count}" for reason, count in stage["removed"].items())
-            yield (f"    {stage['kind']:>23} {stage['name']:<32} {stage['in']:>5} -> {stage['out']:<5}"
-                   f" {stage['ms']:7.1f} ms {removed}")
+        yield "  stages:"
+        yield render_table(
+            [("kind", "right"), ("name", "left"), ("candidates in -> out", "right"), ("ms", "right"),
+             ("removed", "left")],
+            (
+                [stage["kind"], stage["name"], f"{stage['in']} -> {stage['out']}", f"{stage['ms']:.1f}",
+                 ", ".join(f"{reason} {count}" for reason, count in stage["removed"].items())]
+                for stage in stages
+            ),
+            indent=4,
+        )
 
 
-def _num(value: float | None, width: int, digits: int) -> str:
-    return "-".rjust(width) if value is None else f"{value:{width}.{digits}f}"
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def comparison_lines(metrics: Any) -> Iterator[str]:

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from foryou.http import WorkerError, default_worker_url, http_json
+from foryou.tables import render_table
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -90,10 +91,12 @@ def format_user(result: dict[str, Any]) -> str:
                      + f"; weighted {explain['weighted_score']:.3f}, diversity x{explain['diversity_multiplier']:.2f}"
                      + f", oon x{explain['oon_multiplier']:.2f}, final {explain['score']:.3f}")
     lines.append("  stages:")
-    for s in result["stages"]:
-        removed = ", ".join(f"{r} {n}" for r, n in s["removed"].items())
-        lines.append(f"    {s['kind']:<24} {s['name']:<28} {s['in']:>5} -> {s['out']:<5} {s['ms']:>8.2f} ms"
-                     + (f"  removed: {removed}" if removed else ""))
+    lines.append(render_table(
+        [("kind", "left"), ("name", "left"), ("in -> out", "right"), ("ms", "right"), ("removed", "left")],
+        ([s["kind"], s["name"], f"{s['in']} -> {s['out']}", f"{s['ms']:.2f}",
+          ", ".join(f"{r} {n}" for r, n in s["removed"].items())] for s in result["stages"]),
+        indent=4,
+    ))
     return "\n".join(lines)
 
 
@@ -121,12 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(results[0]))
         return 0
     ranked = sorted(range(len(results)), key=lambda i: -results[i]["expected_value"])
-    print(f"{'rank':<5}{'expected value':>15}{'impressions':>13}{'in top K':>10}  "
-          f"{'engagements (fav/reply/repost)':<32} draft")
-    for place, i in enumerate(ranked, start=1):
-        r = results[i]
-        e = r["expected_engagements"]
-        print(f"{place:<5}{r['expected_value']:>15.3f}{r['expected_impressions']['total']:>13.1f}"
-              f"{r['share_in_top_k']:>10.1%}  {e['favorite']:>8.2f} {e['reply']:>8.2f} {e['repost']:>8.2f}"
-              f"{'':>7}  {orjson.dumps(drafts[i]).decode()[:60]}")
+    print(render_table(
+        [("rank", "left"), ("expected value", "right"), ("impressions", "right"), ("in top K", "right"),
+         ("engagements (fav/reply/repost)", "right"), ("draft", "left")],
+        (
+            [str(place), f"{results[i]['expected_value']:.3f}", f"{results[i]['expected_impressions']['total']:.1f}",
+             f"{results[i]['share_in_top_k']:.1%}",
+             " ".join(f"{results[i]['expected_engagements'][a]:.2f}" for a in ("favorite", "reply", "repost")),
+             orjson.dumps(drafts[i]).decode()[:60]]
+            for place, i in enumerate(ranked, start=1)
+        ),
+    ))
     return 0

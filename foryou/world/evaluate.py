@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from foryou.benchmarks import record
+from foryou.tables import render_table
 from foryou.world.config import HOUR_MS
 from foryou.world.metrics import OnlineMetrics
 from foryou.world.offline import RankingMetrics, ground_truth_ranking_metrics, posts_records
@@ -105,9 +106,11 @@ def ranking_vs_truth(
 
 
 def format_ranking(report: Mapping[str, Any]) -> str:
-    lines = [f"{'ranking (held-out requests)':28} {'pairwise_acc':>12} {'ndcg@10':>9}"]
-    for name, values in report["metrics"].items():
-        lines.append(f"{name:28} {values['pairwise_accuracy']:12.4f} {values['ndcg_at_10']:9.4f}")
+    lines = [render_table(
+        [("ranking (held-out requests)", "left"), ("pairwise_acc", "right"), ("ndcg@10", "right")],
+        ([name, f"{values['pairwise_accuracy']:.4f}", f"{values['ndcg_at_10']:.4f}"]
+         for name, values in report["metrics"].items()),
+    )]
     lines.append(f"{report['held_out_requests']} requests, {report['held_out_lines']} lines; "
                  f"pairwise accuracy target {PAIRWISE_TARGET}")
     return "\n".join(lines)

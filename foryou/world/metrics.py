@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from foryou.tables import Justify, render_table
 from foryou.world.config import HOUR_MS
 from foryou.world.truth import ENGAGEMENT_ACTIONS, weight_vector
 from foryou.world.world import World
@@ -232,27 +233,21 @@ class OnlineMetrics:
         return _stats(policy, -1, merged)
 
     def summary(self, per_window: bool = False) -> str:
-        """A fixed-width text table: one row per policy (and per window when per_window)."""
+        """A text table: one row per policy (and per window when per_window)."""
         rows = []
         for policy in self.policies():
             if per_window:
                 rows.extend((f"{policy} @{s.window_start_ms}", s) for s in self.windows(policy))
             rows.append((policy, self.total(policy)))
-        name_width = max([len("policy"), *(len(name) for name, _ in rows)])
-        widths = [max(len(title), 11) for title, *_ in _COLUMNS]
-        header = "policy".ljust(name_width) + "".join(
-            " " + title.rjust(w) for (title, *_), w in zip(_COLUMNS, widths, strict=True)
+        columns: list[tuple[str, Justify]] = [("policy", "left"), *((title, "right") for title, *_ in _COLUMNS)]
+        table = render_table(
+            columns,
+            ([name, *(_cell(getattr(stats, attr), fmt, scale) for _, attr, fmt, scale in _COLUMNS)]
+             for name, stats in rows),
         )
-        lines = [header, "-" * len(header)]
-        for name, stats in rows:
-            cells = [
-                _cell(getattr(stats, attr), fmt, scale).rjust(w)
-                for (_, attr, fmt, scale), w in zip(_COLUMNS, widths, strict=True)
-            ]
-            lines.append(name.ljust(name_width) + "".join(" " + c for c in cells))
         if self.unattributed:
-            lines.append(f"unattributed engagements: {self.unattributed}")
-        return "\n".join(lines)
+            table += f"\nunattributed engagements: {self.unattributed}"
+        return table
 
     def plot(self, path: str | Path) -> Path:
         """PNG with one panel per metric over time, a line per policy. Each policy's time counts from its own
