@@ -528,26 +528,30 @@ def _text(name: str, value: object) -> str:
     return _str_value(name, value, MAX_ERROR_CHARS, allow_empty=True)
 
 
+# How each field of a post's explain object is read (every one may be null).
+_POST_EXPLAIN_READERS: Final[Mapping[str, Callable[[str, object], Any]]] = MappingProxyType(
+    {
+        "probabilities": _probabilities,
+        "raw_probabilities": _probabilities,
+        "weighted_score": _float,
+        "diversity_multiplier": _float,
+        "oon_multiplier": _float,
+        "source": _text,
+        "retrieval_score": _float,
+        "author_follower_count": _count,
+        "view_count": _count,
+        "engagement_count": _count,
+        "mutual_follow": _bool_value,
+        "cold_start_lifted": _bool_value,
+        "dpp": _text,
+    }
+)
+
+
 def _post_explain(name: str, value: object) -> PostExplain:
     obj = _object(name, value)
-
-    def field(key: str, read: Callable[[str, object], Any]) -> Any:
-        return _nullable(f"{name}.{key}", obj.get(key), read)
-
     return PostExplain(
-        probabilities=field("probabilities", _probabilities),
-        raw_probabilities=field("raw_probabilities", _probabilities),
-        weighted_score=field("weighted_score", _float),
-        diversity_multiplier=field("diversity_multiplier", _float),
-        oon_multiplier=field("oon_multiplier", _float),
-        source=field("source", _text),
-        retrieval_score=field("retrieval_score", _float),
-        author_follower_count=field("author_follower_count", _count),
-        view_count=field("view_count", _count),
-        engagement_count=field("engagement_count", _count),
-        mutual_follow=field("mutual_follow", _bool_value),
-        cold_start_lifted=field("cold_start_lifted", _bool_value),
-        dpp=field("dpp", _text),
+        **{key: _nullable(f"{name}.{key}", obj.get(key), read) for key, read in _POST_EXPLAIN_READERS.items()}
     )
 
 
