@@ -5,7 +5,8 @@ The pipeline depends on these Protocols only; the real stores (RocksDB-backed Fa
 in-memory fakes. Store reads are synchronous local reads, called inline from the async stages except
 Thunder's query, which runs in a thread so that it overlaps retrieval (see `streams.sources`); so a post
 store must allow reads from several threads. The ranker is CPU-bound and is always called off the event
-loop (see `scoring.phoenix_scorer`).
+loop (see `scoring.phoenix_scorer`). `make test` runs mypy, which checks the post store, the engagement
+counts, the user state and the sink against these Protocols where agents/feeds.py hands them to the pipeline.
 """
 
 from collections.abc import Awaitable, Collection, Iterable, Iterator, Sequence
