@@ -39,7 +39,7 @@ from streams.config import load_config
 from streams.pipeline import CandidatePipeline
 from streams.query import feed_query
 from topics.actions import ACTIONS
-from topics.schemas import FeedRequest
+from topics.schemas import FeedRequest, TweetCreate
 
 LATENCY_TARGET_MEDIAN_MS = 30.0
 LATENCY_TARGET_P99_MS = 100.0
@@ -137,16 +137,13 @@ class World:
         )
 
     def _post_event(self, post_id: int, author_id: int, rng: np.random.Generator, max_age_ms: int) -> dict:
-        return {
-            "type": "create",
-            "post_id": post_id,
-            "author_id": author_id,
-            "created_at_ms": self.now_ms - int(rng.integers(1_000, max_age_ms)),
-            "text": f"post {post_id} about topic {post_id % 97}",
-            "conversation_id": post_id,
-            "media": "none",
-            "subscriber_only": False,
-        }
+        return TweetCreate(
+            post_id=post_id,
+            author_id=author_id,
+            created_at_ms=self.now_ms - int(rng.integers(1_000, max_age_ms)),
+            text=f"post {post_id} about topic {post_id % 97}",
+            conversation_id=post_id,
+        ).to_dict()
 
     @property
     def pipeline(self) -> CandidatePipeline:

@@ -32,6 +32,7 @@ from streams.config import load_config
 from streams.draft import Draft
 from streams.simulate import DraftSimulator
 from topics.actions import ACTIONS
+from topics.schemas import TweetCreate
 
 TARGET_S = 2.0
 HOUR_MS = 3_600_000
@@ -61,9 +62,9 @@ def build(directory: Path, args: argparse.Namespace) -> tuple[DraftSimulator, li
     for author in authors:
         for _ in range(args.posts):
             post_id += 1
-            events.append({"type": "create", "post_id": post_id, "author_id": author,
-                           "created_at_ms": now - int(rng.integers(60_000, 40 * HOUR_MS)),
-                           "text": f"post {post_id}", "media": "none", "subscriber_only": False})
+            events.append(TweetCreate(post_id=post_id, author_id=author,
+                                      created_at_ms=now - int(rng.integers(60_000, 40 * HOUR_MS)),
+                                      text=f"post {post_id}").to_dict())
     store.apply(events, now_ms=now)
     ranker = Ranker.untrained(DEMO, seed=0)
     ranker.warmup()

@@ -23,6 +23,7 @@ import orjson
 
 from foryou.benchmarks import record
 from stores.post_store import PostStore
+from topics.schemas import TweetCreate
 
 DAY_MS = 86_400_000
 NOW_MS = 1_700_000_000_000
@@ -58,23 +59,13 @@ def _events(args: argparse.Namespace, weights: np.ndarray, rng: np.random.Genera
     events: list[dict[str, Any]] = []
     for i in range(n):
         post_id = i + 1
-        event = {
-            "v": 1,
-            "type": "create",
-            "post_id": post_id,
-            "author_id": int(authors[i]),
-            "created_at_ms": int(created[i]),
-            "text": f"synthetic post {post_id}",
-            "in_reply_to_post_id": None,
-            "in_reply_to_user_id": None,
-            "repost_of_post_id": None,
-            "repost_of_user_id": None,
-            "quote_of_post_id": None,
-            "conversation_id": post_id,
-            "media": "none",
-            "video_duration_ms": None,
-            "subscriber_only": False,
-        }
+        event = TweetCreate(
+            post_id=post_id,
+            author_id=int(authors[i]),
+            created_at_ms=int(created[i]),
+            text=f"synthetic post {post_id}",
+            conversation_id=post_id,
+        ).to_dict()
         if i and kinds[i] >= 0.6:
             target = events[int(rng.integers(0, i))]
             if kinds[i] < 0.85:
