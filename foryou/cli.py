@@ -326,7 +326,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _add_client_commands(sub: Any) -> None:
     request = sub.add_parser("request", help="request a user's ranked feed and print it")
     request.add_argument("user", type=int)
-    request.add_argument("--max-results", type=int, default=20)
+    request.add_argument("--max-results", type=int, default=None,
+                         help="posts to return, 1 to 500 (default: the worker's preset feed size)")
     request.add_argument("--explain", action="store_true", help="per-post probabilities and per-stage counts")
     request.add_argument("--in-network-only", action="store_true")
     request.add_argument("--json", action="store_true", help="the answer as on ranked-feeds")
