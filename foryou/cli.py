@@ -206,19 +206,19 @@ def render_feed(answer: dict[str, Any]) -> str:
         return lines[0]
     from foryou.tables import Justify, render_table
 
-    explained = any(post.get("explain") for post in answer["posts"])
     post_columns: list[tuple[str, Justify]] = [
         ("rank", "right"), ("post", "right"), ("author", "right"), ("score", "right"), ("in-network", "left")
     ]
-    lines.append(render_table(
-        post_columns + ([("why", "left")] if explained else []),
-        (
-            [str(post["rank"]), str(post["post_id"]), str(post["author_id"]), f"{post['score']:.4f}",
-             "yes" if post["in_network"] else "no",
-             *([render_post_explain(post["explain"]) if post.get("explain") else ""] if explained else [])]
-            for post in answer["posts"]
-        ),
-    ))
+    header, *rows = render_table(post_columns, (
+        [str(post["rank"]), str(post["post_id"]), str(post["author_id"]), f"{post['score']:.4f}",
+         "yes" if post["in_network"] else "no"]
+        for post in answer["posts"]
+    ), rule=False).splitlines()
+    lines.append(header)
+    for post, row in zip(answer["posts"], rows, strict=True):
+        lines.append(row)
+        if post.get("explain"):  # under its post, as long as it needs
+            lines.append(f"{'':>6}{render_post_explain(post['explain'])}")
     stages = (answer.get("explain") or {}).get("stages")
     if stages:
         lines += ["", render_table(

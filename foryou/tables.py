@@ -11,10 +11,12 @@ from rich.table import Table
 Justify = Literal["left", "right"]
 
 
-def render_table(columns: Sequence[tuple[str, Justify]], rows: Iterable[Sequence[str]], indent: int = 0) -> str:
-    """The rows under a header line and a rule, each column padded to its widest cell; no colours, no
-    trailing spaces, lines indented by `indent` spaces."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+def render_table(
+    columns: Sequence[tuple[str, Justify]], rows: Iterable[Sequence[str]], indent: int = 0, rule: bool = True
+) -> str:
+    """The rows under a header line (and a rule), one line each, each column padded to its widest cell; no
+    colours, no trailing spaces, lines indented by `indent` spaces."""
+    table = Table(box=box.SIMPLE_HEAD if rule else None, show_edge=False, pad_edge=False, collapse_padding=rule)
     for title, justify in columns:
         table.add_column(title, justify=justify, no_wrap=True)
     for row in rows:
