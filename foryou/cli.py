@@ -213,7 +213,7 @@ def render_feed(answer: dict[str, Any]) -> str:
         [str(post["rank"]), str(post["post_id"]), str(post["author_id"]), f"{post['score']:.4f}",
          "yes" if post["in_network"] else "no"]
         for post in answer["posts"]
-    ), rule=False).splitlines()
+    )).splitlines()
     lines.append(header)
     for post, row in zip(answer["posts"], rows, strict=True):
         lines.append(row)

@@ -12,9 +12,9 @@ Justify = Literal["left", "right"]
 
 
 def render_table(
-    columns: Sequence[tuple[str, Justify]], rows: Iterable[Sequence[str]], indent: int = 0, rule: bool = True
+    columns: Sequence[tuple[str, Justify]], rows: Iterable[Sequence[str]], indent: int = 0, rule: bool = False
 ) -> str:
-    """The rows under a header line (and a rule), one line each, each column padded to its widest cell; no
+    """The rows under a header line (and a rule when `rule`), one line each, each column padded to its widest cell; no
     colours, no trailing spaces, lines indented by `indent` spaces."""
     table = Table(box=box.SIMPLE_HEAD if rule else None, show_edge=False, pad_edge=False, collapse_padding=rule)
     for title, justify in columns:

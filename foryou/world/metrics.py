@@ -244,6 +244,7 @@ class OnlineMetrics:
             columns,
             ([name, *(_cell(getattr(stats, attr), fmt, scale) for _, attr, fmt, scale in _COLUMNS)]
              for name, stats in rows),
+            rule=True,
         )
         if self.unattributed:
             table += f"\nunattributed engagements: {self.unattributed}"
