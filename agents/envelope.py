@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
+from topics.schemas import Engagement, FeedRequest, SocialGraphEvent
 from topics.validation import (
     InvalidRecord,
     engagement_from_object,
@@ -54,7 +55,8 @@ class UserEvent:
     kind: UserEventKind
     event: dict[str, Any]
     received_at_ms: float  # wall clock when the public record was read: the start of a request's latency
-    record: object = None  # the event as its decoder returned it (a FeedRequest for "request"): parsed once
+    # The event as its decoder returned it (None for "expire"): a request is parsed once, here.
+    record: Engagement | SocialGraphEvent | FeedRequest | None = None
 
 
 def encode_user_event(kind: UserEventKind, event: dict[str, Any], received_at_ms: float) -> bytes:
