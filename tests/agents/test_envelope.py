@@ -4,6 +4,7 @@ import orjson
 import pytest
 
 from agents.envelope import decode_post_log_record, decode_user_event, encode_follower_delta, encode_user_event
+from topics.schemas import FeedRequest
 from topics.validation import InvalidRecord
 
 ENGAGEMENT = {
@@ -25,6 +26,14 @@ DELETE = {"v": 1, "type": "delete", "post_id": 9, "author_id": 7, "deleted_at_ms
 def test_what_the_ingest_agents_write_decodes(kind: str, event: dict) -> None:
     decoded = decode_user_event(encode_user_event(kind, event, 12.5))
     assert (decoded.kind, decoded.event, decoded.received_at_ms) == (kind, event, 12.5)
+    assert decoded.record is not None and decoded.record.to_dict() | event == decoded.record.to_dict()
+
+
+def test_a_request_is_handed_on_as_the_record_its_decoder_made() -> None:
+    # The feed service builds the pipeline's query from this record: the request is parsed once.
+    decoded = decode_user_event(encode_user_event("request", {**REQUEST, "max_results": 12}, 0.0))
+    assert decoded.record == FeedRequest(request_id="r1", user_id=3, max_results=12)
+    assert decode_user_event(encode_user_event("request", REQUEST, 0.0)).record == FeedRequest("r1", 3)
 
 
 @pytest.mark.parametrize(
