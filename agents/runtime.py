@@ -23,6 +23,7 @@ from stores.engagement_counts import EngagementCounts
 from stores.post_store import Applied, PostStore
 from stores.records import stack_vectors
 from streams.config import ForYouConfig
+from streams.ports import RankerPort
 from topics.specs import ENGAGEMENT_EVENTS, IMPRESSIONS
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FeedServiceFactory = Callable[["Ranker | None", PostStore, EngagementCounts], "FeedService"]
+# Typed with the pipeline's port, so the type checker verifies that the Ranker is one.
+FeedServiceFactory = Callable[[RankerPort | None, PostStore, EngagementCounts], "FeedService"]
 
 
 class Runtime(Service):
@@ -58,7 +60,8 @@ class Runtime(Service):
         self._feeds_factory: FeedServiceFactory | None = None
         self._assigned = False
         app.task(self._start_with_app)
-        app.on_rebalance_complete.connect(self._on_rebalance_complete)
+        # mypy sees the method of a mode Service unbound (with self), so not as the receiver faust types.
+        app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
 
     def bind_feeds(self, factory: FeedServiceFactory) -> None:
         self._feeds_factory = factory

@@ -6,7 +6,8 @@ in-memory fakes. Store reads are synchronous local reads, called inline from the
 Thunder's query, which runs in a thread so that it overlaps retrieval (see `streams.sources`); so a post
 store must allow reads from several threads. The ranker is CPU-bound and is always called off the event
 loop (see `scoring.phoenix_scorer`). `make test` runs mypy, which checks the post store, the engagement
-counts, the user state and the sink against these Protocols where agents/feeds.py hands them to the pipeline.
+counts, the user state, the sink and the Ranker against these Protocols where agents/feeds.py and
+agents/runtime.py hand them to the pipeline.
 """
 
 from collections.abc import Awaitable, Collection, Iterable, Iterator, Sequence
