@@ -304,6 +304,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
 
 
 _BENCH_SUITES = {
+    "capacity": "foryou.bench_capacity",
     "dpp": "scoring.bench",
     "phoenix": "phoenix.bench",
     "content": "phoenix.content_bench",
