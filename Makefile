@@ -64,6 +64,7 @@ bench: install
 	$(FORYOU) bench simulate
 	$(FORYOU) bench feed
 	$(FORYOU) bench filters
+	$(FORYOU) bench capacity
 
 clean:
 	-$(FORYOU) kafka stop

@@ -28,10 +28,10 @@ Records: bench/results/capacity.json (`capacity.post_replica.*`, `capacity.retri
 """
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -94,10 +94,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _settle() -> None:
     """Free what can be freed and hand it back to the OS, so RSS deltas are the live data's."""
     gc.collect()
-    try:
+    # Not glibc: RSS deltas then include the allocator's retained free memory.
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: RSS deltas then include the allocator's retained free memory
 
 
 def rss_bytes() -> int:
@@ -107,10 +106,6 @@ def rss_bytes() -> int:
     except OSError as error:
         raise SystemExit(f"foryou bench capacity reads RSS from /proc/self/statm (Linux): {error}") from error
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def _settled_rss() -> int:
@@ -266,7 +261,6 @@ def index_bytes(index: PostIndex) -> dict[str, int]:
 
 def measure_retrieval_index(live: dict[int, int], args: argparse.Namespace) -> dict[str, Any]:
     before = _settled_rss()
-    peak_before = _peak_rss_bytes()
     index = PostIndex(_seeded_unit_rows(args.retrieval_dim), args.retrieval_dim, "capacity")
     started = time.perf_counter()
     index.add_many(list(live), list(live.values()))
@@ -288,9 +282,6 @@ def measure_retrieval_index(live: dict[int, int], args: argparse.Namespace) -> d
             "bytes_per_post_by_part": {name: round(size / posts, 1) for name, size in held.items()},
             "row_capacity": len(corpus.emb),
             "rss_delta_bytes": rss_delta,
-            # A rebuild holds the old and the new corpus at once; the process peak shows it when the build
-            # is the largest thing this run did.
-            "peak_rss_growth_bytes": max(0, _peak_rss_bytes() - peak_before),
             "mb_per_million_posts": round(sum(held.values()) / posts * MILLION / MB, 1),
             "build_s": round(build_s, 2),
         },

@@ -89,3 +89,32 @@ def test_filters_suite_quick_writes_the_muted_keyword_records(tmp_path: Path) ->
     assert bench_filters.main(["--quick", "--out", str(tmp_path)]) == 0
     names = {(r["name"], r["metric"]) for r in _records(tmp_path / "filters.json")}
     assert {("filters.muted_keyword.adversarial", "median_ms"), ("filters.muted_keyword.c1000", "median_ms")} <= names
+
+
+@pytest.mark.slow
+def test_capacity_suite_measures_the_stores_per_post_and_per_user(tmp_path: Path) -> None:
+    from foryou import bench_capacity
+    from phoenix.content import CONTENT_DIM
+
+    argv = ["--posts", "600", "--batch", "200", "--authors", "40", "--users", "4", "--history", "16",
+            "--follows", "20", "--served", "70", "--out-dir", str(tmp_path)]
+    assert bench_capacity.main(argv) == 0
+    records = {r["name"]: r for r in _records(tmp_path / "capacity.json")}
+    assert set(records) == {
+        "capacity.post_replica.bytes_per_post", "capacity.post_replica.raw_bytes_per_post",
+        "capacity.post_replica.rss_delta", "capacity.retrieval_index.bytes_per_post",
+        "capacity.retrieval_index.rss_bytes_per_post", "capacity.user_tables.bytes_per_user",
+        "capacity.user_tables.raw_bytes_per_user",
+    }
+    replica = records["capacity.post_replica.raw_bytes_per_post"]
+    by_kind = records["capacity.post_replica.bytes_per_post"]["params"]["raw_bytes_per_post_by_kind"]
+    # Every live post stores its float16 content vector (and its 9-byte key) beside its body.
+    assert by_kind["content_vector"] == 2 * CONTENT_DIM + 9
+    assert replica["value"] > by_kind["content_vector"] + by_kind["post_body"]
+    assert records["capacity.post_replica.bytes_per_post"]["value"] > 0
+    # The index holds at least each post's float32 row and its two int64 ids.
+    assert records["capacity.retrieval_index.bytes_per_post"]["value"] >= 4 * 64 + 16
+    # A user holds at least the packed sequence (33 B an entry), follows (8 B) and served ids (16 B).
+    raw = records["capacity.user_tables.bytes_per_user"]["params"]["raw_bytes_per_user_by_table"]
+    assert raw["actions"] >= 16 * 33 and raw["graph"] >= 20 * 8 and raw["served"] >= 70 * 16
+    assert records["capacity.user_tables.raw_bytes_per_user"]["value"] == pytest.approx(sum(raw.values()), abs=1)
