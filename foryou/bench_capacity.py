@@ -45,22 +45,26 @@ import numpy as np
 import orjson
 from rocksdict import Options, Rdict
 
+from agents.counts_replica import decode_counted
 from agents.feeds import REMEMBERED_REQUESTS
 from foryou.benchmarks import RESULTS_DIR, record, write_results
 from phoenix import content
 from phoenix.content_bench import TOPIC_POSTS
 from phoenix.index import EmbedFn, PostIndex
 from stores.action_sequences import UserActionSequences
+from stores.engagement_counts import EngagementCounts, count_deltas
 from stores.post_store import DEFAULT_RETENTION_MS, PostStore
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
 from streams.config import load_config
 from topics.actions import PHOENIX_ACTIONS
-from topics.schemas import TweetCreate
+from topics.schemas import Engagement, Impression, TweetCreate, encode
+from topics.specs import ENGAGEMENT_EVENTS, IMPRESSIONS
 
 NOW_MS = 1_700_000_000_000
 MILLION = 1_000_000
 MB = 1 << 20
+_COUNT_BATCH = 5_000  # records per counts batch (the replica's getmany bound)
 # What each one-byte key prefix of the post store holds (stores/post_store.py, "RocksDB layout").
 _POST_KEY_KINDS = {
     b"p": "post_body", b"t": "timelines", b"c": "time_index", b"e": "content_vector", b"f": "follower_counts",
@@ -78,6 +82,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=5_000, help="creates per post-log batch")
     parser.add_argument("--preset", default="production-2026-10", help="pipeline preset (Thunder's limits)")
     parser.add_argument("--retrieval-dim", type=int, default=64, help="R: the model's two-tower width (DEMO 64)")
+    parser.add_argument("--count-records", type=int, default=200_000,
+                        help="impressions and engagements counted (the counts replica)")
     parser.add_argument("--users", type=int, default=500, help="users with a typical state (per-user bytes)")
     parser.add_argument("--history", type=int, default=128, help="engaged posts per user (the sequence bound)")
     parser.add_argument("--follows", type=int, default=300)
@@ -271,6 +277,10 @@ def measure_retrieval_index(live: dict[int, int], args: argparse.Namespace) -> d
     held = index_bytes(index)
     posts = len(index)
     corpus = index.corpus
+    # A compacted corpus has exactly its live rows: the next add doubles the row arrays (Corpus.append).
+    index.add(max(live) + 1, 1)
+    index.flush()
+    arrays_after_next_add = index_bytes(index)["arrays"]
     return {
         "bytes_per_post": sum(held.values()) / posts,
         "rss_bytes_per_post": rss_delta / posts,
@@ -281,9 +291,72 @@ def measure_retrieval_index(live: dict[int, int], args: argparse.Namespace) -> d
             "nlist": corpus.ann.nlist if corpus.ann is not None else 0,
             "bytes_per_post_by_part": {name: round(size / posts, 1) for name, size in held.items()},
             "row_capacity": len(corpus.emb),
+            "arrays_bytes_per_post_after_next_add": round(arrays_after_next_add / posts, 1),
             "rss_delta_bytes": rss_delta,
             "mb_per_million_posts": round(sum(held.values()) / posts * MILLION / MB, 1),
             "build_s": round(build_s, 2),
+        },
+    }
+
+
+# -- the engagement counts ---------------------------------------------------------------------------------
+
+
+def _count_records(live: list[int], count: int, rng: np.random.Generator) -> list[tuple[str, bytes]]:
+    """`count` wire records, 35 impressions to every 20 engagements (a feed of 35 to an engagement rate of
+    about a half per feed is the world's order of magnitude), on live posts, popular ones more often."""
+    actions = list(PHOENIX_ACTIONS)
+    weights = 1.0 / np.arange(1, len(live) + 1) ** 0.8
+    weights /= weights.sum()
+    posts = np.asarray(live)[rng.choice(len(live), size=count, p=weights)].tolist()
+    out: list[tuple[str, bytes]] = []
+    for i, post_id in enumerate(posts):
+        user_id = int(rng.integers(1, 10_000_000))
+        if i % 55 < 35:
+            value = encode(Impression(request_id=f"{i:032x}", user_id=user_id, post_id=post_id, author_id=1,
+                                      rank=i % 35 + 1, score=0.5, served_at_ms=NOW_MS))
+            out.append((IMPRESSIONS, value))
+        else:
+            value = encode(Engagement(user_id=user_id, post_id=post_id, author_id=1,
+                                      action=actions[int(rng.integers(len(actions)))], surface="home_for_you",
+                                      ts_ms=NOW_MS))
+            out.append((ENGAGEMENT_EVENTS, value))
+    return out
+
+
+def measure_engagement_counts(directory: Path, live: dict[int, int], args: argparse.Namespace) -> dict[str, Any]:
+    """Every worker counts every impression and engagement of every post (agents.counts_replica): bytes per
+    counted post on disk, and the in-process rate of decode + delta + apply (no Kafka consumer: an upper
+    bound of what one worker's replica can read)."""
+    rng = np.random.default_rng(args.seed + 2)
+    wire = _count_records(list(live), args.count_records, rng)
+    path = str(directory / "engagement-counts")
+    store = EngagementCounts(path)
+    counted: set[int] = set()
+    started = time.perf_counter()
+    try:
+        for start in range(0, len(wire), _COUNT_BATCH):
+            records: dict[str, list[dict[str, Any]]] = {IMPRESSIONS: [], ENGAGEMENT_EVENTS: []}
+            for topic, value in wire[start : start + _COUNT_BATCH]:
+                decoded = decode_counted(topic, value)
+                if decoded is not None:
+                    records[topic].append(decoded)
+            deltas = count_deltas(records[IMPRESSIONS], records[ENGAGEMENT_EVENTS])
+            counted.update(deltas)
+            store.apply(deltas, {(IMPRESSIONS, 0): start, (ENGAGEMENT_EVENTS, 0): start})
+        seconds = time.perf_counter() - started
+    finally:
+        store.close()
+    disk = compacted_disk_bytes(path)
+    return {
+        "bytes_per_post": disk / len(counted),
+        "records_per_s": len(wire) / seconds,
+        "params": {
+            "records": len(wire),
+            "counted_posts": len(counted),
+            "impressions_per_engagement": 35 / 20,
+            "batch": _COUNT_BATCH,
+            "mb_per_million_posts": round(disk / len(counted) * MILLION / MB, 1),
         },
     }
 
@@ -367,8 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"post replica: {replica['live_posts']} live posts, {replica['bytes_per_post']:.0f} B/post on disk",
               flush=True)
         index = measure_retrieval_index(live, args)
-        del live
         print(f"retrieval index: {index['bytes_per_post']:.0f} B/post held", flush=True)
+        counts = measure_engagement_counts(directory, live, args)
+        del live
+        print(f"engagement counts: {counts['records_per_s']:.0f} records/s in process", flush=True)
         users = measure_user_tables(directory, args)
         print(f"user tables: {users['bytes_per_user']:.0f} B/user on disk", flush=True)
     extrapolated = "per million: linear extrapolation of the per-post / per-user figure"
@@ -387,6 +462,13 @@ def main(argv: list[str] | None = None) -> int:
         record("capacity.retrieval_index.rss_bytes_per_post", "rss_bytes_per_post", index["rss_bytes_per_post"],
                "bytes", None, posts=index["params"]["posts"], retrieval_dim=args.retrieval_dim,
                measured="RSS delta of building the index, per post", **machine),
+        record("capacity.engagement_counts.bytes_per_post", "disk_bytes_per_post", counts["bytes_per_post"], "bytes",
+               None, **counts["params"], measured="SST bytes after flush and full compaction, per counted post",
+               **machine),
+        record("capacity.engagement_counts.records_per_s", "records_per_s", counts["records_per_s"], "records/s",
+               None, **counts["params"],
+               measured="decode + count deltas + apply, in process, one thread, no Kafka consumer (an upper "
+               "bound); every worker reads every impression and engagement", **machine),
         record("capacity.user_tables.bytes_per_user", "disk_bytes_per_user", users["bytes_per_user"], "bytes", None,
                **users["params"], measured="SST bytes of the four tables after flush and full compaction",
                extrapolated=extrapolated, **machine),

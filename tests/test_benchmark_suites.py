@@ -97,13 +97,14 @@ def test_capacity_suite_measures_the_stores_per_post_and_per_user(tmp_path: Path
     from phoenix.content import CONTENT_DIM
 
     argv = ["--posts", "600", "--batch", "200", "--authors", "40", "--users", "4", "--history", "16",
-            "--follows", "20", "--served", "70", "--out-dir", str(tmp_path)]
+            "--follows", "20", "--served", "70", "--count-records", "2000", "--out-dir", str(tmp_path)]
     assert bench_capacity.main(argv) == 0
     records = {r["name"]: r for r in _records(tmp_path / "capacity.json")}
     assert set(records) == {
         "capacity.post_replica.bytes_per_post", "capacity.post_replica.raw_bytes_per_post",
         "capacity.post_replica.rss_delta", "capacity.retrieval_index.bytes_per_post",
-        "capacity.retrieval_index.rss_bytes_per_post", "capacity.user_tables.bytes_per_user",
+        "capacity.retrieval_index.rss_bytes_per_post", "capacity.engagement_counts.bytes_per_post",
+        "capacity.engagement_counts.records_per_s", "capacity.user_tables.bytes_per_user",
         "capacity.user_tables.raw_bytes_per_user",
     }
     replica = records["capacity.post_replica.raw_bytes_per_post"]
@@ -114,6 +115,8 @@ def test_capacity_suite_measures_the_stores_per_post_and_per_user(tmp_path: Path
     assert records["capacity.post_replica.bytes_per_post"]["value"] > 0
     # The index holds at least each post's float32 row and its two int64 ids.
     assert records["capacity.retrieval_index.bytes_per_post"]["value"] >= 4 * 64 + 16
+    counts = records["capacity.engagement_counts.records_per_s"]
+    assert counts["params"]["records"] == 2000 and 0 < counts["params"]["counted_posts"] <= 600
     # A user holds at least the packed sequence (33 B an entry), follows (8 B) and served ids (16 B).
     raw = records["capacity.user_tables.bytes_per_user"]["params"]["raw_bytes_per_user_by_table"]
     assert raw["actions"] >= 16 * 33 and raw["graph"] >= 20 * 8 and raw["served"] >= 70 * 16
