@@ -277,6 +277,7 @@ def measure_retrieval_index(live: dict[int, int], args: argparse.Namespace) -> d
     held = index_bytes(index)
     posts = len(index)
     corpus = index.corpus
+    row_capacity = len(corpus.emb)
     # A compacted corpus has exactly its live rows: the next add doubles the row arrays (Corpus.append).
     index.add(max(live) + 1, 1)
     index.flush()
@@ -290,7 +291,7 @@ def measure_retrieval_index(live: dict[int, int], args: argparse.Namespace) -> d
             "ann": rebuilt and corpus.ann is not None,
             "nlist": corpus.ann.nlist if corpus.ann is not None else 0,
             "bytes_per_post_by_part": {name: round(size / posts, 1) for name, size in held.items()},
-            "row_capacity": len(corpus.emb),
+            "row_capacity": row_capacity,
             "arrays_bytes_per_post_after_next_add": round(arrays_after_next_add / posts, 1),
             "rss_delta_bytes": rss_delta,
             "mb_per_million_posts": round(sum(held.values()) / posts * MILLION / MB, 1),
