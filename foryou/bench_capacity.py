@@ -1,6 +1,6 @@
 """`foryou bench capacity`: what one worker holds, per post and per user, measured on the real stores.
 
-Three parts, each built with the code a worker runs and measured where it lives:
+Four parts, each built with the code a worker runs and measured where it lives:
 
 - **Post replica** (every worker holds every live post): `--posts` creates over the post retention (2 days)
   go through `PostStore.apply` on RocksDB with the real content encoder (`phoenix.content`, a float16 vector
@@ -20,11 +20,15 @@ Three parts, each built with the code a worker runs and measured where it lives:
   blocks, mutes and muted keywords, `--served` served ids, the 64 answered request ids), then each table's
   values written under Faust's JSON keys into its own RocksDB and compacted. Measured: key and value bytes
   per user (what the changelog topics hold) and bytes on disk per user.
+- **Engagement counts** (every worker counts every impression and engagement, `agents.counts_replica`):
+  `--count-records` wire records (35 impressions to 20 engagements) on the live posts, decoded, aggregated
+  and applied in batches as the replica does, without a Kafka consumer. Measured: bytes on disk per counted
+  post, and records per second (one thread: an upper bound of what a worker's replica reads).
 
 Everything is seeded; sizes are deterministic, RSS deltas move a little with the allocator. Per-million
 figures in the params are linear extrapolations of the per-post and per-user measurements.
 Records: bench/results/capacity.json (`capacity.post_replica.*`, `capacity.retrieval_index.*`,
-`capacity.user_tables.*`).
+`capacity.engagement_counts.*`, `capacity.user_tables.*`); the README's capacity plan is built on them.
 """
 
 import argparse
