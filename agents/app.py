@@ -35,6 +35,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 
 from agents import metrics
 from agents.admin_clients import committed_reader
+from agents.consumer import install as use_gap_safe_consumer
 from agents.dead_letters import DeadLetters
 from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_follower_delta, encode_user_event
 from agents.expiry import expired_users
@@ -129,6 +130,8 @@ app = faust.App(
     key_serializer="json",
     value_serializer="raw",
 )
+# Offsets never committed past a record no agent processed, across rebalances (see agents/consumer.py).
+use_gap_safe_consumer(app)
 # Faust's own metrics under one fixed prefix, whatever the app id, so one dashboard fits every deployment.
 setup_prometheus_sensors(app, name_prefix=metrics.FAUST_METRICS_PREFIX)
 

@@ -72,6 +72,11 @@ assigned_partitions = Gauge(
     "foryou_assigned_partitions", "Partitions of an input topic this worker consumes.", ["topic"]
 )
 rebalances = Counter("foryou_rebalances_total", "Consumer-group rebalances this worker completed.")
+consumer_stale_records = Counter(
+    "foryou_consumer_stale_records_total",
+    "Records fetched before a rebalance or seek and held back (read again from the committed offset; "
+    "agents/consumer.py).",
+)
 ops_errors = Counter(
     "foryou_ops_collect_errors_total", "Failed background collections (lag or table sizes), by kind.", ["kind"]
 )

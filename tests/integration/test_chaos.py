@@ -1,4 +1,5 @@
-"""Chaos under load (issue 12): a worker SIGKILLed five times, and the broker paused for 40 s.
+"""Chaos under load (issue 12): a worker SIGKILLed five times, a worker frozen past its session timeout (so
+its group membership expires and it rejoins) three times, and the broker paused for 40 s.
 
 Load is a plain librdkafka producer sending engagements, graph changes and feed requests for a few dozen
 users; afterwards `ranked-feeds` is read from its start (every request answered exactly once) and each user's
@@ -7,6 +8,7 @@ Each test records its outcome in bench/results/chaos.json, the source of README'
 
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -63,7 +65,7 @@ def _check_and_record(fault: str, worker: WorkerProcess, load: Load, kafka_boots
     duplicated = answers.duplicated()
     record_outcome(
         fault,
-        units={"seconds_paused": "s", "metrics_worst_response_s": "s"},
+        units={"seconds_paused": "s", "seconds_frozen": "s", "metrics_worst_response_s": "s"},
         requests_sent=len(load.request_ids),
         requests_answered=len(load.request_ids) - len(answers.missing(load.request_ids)),
         requests_duplicated=len(duplicated),
@@ -101,6 +103,46 @@ def test_five_sigkills_under_load_lose_nothing_and_answer_every_request_exactly_
         load.stop()
     worker.wait_caught_up(timeout_s=300)
     _check_and_record("sigkill_x5", worker, load, kafka_bootstrap, kills=5)
+
+
+def _generations(worker: WorkerProcess) -> list[int]:
+    """The consumer-group generations the worker joined, from its log (aiokafka: "Joined group ... (generation N)")."""
+    return [int(n) for n in re.findall(r"Joined group .* \(generation (\d+)\)", worker.log_path.read_text())]
+
+
+def test_a_worker_frozen_past_its_session_timeout_rejoins_without_losing_or_repeating_an_answer(
+    start_worker: StartWorker, kafka_bootstrap: str, ids: Iterator[int], tmp_path: Path
+) -> None:
+    """SIGSTOP the worker for longer than the 10 s session timeout, three times, under load: each time the
+    coordinator expires its membership while it holds fetched, half-processed and unacknowledged records; on
+    SIGCONT it finds itself out of the group and rejoins (partitions revoked, then assigned again). Before
+    agents/consumer.py, records fetched across such a rejoin were skipped and their offsets committed (37 of
+    553 requests never answered in one run)."""
+    app_id = f"foryou-chaos-rejoin-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(app_id=app_id, data_dir=tmp_path / "worker", **ENV)
+    users, authors = _population(ids)
+    load = Load(kafka_bootstrap, users, authors, rate_per_s=40, seed=3).start()
+    rng = random.Random(7)
+    frozen_s = 13.0
+    try:
+        for _ in range(3):
+            time.sleep(rng.uniform(4.0, 8.0))
+            assert worker.proc is not None
+            os.killpg(worker.proc.pid, signal.SIGSTOP)
+            try:
+                time.sleep(frozen_s)
+            finally:
+                os.killpg(worker.proc.pid, signal.SIGCONT)
+        time.sleep(5.0)
+    finally:
+        load.stop()
+    worker.wait_caught_up(timeout_s=300)
+    generations = _generations(worker)
+    # Not vacuous: the worker really lost its membership and joined again (generation 1 is the first join).
+    assert max(generations, default=0) >= 2, f"the worker never rejoined: {generations}"
+    _check_and_record("worker_frozen_13s_x3", worker, load, kafka_bootstrap, seconds_frozen=frozen_s,
+                      freezes=3, rejoins=len(generations) - 1)
+    assert worker.proc is not None and worker.proc.poll() is None
 
 
 class Prober:
