@@ -39,7 +39,7 @@ from agents.consumer import install as use_gap_safe_consumer
 from agents.dead_letters import DeadLetters
 from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_follower_delta, encode_user_event
 from agents.expiry import expired_users
-from agents.feeds import FeedService, UserState, error_answer
+from agents.feeds import FeedService, UserState, error_answer, merge_answered
 from agents.forwarder import Delivery, Forwarder
 from agents.loop_lag import LoopLag
 from agents.ops import Operations, user_snapshot
@@ -48,6 +48,7 @@ from agents.runtime import Runtime
 from agents.simulate import Simulations, new_simulator, register_pages
 from agents.tables import CheckedTable, CheckValue, check_answered_value, guarded_table
 from agents.topology import (
+    ANSWERED_TABLE,
     USER_TABLES,
     admin_client,
     changelog_topic,
@@ -165,7 +166,8 @@ def _user_table(name: str) -> faust.Table:
     # Keyed by user id and written only while processing <app>-user-events, so each table partition lives
     # with the user-events partition of the same number (Faust's changelog follows the event's partition).
     return guarded_table(
-        app, name, partitions=settings.partitions, check_value=_CHECKS[name], dead_letters=dead_letters
+        app, name, partitions=settings.partitions, check_value=_CHECKS[name], dead_letters=dead_letters,
+        merge_value=merge_answered if name == ANSWERED_TABLE else None,
     )
 
 

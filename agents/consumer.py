@@ -1,36 +1,45 @@
 """The worker's Kafka consumer: Faust's, with offsets that never run ahead of the records agents processed.
 
 Faust (0.15.3) commits a source partition up to the first offset that is neither acknowledged by an agent nor
-in a "gap": offsets its fetch loop jumped over, taken to hold no record (compacted away, transaction markers).
+in a "gap" (offsets its fetch loop jumped over, taken to hold no record: compacted away, transaction markers).
 Our forced-rejoin chaos test (tests/integration/test_chaos.py: a worker frozen past its session timeout three
-times under load) lost feed requests that way: their offsets were committed, no answer was ever sent. Read in
-faust/transport/consumer.py (`_drain_messages`, `getmany`, `_add_gap`, `_new_offset`, `perform_seek`):
+times under load) lost feed requests this way, their offsets committed and no answer ever sent (a run of
+consecutive requests around a rejoin; 37 of 553 in one run). Read in faust/transport/consumer.py and
+faust/streams.py:
 
-1. A record fetched before a rebalance or a seek can be delivered after it: `getmany` reads the consumer
-   generation only once the fetch has returned, and a record whose delivery waited (on a full stream buffer,
-   on a commit during an outage) through the whole rebalance is delivered afterwards. Its offset becomes the
-   partition's read offset, ahead of the committed offset the rebalance sought back to: the records read again
-   from there are dropped as already read, and the hole before it is recorded as a gap, that is, acknowledged.
-2. A delivery cut short by a rebalance (`wait_first(callback, suspend_flow)`) still moves the read offset
-   past the record no agent received.
-3. The gap recorded before a record includes that record ([read + 1, offset]), so it counts as acknowledged
-   before any agent has seen it.
-4. A committed offset names the next record to read, but `_new_offset` commits an acknowledged run that starts
+1. A rejoin revokes every partition and forgets their committed offsets until the seek that ends the
+   rebalance; meanwhile the commit timer still runs, and with no committed offset it commits from the lowest
+   acknowledged offset, over whatever below it was never processed.
+2. While a rebalance is under way, streams skip the events they dequeue (flow suspended, or an older
+   generation) and acknowledge them, unprocessed; committed as in 1, or before the seek, they are never read
+   again.
+3. A record fetched before a rebalance or seek can be delivered after it: `getmany` reads the generation only
+   once the fetch has returned, Faust's recovery seeks while the flow runs (for the changelogs), and a record
+   whose delivery waited (a full stream buffer, a commit during an outage) through the rebalance goes on. Its
+   offset becomes the read offset, ahead of the committed offset the seek went back to: the records read
+   again from there are dropped as already read, and the hole before it is recorded as a gap.
+4. A delivery cut short by a rebalance (`wait_first(callback, suspend_flow)`) still moves the read offset.
+5. The gap recorded before a record includes the record itself ([read + 1, offset]), so it counts as
+   acknowledged before any agent has seen it.
+6. A committed offset names the next record to read, yet `_new_offset` commits an acknowledged run starting
    one past it (`min(acked) - committed > 1`), over the record at the committed offset; after a seek the read
-   offset is the committed offset where the loop takes it for the last record read, and gaps are clamped to
-   start one past the committed offset.
+   offset is set to the committed offset where the loop takes it for the last record read; gaps are clamped
+   to start one past the committed offset.
 
-`GapSafeConsumer` keeps Faust's design (acknowledgements, gaps, periodic commits) with exact bookkeeping:
-- every seek of the source partitions (`perform_seek`) and every revocation starts a new positions epoch; a
-  record fetched in an earlier epoch is not delivered, and if any were held back while the flow runs, the
-  partitions are sought back to their committed offsets (`foryou_consumer_stale_records_total` counts them);
+`GapSafeConsumer` keeps Faust's design (acknowledgements, gaps, periodic commits), its bookkeeping exact:
+- between a revocation and the seek that follows it, a partition commits nothing and takes no
+  acknowledgement; an acknowledgement counts only in the generation that delivered the record (records
+  processed before a rejoin are read again and processed again: idempotent updates, answered-request ids);
+- every seek (start and end) and every revocation starts a new positions epoch; a record fetched in an
+  earlier epoch is not delivered, and when such records were held back while the flow runs, the partitions
+  are sought back to their committed offsets (`foryou_consumer_stale_records_total` counts them);
 - a partition's read offset is the last record handed to the agents in this epoch (after a seek: the offset
   before the committed one), and moves only when a record is handed over;
 - a gap is the offsets strictly between two records read in one epoch, never below the committed offset;
 - a commit never passes an offset that is neither acknowledged nor in a gap (`next_commit`).
 Changelog partitions (table recovery and standbys: never acknowledged nor committed) are read as Faust does.
-A partition with no committed offset yet (a new group's first commit interval) is sought by Faust's default
-(auto.offset.reset), as before.
+A partition with no committed offset yet (a new group's first commit interval) starts where Faust's
+auto.offset.reset puts it, as before.
 
 `install(app)` makes the app's transport create this consumer (before the app creates its consumer).
 """
@@ -43,6 +52,7 @@ import faust
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP, Message
+from faust.types.tuples import ack_lock
 from mode import ServiceT
 
 from agents import metrics
@@ -90,14 +100,21 @@ class GapSafeConsumer(aiokafka_driver.Consumer):
         super().__init__(*args, **kwargs)
         self._positions_epoch = 0
         self._fetch_epoch = 0  # the epoch the current batch was fetched in
+        self._unsought: set[TP] = set()  # revoked, and not yet sought back to their committed offsets
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self._positions_epoch += 1
+        self._unsought.update(revoked)
         await super().on_partitions_revoked(revoked)
 
     async def perform_seek(self) -> None:
+        # A new epoch as the seek starts and again once it is done: a fetch that overlapped it (Faust seeks
+        # while recovery runs the flow) may hold records from either side, so it is held back whole.
         self._positions_epoch += 1
+        unsought = set(self._unsought)
         committed = await self.seek_to_committed()
+        self._positions_epoch += 1
+        self._unsought -= unsought
         for tp, offset in committed.items():
             self._read_offset[ensure_TP(tp)] = last_read_before(offset)
         self._committed_offset.update(
@@ -108,7 +125,19 @@ class GapSafeConsumer(aiokafka_driver.Consumer):
         self._fetch_epoch = self._positions_epoch
         return await super()._getmany(active_partitions, timeout)
 
+    def ack(self, message: Message) -> bool:
+        if message.tp in self._unsought or message.generation_id != self.app.consumer_generation_id:
+            # Delivered before the last rebalance: read again from the committed offset once sought, so its
+            # acknowledgement must not count (Faust also acknowledges the records its streams skip then).
+            with ack_lock:
+                message.acked = True
+                self._unacked_messages.discard(message)
+            return False
+        return super().ack(message)
+
     def _new_offset(self, tp: TP) -> int | None:
+        if tp in self._unsought:
+            return None  # its committed offset is unknown until the seek that follows a revocation
         acked = self._acked[tp]
         committed = self._committed_offset[tp]
         gaps = self._gap[tp]

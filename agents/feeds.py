@@ -40,6 +40,13 @@ ImpressionSender = Callable[[int, list[Impression]], Awaitable[None] | None]
 REMEMBERED_REQUESTS = 64
 
 
+def merge_answered(held: bytes, incoming: bytes) -> bytes:
+    """The answered-requests value that forgets neither side's ids (agents/tables.py: a changelog replaying an
+    older value over a newer held one), in order of first appearance, the last `REMEMBERED_REQUESTS` of them."""
+    ids = list(dict.fromkeys(orjson.loads(incoming) + orjson.loads(held)))
+    return orjson.dumps(ids[-REMEMBERED_REQUESTS:])
+
+
 def error_answer(request_id: str, user_id: int | None, error: str, received_ms: float) -> RankedFeed:
     """The answer to a request that gets no feed; `user_id` None when the request held no readable one."""
     return RankedFeed(

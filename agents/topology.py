@@ -30,6 +30,7 @@ class TopicPlan:
 
 # The Faust tables keyed by user id; each has a compacted changelog `<app>-<table>-changelog`.
 USER_TABLES = ("user-actions", "social-graph", "served-history", "answered-requests")
+ANSWERED_TABLE = USER_TABLES[3]
 
 
 def changelog_topic(settings: Settings, table: str) -> str:

@@ -3,7 +3,7 @@
 import faust
 import pytest
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP
+from faust.types import TP, Message
 
 from agents.consumer import GapSafeConsumer, gap_between, install, last_read_before, next_commit
 
@@ -96,3 +96,23 @@ def test_the_installed_faust_still_commits_over_an_unacknowledged_record() -> No
     consumer._acked[TOPIC].extend([11, 12])
     consumer._acked_index[TOPIC].update([11, 12])
     assert aiokafka_driver.Consumer._new_offset(consumer, TOPIC) == 13
+
+
+def _message(offset: int, generation_id: int) -> Message:
+    return Message(TOPIC.topic, TOPIC.partition, offset, 0.0, 0, None, b"1", b"{}", None, tp=TOPIC,
+                   generation_id=generation_id)
+
+
+def test_acknowledgements_count_only_in_the_generation_that_delivered_and_once_sought() -> None:
+    consumer = _consumer()
+    consumer.app.consumer_generation_id = 3
+    consumer.app.topics.acks_enabled_for = lambda topic: True  # as for a topic an agent reads
+    assert consumer.ack(_message(10, generation_id=3))
+    # Delivered before a rejoin (Faust's streams also acknowledge what they skip then): not counted, so
+    # the record is read again from the committed offset.
+    stale = _message(11, generation_id=2)
+    assert not consumer.ack(stale) and stale.acked
+    consumer._unsought.add(TOPIC)  # revoked, not yet sought
+    assert not consumer.ack(_message(12, generation_id=3))
+    assert consumer._new_offset(TOPIC) is None  # nor committed meanwhile
+    assert consumer._acked[TOPIC] == [10]

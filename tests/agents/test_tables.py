@@ -1,13 +1,17 @@
 """User-table values that come back undecodable are explained, not fatal: dead-lettered, counted, reset."""
 
 import time
+from pathlib import Path
 
+import faust
 import orjson
 import pytest
+from faust.types import EventT, Message
 
 from agents import metrics
 from agents.dead_letters import DeadLetters
-from agents.tables import CheckedTable, _changelog_problem, check_answered_value
+from agents.feeds import REMEMBERED_REQUESTS, merge_answered
+from agents.tables import CheckedTable, _changelog_problem, check_answered_value, guarded_table
 from stores import action_sequences, served_history, social_graph
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
@@ -88,3 +92,37 @@ def test_a_corrupt_value_read_back_is_dead_lettered_once_counted_and_read_as_emp
     history.record(5, [9], NOW)  # the next write replaces it
     assert history.served_ids(5, now_ms=NOW) == {9}
     assert len(sent) == 1
+
+
+def _changelog_event(app: faust.App, partition: int, offset: int, key: bytes, value: bytes | None) -> EventT:
+    message = Message(f"{app.conf.id}-answered-requests-changelog", partition, offset, 0.0, 0, None, key, value, None)
+    return app.create_event(key, value, None, message)
+
+
+def test_a_replayed_answered_value_is_merged_into_the_held_one_in_real_rocksdb(tmp_path: Path) -> None:
+    """Recovery replaying an older answered-requests record over a newer held value (a rejoin after a
+    broker pause) keeps every id; a table without `merge_value` takes the changelog's value as it is."""
+    app = faust.App("merge-test", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=str(tmp_path))
+    letters = DeadLetters(lambda *args: None)
+    merged = guarded_table(app, "answered-requests", partitions=1, check_value=check_answered_value,
+                           dead_letters=letters, merge_value=merge_answered)
+    plain = guarded_table(app, "plain", partitions=1, check_value=check_answered_value, dead_letters=letters)
+    for table in (merged, plain):
+        db = table.data._db_for_partition(0)
+        db.put(b"42", orjson.dumps(["r1", "r2", "r3"]))  # held: newer than the changelog below
+        table.apply_changelog_batch([
+            _changelog_event(app, 0, 7, b"42", orjson.dumps(["r1"])),
+            _changelog_event(app, 0, 8, b"43", orjson.dumps(["s1"])),  # nothing held: taken as it is
+            _changelog_event(app, 0, 9, b"42", orjson.dumps(["r1", "r2"])),
+        ])
+    assert orjson.loads(merged.data._db_for_partition(0).get(b"42")) == ["r1", "r2", "r3"]
+    assert orjson.loads(merged.data._db_for_partition(0).get(b"43")) == ["s1"]
+    assert orjson.loads(plain.data._db_for_partition(0).get(b"42")) == ["r1", "r2"]
+
+
+def test_merged_answered_ids_keep_both_sides_and_at_most_the_remembered_number() -> None:
+    assert orjson.loads(merge_answered(orjson.dumps(["a", "b", "c"]), orjson.dumps(["a", "b"]))) == ["a", "b", "c"]
+    assert orjson.loads(merge_answered(orjson.dumps(["a"]), orjson.dumps(["a", "b"]))) == ["a", "b"]
+    many = [f"r{i}" for i in range(REMEMBERED_REQUESTS)]
+    result = orjson.loads(merge_answered(orjson.dumps([*many, "new"]), orjson.dumps(many[:10])))
+    assert len(result) == REMEMBERED_REQUESTS and result[-1] == "new"
