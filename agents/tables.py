@@ -16,9 +16,9 @@ A table may also merge what its changelog brings back into what it holds (`merge
 only ever grow: the answered request ids. Faust's recovery of a partition this worker keeps across a
 rebalance (a rejoin after a broker pause) replays the changelog from the last offset whose send was confirmed
 up to the end, over a local value that can be newer: records the broker had but had not confirmed, older than
-later writes still in the producer's buffer. Replayed as they are, they set the value back, and the request
-ids it lost were answered a second time when their requests were read again (322 of 453 in one broker-pause
-run); merged, nothing remembered is forgotten.
+later writes still in the producer's buffer. Replayed as they are, they would set the value back, and the
+request ids lost would be answered again when their requests are read again (input past the last commit
+is); merged, nothing remembered is forgotten. (Found by reading Faust's recovery, not observed.)
 """
 
 import logging

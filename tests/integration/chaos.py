@@ -123,9 +123,10 @@ class Answers:
         return {r: n for r, n in self.per_request.items() if n > 1}
 
 
-def read_answers(bootstrap: str, request_ids: set[str], timeout_s: float) -> Answers:
-    """The answers `ranked-feeds` holds, from its start, for `request_ids`: reads until every one has an
-    answer (or `timeout_s`), then on until the topic stays quiet, so late duplicates are counted too."""
+def read_answers(bootstrap: str, request_ids: set[str], app_id: str, timeout_s: float) -> Answers:
+    """The answers `ranked-feeds` holds, from its start, for `request_ids` from the workers of `app_id` (their
+    `foryou.worker` header; any other deployment on the broker answers public requests too): reads until every
+    one has an answer (or `timeout_s`), then on until the topic stays quiet, so late duplicates count too."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"chaos-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "log_level": 3})
     counts: Counter = Counter()
@@ -144,8 +145,9 @@ def read_answers(bootstrap: str, request_ids: set[str], timeout_s: float) -> Ans
                         break
                 continue
             quiet_since = None
+            worker = dict(message.headers() or []).get("foryou.worker", b"")
             answer = orjson.loads(message.value())
-            if answer.get("request_id") in request_ids:
+            if answer.get("request_id") in request_ids and worker.startswith(f"{app_id}@".encode()):
                 counts[answer["request_id"]] += 1
                 statuses[answer["status"]] += 1
     finally:
