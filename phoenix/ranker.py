@@ -33,9 +33,10 @@ import itertools
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,6 +46,7 @@ from phoenix import model
 from phoenix.affinity import NUM_AFFINITY_INPUTS, affinity_buckets
 from phoenix.age import UNKNOWN_AGE_BUCKET, age_buckets, ages_ms
 from phoenix.batch import encode_history
+from phoenix.batcher import MicroBatcher
 from phoenix.calibration import Calibration
 from phoenix.checkpoint import load_checkpoint, read_version
 from phoenix.config import PhoenixConfig
@@ -58,12 +60,20 @@ from phoenix.serving import (
     candidate_logits,
     fold_prefix_weights,
     fold_weights,
+    prefix_and_user,
     prefix_keys_values,
 )
 from stores.records import ActionEntry
 from topics.actions import NUM_PHOENIX_ACTIONS, surface_id
 
-DEFAULT_CANDIDATE_BUCKETS = (32, 128, 512)
+DEFAULT_CANDIDATE_BUCKETS = (32, 128, 512, 1024)
+# Candidate rows per batched forward: several requests' chunks of one bucket size go through one program as
+# [B, N] with B in BATCH_SIZES and B x N at most this. Past about 2,048 rows the [B, N, T] attention weights
+# leave the caches and a batched forward got slower than the same chunks one by one (measured on this CPU).
+ROWS_PER_FORWARD = 2048
+BATCH_SIZES = (4, 2)
+MAX_BATCHED_REQUESTS = 16  # requests whose candidates share one batch of forwards
+PREFIX_CACHE = 64  # encoded user prefixes kept per model (DEMO: 0.26 MB each); one request needs one
 EMBED_BUCKETS = (64, 1024, 16_384)
 HOME = surface_id("home_for_you")
 SEMANTIC_ID_CACHE = 500_000  # posts whose semantic ids are kept (L int32 each); cleared when full
@@ -87,8 +97,9 @@ class CompiledFns:
     """Jitted entry points for one config (shared by every Ranker and every reload with that config)."""
 
     prefix: Callable[..., Any]  # (prefix weights, user_h, hist..., hist content|None, hist ids|None) -> FoldedPrefix
+    prefix_user: Callable[..., Any]  # the same arguments -> (FoldedPrefix, user embedding [R])
     score: Callable[..., Any]  # (weights, folded, post_h [N,H], author_h [N,H], surface, ages, content, ids, affinity)
-    user: Callable[..., Any]  # (params, user_h, hist..., hist content|None, hist ids|None) -> user embedding [1, R]
+    score_batch: Callable[..., Any]  # `score` over a leading [B] axis of everything but the weights
     embed: Callable[..., Any]  # (params, post_h, author_h, content [N,E]|None, ids [N,L]|None) -> [N, R]
 
 
@@ -98,8 +109,8 @@ def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
     def prefix(weights: PrefixWeights, *history: jax.Array) -> FoldedPrefix:
         return prefix_keys_values(weights, cfg, *history)
 
-    def user(params: model.Params, *history: jax.Array) -> jax.Array:
-        return model.user_embedding_from_prefix(params, cfg, model.encode_prefix(params, cfg, *history))
+    def prefix_user(weights: PrefixWeights, *history: jax.Array) -> tuple[FoldedPrefix, jax.Array]:
+        return prefix_and_user(weights, cfg, *history)
 
     def score(
         weights: ServingWeights,
@@ -126,7 +137,126 @@ def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
     ) -> jax.Array:
         return model.candidate_embedding(params, cfg, post_hashes, author_hashes, content, semantic_ids)
 
-    return CompiledFns(jax.jit(prefix), jax.jit(score), jax.jit(user), jax.jit(embed))
+    batched = jax.vmap(score, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0))
+    return CompiledFns(jax.jit(prefix), jax.jit(prefix_user), jax.jit(score), jax.jit(batched), jax.jit(embed))
+
+
+class UserPrefix(NamedTuple):
+    """One request's encoded user (history through the transformer), computed once for retrieval and ranking."""
+
+    folded: FoldedPrefix
+    embedding: np.ndarray | None  # [R] the user tower's output; None when only scoring asked for the prefix
+    args: tuple[Any, ...]  # the prefix program's host inputs (affinity reads the history's content and mask)
+
+
+class _PrefixCache:
+    """Recently encoded prefixes of one model, by their exact inputs (so a user whose history changed, or a
+    reused list object, never gets a stale prefix). Thread-safe; least recently used out first."""
+
+    def __init__(self, capacity: int = PREFIX_CACHE) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[tuple[Any, ...], UserPrefix] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key: tuple[Any, ...], with_user: bool) -> UserPrefix | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or (with_user and entry.embedding is None):
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: tuple[Any, ...], entry: UserPrefix) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Up to one bucket of one request's candidates, padded to the bucket size: the `score` inputs."""
+
+    size: int
+    count: int
+    post_hashes: np.ndarray  # [size, H]
+    author_hashes: np.ndarray  # [size, H]
+    ages: np.ndarray | None  # [size]
+    content: np.ndarray | None  # [size, E]
+    semantic_ids: np.ndarray | None  # [size, L]
+    affinity: np.ndarray | None  # [size, 2]
+
+
+@dataclass(frozen=True)
+class _ScoreJob:
+    """One request's scoring: its model state, prefix, surface and candidate chunks."""
+
+    state: "_Served"
+    folded: FoldedPrefix
+    surface: int
+    chunks: tuple[_Chunk, ...]
+
+
+def _split_batches(count: int, size: int) -> list[int]:
+    """How many chunks of `size` rows each forward takes: the largest allowed batch sizes first, then ones."""
+    pieces = []
+    for batch in BATCH_SIZES:
+        if batch * size > ROWS_PER_FORWARD:
+            continue
+        while count >= batch:
+            pieces.append(batch)
+            count -= batch
+    return pieces + [1] * count
+
+
+def run_score_jobs(jobs: Sequence[_ScoreJob]) -> list[np.ndarray]:
+    """Every job's [C, k] probabilities; chunks of the same model and bucket size from different requests go
+    through one batched forward. All forwards are dispatched before any result is read."""
+    groups: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (model, size) -> (job, chunk) indexes
+    for j, job in enumerate(jobs):
+        for c, chunk in enumerate(job.chunks):
+            groups.setdefault((id(job.state), chunk.size), []).append((j, c))
+    outputs: list[tuple[Any, list[tuple[int, int]]]] = []  # (device array [B?, size, k], the chunks in it)
+    for members in groups.values():
+        start = 0
+        for batch in _split_batches(len(members), jobs[members[0][0]].chunks[members[0][1]].size):
+            part = members[start : start + batch]
+            start += batch
+            outputs.append((_forward(jobs, part), part))
+    pieces: dict[tuple[int, int], np.ndarray] = {}
+    for probs, part in outputs:
+        host = np.asarray(probs)
+        if len(part) == 1:
+            host = host[None]
+        for row, (j, c) in zip(host, part, strict=True):
+            pieces[(j, c)] = row[: jobs[j].chunks[c].count]
+    return [np.concatenate([pieces[(j, c)] for c in range(len(job.chunks))]) for j, job in enumerate(jobs)]
+
+
+def _forward(jobs: Sequence[_ScoreJob], part: list[tuple[int, int]]) -> Any:
+    """Dispatch one forward over these (job, chunk) pairs (one chunk: the unbatched program)."""
+    state = jobs[part[0][0]].state
+    chunks = [jobs[j].chunks[c] for j, c in part]
+    if len(part) == 1:
+        job, chunk = jobs[part[0][0]], chunks[0]
+        return state.fns.score(
+            state.weights, job.folded, chunk.post_hashes, chunk.author_hashes, np.int32(job.surface),
+            chunk.ages, chunk.content, chunk.semantic_ids, chunk.affinity,
+        )
+    folded = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *(jobs[j].folded for j, _ in part))
+
+    def stacked(name: str) -> np.ndarray | None:
+        arrays = [getattr(chunk, name) for chunk in chunks]
+        return None if arrays[0] is None else np.stack(arrays)
+
+    return state.fns.score_batch(
+        state.weights, folded, stacked("post_hashes"), stacked("author_hashes"),
+        np.array([jobs[j].surface for j, _ in part], np.int32),
+        stacked("ages"), stacked("content"), stacked("semantic_ids"), stacked("affinity"),
+    )
 
 
 @dataclass(frozen=True)
@@ -140,6 +270,7 @@ class _Served:
     mtime_ns: int | None  # of the checkpoint file this came from
     semantic_ids: "_SemanticIds | None" = None  # None for a config without semantic ids
     calibration: Calibration | None = None  # per-head maps from the checkpoint's meta (phoenix.calibration)
+    prefixes: _PrefixCache = dataclasses.field(default_factory=_PrefixCache)  # this model's encoded users
 
 
 class _SemanticIds:
@@ -196,6 +327,7 @@ class Ranker:
         self.index = PostIndex(self._embedder(state), cfg.retrieval_dim, version, ann=ann)
         self._reload_lock = threading.Lock()
         self._unreadable_mtime_ns: int | None = None  # of a checkpoint file that failed to load
+        self.batcher: MicroBatcher[_ScoreJob, np.ndarray] = MicroBatcher(run_score_jobs, MAX_BATCHED_REQUESTS)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], **kwargs: Any) -> "Ranker":
@@ -310,8 +442,28 @@ class Ranker:
     def _prefix(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> FoldedPrefix:
         return state.fns.prefix(state.prefix_weights, *self.prefix_args(state, user_id, history))
 
-    def _user(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
-        return np.asarray(state.fns.user(state.params, *self.prefix_args(state, user_id, history)))[0]
+    def user_prefix(
+        self, state: _Served, user_id: int, history: Sequence[ActionEntry], with_user: bool
+    ) -> UserPrefix:
+        """The request's encoded prefix, from the cache when the same user and history were encoded last
+        (retrieval encodes it with the user embedding; ranking then finds it); `with_user` asks for the
+        embedding too, which costs the last layer over the history more."""
+        cfg = state.cfg
+        length = _bucket(min(len(history), cfg.history_len), self.history_buckets(cfg))
+        kept = history[-min(cfg.history_len, length) :] if length else ()
+        # The exact inputs: ids, actions, surfaces and order (content is a function of the post id).
+        key = (user_id, length, tuple((e.post_id, e.author_id, e.action_mask, e.surface) for e in kept))
+        cached = state.prefixes.get(key, with_user)
+        if cached is not None:
+            return cached
+        args = self.prefix_args(state, user_id, history)
+        if with_user:
+            folded, embedding = state.fns.prefix_user(state.prefix_weights, *args)
+            entry = UserPrefix(folded, np.asarray(embedding), args)
+        else:
+            entry = UserPrefix(state.fns.prefix(state.prefix_weights, *args), None, args)
+        state.prefixes.put(key, entry)
+        return entry
 
     def score(
         self,
@@ -334,9 +486,9 @@ class Ranker:
         total = len(candidates)
         if not total:
             return np.zeros((0, NUM_PHOENIX_ACTIONS), np.float32)
-        # The prefix runs asynchronously: the candidates' hashing below overlaps it.
-        prefix_args = self.prefix_args(state, user_id, history)
-        folded = state.fns.prefix(state.prefix_weights, *prefix_args)
+        # A fresh prefix runs asynchronously: the candidates' hashing below overlaps it.
+        prefix = self.user_prefix(state, user_id, history, with_user=False)
+        prefix_args = prefix.args
         pairs = _id_pairs(candidates)
         post_hashes = hash_ids(pairs[:, 0], "post", state.cfg)
         author_hashes = hash_ids(pairs[:, 1], "author", state.cfg)
@@ -351,24 +503,26 @@ class Ranker:
             affinity = affinity_buckets(
                 history_vectors[None], history_mask[None], vectors[None], state.cfg.affinity_buckets
             )[0]
-        chunk = self.candidate_buckets[-1]
-        pieces = []
-        for start in range(0, total, chunk):
-            count = min(chunk, total - start)
+        step = self.candidate_buckets[-1]
+        chunks = []
+        for start in range(0, total, step):
+            count = min(step, total - start)
             size = _bucket(count, self.candidate_buckets)
-            probs = state.fns.score(
-                state.weights,
-                folded,
-                _padded(post_hashes[start : start + count], size),
-                _padded(author_hashes[start : start + count], size),
-                surface_arr,
-                None if ages is None else _padded_ages(ages[start : start + count], size),
-                None if vectors is None else _padded(vectors[start : start + count], size),
-                None if ids is None else _padded(ids[start : start + count], size),
-                None if affinity is None else _padded(affinity[start : start + count], size),
+            rows = slice(start, start + count)
+            chunks.append(
+                _Chunk(
+                    size,
+                    count,
+                    _padded(post_hashes[rows], size),
+                    _padded(author_hashes[rows], size),
+                    None if ages is None else _padded_ages(ages[rows], size),
+                    None if vectors is None else _padded(vectors[rows], size),
+                    None if ids is None else _padded(ids[rows], size),
+                    None if affinity is None else _padded(affinity[rows], size),
+                )
             )
-            pieces.append((probs, count))  # dispatched asynchronously; gathered below
-        return np.concatenate([np.asarray(probs)[:count] for probs, count in pieces])
+        # Requests scored at the same time from other threads share forwards (phoenix.batcher).
+        return self.batcher.submit(_ScoreJob(state, prefix.folded, int(surface_arr), tuple(chunks)))
 
     # -- retrieval -------------------------------------------------------------------------------------
 
@@ -393,7 +547,9 @@ class Ranker:
         return embed
 
     def user_embedding(self, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
-        return self._user(self._state, user_id, history)
+        embedding = self.user_prefix(self._state, user_id, history, with_user=True).embedding
+        assert embedding is not None
+        return embedding
 
     def retrieve(
         self,
@@ -408,7 +564,8 @@ class Ranker:
         """Top-k (post_id, author_id, score) from the corpus, best first (ANN once the corpus is large)."""
         for _ in range(3):
             state = self._state
-            query = self._user(state, user_id, history)
+            query = self.user_prefix(state, user_id, history, with_user=True).embedding
+            assert query is not None
             try:
                 return self.index.search(
                     query,
@@ -431,16 +588,17 @@ class Ranker:
     def _warm(self, state: _Served) -> None:
         cfg = state.cfg
         for length in self.history_buckets(cfg):
-            folded = jax.block_until_ready(self._prefix(state, 1, _stub_history(length)))
-            self._user(state, 1, _stub_history(length))
+            args = self.prefix_args(state, 1, _stub_history(length))
+            folded = jax.block_until_ready(state.fns.prefix(state.prefix_weights, *args))
+            jax.block_until_ready(state.fns.prefix_user(state.prefix_weights, *args))
         for size in self.candidate_buckets:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
             ages = _padded_ages(np.zeros(0, np.int32), size) if cfg.age_buckets else None
             vectors, ids = _stub_content(cfg, size)
             affinity = np.zeros((size, NUM_AFFINITY_INPUTS), np.int32) if cfg.affinity_buckets else None
-            jax.block_until_ready(
-                state.fns.score(state.weights, folded, hashes, hashes, np.int32(HOME), ages, vectors, ids, affinity)
-            )
+            chunk = _Chunk(size, size, hashes, hashes, ages, vectors, ids, affinity)
+            for batch in (1, *(b for b in BATCH_SIZES if b * size <= ROWS_PER_FORWARD)):
+                jax.block_until_ready(run_score_jobs([_ScoreJob(state, folded, HOME, (chunk,) * batch)]))
         for size in EMBED_BUCKETS:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
             jax.block_until_ready(state.fns.embed(state.params, hashes, hashes, *_stub_content(cfg, size)))

@@ -113,8 +113,8 @@ class PrefixWeights(NamedTuple):
     surface_rows: jax.Array  # [NUM_SURFACES, D]: surface table times its block, padding row zero
     content: ContentWeights | None  # None for a config without content
     layers: tuple[PrefixLayerWeights, ...]  # every layer but the last
-    last_key: jax.Array  # [D, Hkv K]: the last layer's key projection, attn_in scale folded in
-    last_value: jax.Array  # [D, Hkv K]
+    last: PrefixLayerWeights  # the last layer: its keys and values for scoring, all of it for the user tower
+    user_tower: jax.Array  # [D, R]: the user retrieval projection, final norm scale folded in
     rotary_cos: jax.Array  # [S+1, K/2]: cos of every rotary position's angles (a table: XLA would otherwise
     rotary_sin: jax.Array  # [S+1, K/2]   recompute the trigonometry inside every fusion that uses it)
 
@@ -225,8 +225,8 @@ def fold_prefix_weights(params: model.Params, cfg: PhoenixConfig) -> PrefixWeigh
         surface_rows=_f32(surface_rows),
         content=fold_content(params, cfg),
         layers=tuple(layers[:-1]),
-        last_key=layers[-1].key,
-        last_value=layers[-1].value,
+        last=layers[-1],
+        user_tower=_f32(_p(params, "final_norm", "scale")[:, None] * _p(params, "user_retrieval_proj", "w")),
         rotary_cos=_f32(np.cos(angles)),
         rotary_sin=_f32(np.sin(angles)),
     )
@@ -264,6 +264,49 @@ def prefix_keys_values(
     """One request's user+history ([1, ...] arrays, history of any bucket length <= S) -> `FoldedPrefix` over
     the full S+1 slots: `model.encode_prefix`'s keys and values up to float32 rounding, padded and transposed.
     The content arrays ([1, S', E], [1, S', L]) are read only by a config with content."""
+    folded, _ = _prefix_pass(
+        weights, cfg, False, user_hashes, history_post_hashes, history_author_hashes, history_actions,
+        history_surfaces, history_mask, history_content, history_semantic_ids,
+    )
+    return folded
+
+
+def prefix_and_user(
+    weights: PrefixWeights,
+    cfg: PhoenixConfig,
+    user_hashes: jax.Array,
+    history_post_hashes: jax.Array,
+    history_author_hashes: jax.Array,
+    history_actions: jax.Array,
+    history_surfaces: jax.Array,
+    history_mask: jax.Array,
+    history_content: jax.Array | None = None,
+    history_semantic_ids: jax.Array | None = None,
+) -> tuple[FoldedPrefix, jax.Array]:
+    """`prefix_keys_values` and, from the same pass, the user tower's embedding [R] (the reference being
+    `model.user_embedding_from_prefix` over `model.encode_prefix`): the prefix is encoded once per request
+    for both retrieval and ranking. Costs the last layer's attention and feed-forward over the history more."""
+    folded, user = _prefix_pass(
+        weights, cfg, True, user_hashes, history_post_hashes, history_author_hashes, history_actions,
+        history_surfaces, history_mask, history_content, history_semantic_ids,
+    )
+    assert user is not None
+    return folded, user
+
+
+def _prefix_pass(
+    weights: PrefixWeights,
+    cfg: PhoenixConfig,
+    with_user: bool,
+    user_hashes: jax.Array,
+    history_post_hashes: jax.Array,
+    history_author_hashes: jax.Array,
+    history_actions: jax.Array,
+    history_surfaces: jax.Array,
+    history_mask: jax.Array,
+    history_content: jax.Array | None,
+    history_semantic_ids: jax.Array | None,
+) -> tuple[FoldedPrefix, jax.Array | None]:
     hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
     groups, cap = hq // hkv, cfg.attn_logit_cap
     mask = history_mask.astype(bool)
@@ -286,8 +329,9 @@ def prefix_keys_values(
     valid = jnp.concatenate([jnp.ones((1,), bool), mask[0]])
     causal = jnp.arange(t)[:, None] >= jnp.arange(t)[None, :]
     bias = jnp.where(causal & valid[None, :], 0.0, -1e30).astype(jnp.float32)
-    keys, values = [], []
-    for layer in weights.layers:
+
+    def layer_pass(x: jax.Array, layer: PrefixLayerWeights) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """[T, D] -> the layer's output [T, D], rotated keys and values [T, Hkv, K]."""
         xn = _normalise(x)
         q = _rotate((xn @ layer.query).reshape(t, hq, k), cos, signed_sin).reshape(t, hkv, groups, k)
         key = _rotate((xn @ layer.key).reshape(t, hkv, k), cos, signed_sin)
@@ -297,20 +341,37 @@ def prefix_keys_values(
         x = x + _normalise(attended @ layer.out) * layer.attn_out_scale
         xn = _normalise(x)
         x = x + _normalise((jax.nn.gelu(xn @ layer.gate) * (xn @ layer.up)) @ layer.down) * layer.ffn_out_scale
+        return x, key, value
+
+    keys, values = [], []
+    for layer in weights.layers:
+        x, key, value = layer_pass(x, layer)
         keys.append(key)
         values.append(value)
-    xn = _normalise(x)
-    keys.append(_rotate((xn @ weights.last_key).reshape(t, hkv, k), cos, signed_sin))
-    values.append((xn @ weights.last_value).reshape(t, hkv, k))
+    user = None
+    if with_user:
+        x, key, value = layer_pass(x, weights.last)
+        weights_valid = valid.astype(jnp.float32)[:, None]
+        pooled = jnp.sum(_normalise(x) * weights_valid, 0) / jnp.sum(weights_valid)  # [D]
+        projected = pooled @ weights.user_tower
+        user = projected * jax.lax.rsqrt(jnp.maximum(jnp.sum(projected * projected), 1e-12))
+    else:
+        # Scoring alone needs only the last layer's keys and values, straight from its input.
+        xn = _normalise(x)
+        key = _rotate((xn @ weights.last.key).reshape(t, hkv, k), cos, signed_sin)
+        value = (xn @ weights.last.value).reshape(t, hkv, k)
+    keys.append(key)
+    values.append(value)
     pad = 1 + cfg.history_len - t
     stacked_keys = jnp.pad(jnp.stack(keys), ((0, 0), (0, pad), (0, 0), (0, 0)))  # [L, T_full, Hkv, K]
     stacked_values = jnp.pad(jnp.stack(values), ((0, 0), (0, pad), (0, 0), (0, 0)))
     full_valid = jnp.pad(valid, (0, pad))
-    return FoldedPrefix(
+    folded = FoldedPrefix(
         jnp.transpose(stacked_keys, (0, 2, 3, 1)),
         jnp.transpose(stacked_values, (0, 2, 1, 3)),
         jnp.where(full_valid, 0.0, -1e30).astype(jnp.float32),
     )
+    return folded, user
 
 
 def _normalise(x: jax.Array) -> jax.Array:

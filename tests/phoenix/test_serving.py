@@ -141,3 +141,27 @@ def test_candidate_logits_with_ages_equal_reference() -> None:
     np.testing.assert_allclose(changed[1:], base[1:], atol=1e-5)  # another's age does not
     no_ages, unknown = logits(None), logits(np.zeros(5, np.int32))
     np.testing.assert_allclose(no_ages, unknown, atol=2e-5, rtol=1e-5)  # no ages = every age unknown
+
+
+_prefix_and_user = jax.jit(serving.prefix_and_user, static_argnums=1)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _reference_user(params: model.Params, cfg: PhoenixConfig, *history: jax.Array) -> jax.Array:
+    return model.user_embedding_from_prefix(params, cfg, model.encode_prefix(params, cfg, *history))
+
+
+@pytest.mark.parametrize(("history_len", "bucket"), [(0, 4), (5, 8), (30, 16)])
+def test_prefix_and_user_equal_reference_prefix_and_user_tower(history_len: int, bucket: int) -> None:
+    """One pass gives ranking its keys/values and retrieval its user embedding (the prefix encoded once)."""
+    cfg = GQA
+    params = _params(cfg)
+    batch = make_batch(cfg, [3], [_history(history_len + 40, history_len)], [[]])
+    args = _history_args(batch, bucket)
+    weights = serving.fold_prefix_weights(params, cfg)
+    folded, user = _prefix_and_user(weights, cfg, *args)
+    for name, want, have in zip(serving.FoldedPrefix._fields, _prefix(weights, cfg, *args), folded, strict=True):
+        np.testing.assert_allclose(np.asarray(have), np.asarray(want), atol=2e-5, rtol=1e-5, err_msg=name)
+    expected = np.asarray(_reference_user(params, cfg, *args))[0]
+    assert user.shape == expected.shape == (cfg.retrieval_dim,)
+    np.testing.assert_allclose(np.asarray(user), expected, atol=2e-5, rtol=1e-5)
