@@ -11,11 +11,16 @@ every request ranks about 1,000 candidates.
 
 Each timed request is `CandidatePipeline.execute` with explain on (for the stage reports); its side effects
 run afterwards, untimed, as a worker runs them after answering. Records: `pipeline.inprocess.c1000`
-(median_ms, p99_ms of execute) and `pipeline.stage.<kind>.<name>` (median_ms of each stage's reported time).
+(median_ms, p99_ms of execute, one request at a time) and `pipeline.stage.<kind>.<name>` (median_ms of each
+stage's reported time). Then the same requests with `--in-flight` (24) executions running at once as asyncio
+tasks, as a worker runs concurrent requests: `pipeline.inprocess.c1000.concurrent` requests_per_s and p95_ms,
+once with the ranker's micro-batcher sharing forwards between requests and once with one request per forward
+(`batching` in params; the ratio of the two is the batching gain measured in one run).
 """
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -56,6 +61,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--history", type=int, default=128)
     parser.add_argument("--requests", type=int, default=200, help="timed requests")
     parser.add_argument("--warmup", type=int, default=20, help="untimed requests first")
+    parser.add_argument("--in-flight", type=int, default=24, help="concurrent executions in the concurrent runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", default="seed-2026-01",
                         help="pipeline preset (seed-2026-01 keeps the c1000 record's 500 + 500 candidates)")
@@ -180,6 +186,29 @@ async def _run(world: World, requests: int, warmup: int) -> tuple[list[float], d
     return total_ms, dict(stage_ms), candidates
 
 
+async def _run_concurrent(world: World, requests: int, in_flight: int) -> tuple[float, list[float]]:
+    """Requests per second and each execute's time (ms) with `in_flight` executions always running."""
+    latencies: list[float] = []
+    issued = 0
+
+    async def one_loop() -> None:
+        nonlocal issued
+        while issued < requests:
+            user_id = world.users[issued % len(world.users)]
+            issued += 1
+            request = {"v": 1, "request_id": uuid.uuid4().hex, "user_id": user_id}
+            query = parse_feed_request(request, now_ms=int(time.time() * 1000), results=world.service.config.results)
+            started = time.perf_counter()
+            result = await world.pipeline.execute(query)
+            latencies.append((time.perf_counter() - started) * 1000.0)
+            assert not result.degraded, result.degraded
+            await result.side_effects()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_loop() for _ in range(in_flight)))
+    return requests / (time.perf_counter() - started), latencies
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.quick:
@@ -190,6 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"world built in {time.monotonic() - started:.1f}s; running {args.requests} requests ...", flush=True)
         try:
             total_ms, stage_ms, candidates = asyncio.run(_run(world, args.requests, args.warmup))
+            concurrent = {}
+            batcher = world.ranker.batcher
+            for batching, max_jobs in (("off", 1), ("on", batcher.max_jobs)):
+                batcher.max_jobs = max_jobs
+                before = (batcher.stats.jobs, batcher.stats.batches)
+                rate, latencies = asyncio.run(_run_concurrent(world, args.requests, args.in_flight))
+                jobs, batches = batcher.stats.jobs - before[0], batcher.stats.batches - before[1]
+                concurrent[batching] = (rate, latencies, jobs / max(batches, 1))
         finally:
             world.close()
     params = {
@@ -199,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         "requests": args.requests,
         "model": world.ranker.version,
         "pipeline_preset": args.preset,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "note": "2-core machine shared with other work: see load_average (1, 5, 15 min)",
     }
     records = [
         record(
@@ -222,8 +262,16 @@ def main(argv: list[str] | None = None) -> int:
         record(f"pipeline.stage.{kind}.{name}", "median_ms", statistics.median(times), "ms", None, **params)
         for (kind, name), times in stage_ms.items()
     ]
+    for batching, (rate, latencies, per_forward) in concurrent.items():
+        extra = {"in_flight": args.in_flight, "batching": batching, "requests_per_forward": round(per_forward, 2)}
+        records += [
+            record("pipeline.inprocess.c1000.concurrent", "requests_per_s", rate, "requests/s", None,
+                   **extra, **params),
+            record("pipeline.inprocess.c1000.concurrent", "p95_ms", float(np.percentile(latencies, 95)), "ms",
+                   None, **extra, **params),
+        ]
     path = write_results("pipeline", records, args.out_dir) if args.out_dir else write_results("pipeline", records)
     for r in records:
-        print(f"{r['name']:52} {r['metric']:10} {r['value']:9.2f} {r['unit']}")
+        print(f"{r['name']:52} {r['metric']:14} {r['value']:9.2f} {r['unit']} {r['params'].get('batching', '')}")
     print(f"candidates per request: {candidates}; results in {path}")
     return 0

