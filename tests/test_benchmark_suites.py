@@ -61,6 +61,11 @@ def test_pipeline_suite_runs_the_production_pipeline(tmp_path: Path) -> None:
     assert {("pipeline.inprocess.c1000", "median_ms"), ("pipeline.inprocess.c1000", "p99_ms")} <= names
     stages = {r["name"] for r in records if r["name"].startswith("pipeline.stage.")}
     assert "pipeline.stage.scorer.PhoenixScorer" in stages and "pipeline.stage.source.Thunder" in stages
+    concurrent = [r for r in records if r["name"] == "pipeline.inprocess.c1000.concurrent"]
+    assert {(r["metric"], r["params"]["batching"]) for r in concurrent} == {
+        (metric, batching) for metric in ("requests_per_s", "p95_ms") for batching in ("on", "off")
+    }
+    assert all(r["value"] > 0 and len(r["params"]["load_average"]) == 3 for r in concurrent)
 
 
 @pytest.mark.slow
