@@ -1,10 +1,13 @@
 """The worker's Phoenix inference service: ranking, retrieval and hot checkpoint reloads.
 
-Scoring a request runs the user+history prefix once (`serving.prefix_keys_values`, history padded to one of
-a few bucket lengths: only the per-layer keys/values scoring needs) and then the candidates in chunks of a
-few bucketed sizes against them (`serving.candidate_logits`: each candidate is one query over
-[prefix ; itself]); both are folded rewrites of `model.encode_prefix` / `model.score_from_prefix`. The user
-embedding for retrieval runs the reference prefix and user tower. Every jitted function takes the params
+A request's user+history prefix is encoded once (history padded to one of a few bucket lengths): retrieval
+asks for it first and gets, from one pass (`serving.prefix_and_user`), the per-layer keys/values scoring
+needs and the user tower's embedding; ranking then finds that prefix in a small per-model cache keyed by the
+exact inputs (user, history ids, actions, surfaces), and encodes it itself (`serving.prefix_keys_values`,
+without the last layer's attention) only when retrieval did not run. The candidates then go in chunks of a
+few bucketed sizes against it (`serving.candidate_logits`: each candidate is one query over
+[prefix ; itself]); both halves are folded rewrites of `model.encode_prefix` / `model.score_from_prefix`
+and the user tower of `model.user_embedding_from_prefix`. Every jitted function takes the params
 (or the weights folded from them) as an argument, so a reload with the same config reuses the compiled
 code, and `warmup()` compiles every bucket up front: a running worker never compiles. The prefix
 keys/values are padded to the full S+1 slots so that the candidate function has one shape per candidate
@@ -14,7 +17,13 @@ warm-up covers it.
 
 On the 2-core CPU, XLA already splits every large product of one program across both cores, while two
 programs dispatched together run one after the other; so the candidates of a request go through one
-program per chunk rather than being split across Python threads.
+program per chunk rather than being split across Python threads. Requests scored at the same time (a worker
+runs several as asyncio tasks, each calling `score` from a pool thread) share forwards through a
+micro-batcher (`phoenix.batcher`): calls that arrive while a forward runs are grouped into the next one,
+where chunks of the same bucket size from different requests go through one [B, N] program (B in
+BATCH_SIZES, B x N <= ROWS_PER_FORWARD), each against its own request's prefix; one request alone is never
+delayed. Measured on this CPU the gain is small (two 1,024-row chunks: 8.3 ms batched vs 8.8 ms one by one;
+four 512-row chunks: 8.1 vs 11.2 ms), because one forward already keeps both cores busy.
 
 Content (a config with `content_dim` > 0): the ranker reads the posts' content vectors from its
 `content_source` (the worker's post store, where they are written at ingest) for the history, the

@@ -19,7 +19,9 @@ needs: the last layer's keys and values come straight from its input, so that la
 feed-forward over the history (and the final norm feeding the user tower) are never run; the history
 token's action and surface blocks are folded into [19, D] and [NUM_SURFACES, D] matrices, RMSNorm scales and
 1/sqrt(key_size) into the projections, the rotary cos/sin come from a per-position table, and the
-keys/values come out already in `FoldedPrefix` layout.
+keys/values come out already in `FoldedPrefix` layout. `prefix_and_user` runs the same pass through the
+last layer and the final norm as well, for the user tower's embedding (`model.user_embedding_from_prefix`,
+the final norm scale folded into the retrieval projection), so retrieval and ranking share one encoding.
 """
 
 from typing import NamedTuple
