@@ -98,7 +98,8 @@ def test_batched_scores_equal_unbatched_for_different_users_histories_and_candid
     ranker = Ranker.untrained(TINY, seed=7, candidate_buckets=BUCKETS, history_buckets=(4, 8))
     ranker.warmup()
     fns = ranker._state.fns
-    compiled = (fns.score._cache_size(), fns.score_batch._cache_size(), fns.prefix._cache_size())
+    programs = (fns.score, fns.score_batch, fns.prefix, fns.prefix_user)
+    compiled = [program._cache_size() for program in programs]
     # Users with empty, short and full histories (three history buckets); 3 to 75 candidates (one to three
     # chunks, of both bucket sizes), one request with its own surface and creation times.
     requests = [
@@ -126,7 +127,9 @@ def test_batched_scores_equal_unbatched_for_different_users_histories_and_candid
         assert together[i].shape == expected.shape
         np.testing.assert_allclose(together[i], expected, atol=2e-6, rtol=1e-5)
     # Every shape was compiled by the warm-up: no request compiles.
-    assert (fns.score._cache_size(), fns.score_batch._cache_size(), fns.prefix._cache_size()) == compiled
+    for r in requests:  # retrieval's pass too (its corpus is empty: only the user is encoded)
+        ranker.retrieve(r["user_id"], r["history"], 10)
+    assert [program._cache_size() for program in programs] == compiled
 
 
 def test_forwards_hold_at_most_rows_per_forward_rows() -> None:
