@@ -196,8 +196,10 @@ async def _run_concurrent(world: World, requests: int, in_flight: int) -> tuple[
         while issued < requests:
             user_id = world.users[issued % len(world.users)]
             issued += 1
-            request = {"v": 1, "request_id": uuid.uuid4().hex, "user_id": user_id}
-            query = parse_feed_request(request, now_ms=int(time.time() * 1000), results=world.service.config.results)
+            request = FeedRequest(request_id=uuid.uuid4().hex, user_id=user_id)
+            query = feed_query(
+                request, now_ms=int(time.time() * 1000), default_size=world.service.config.results.default_size
+            )
             started = time.perf_counter()
             result = await world.pipeline.execute(query)
             latencies.append((time.perf_counter() - started) * 1000.0)
