@@ -63,6 +63,7 @@ bench: install
 	$(FORYOU) bench pipeline
 	$(FORYOU) bench simulate
 	$(FORYOU) bench feed
+	$(FORYOU) bench ingest
 	$(FORYOU) bench filters
 	$(FORYOU) bench capacity
 

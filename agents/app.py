@@ -13,6 +13,11 @@ the broker has every record produced from it; a feed request waits at ingest unt
 graph changes acknowledged before it are forwarded (`agents.order_barrier`); its id is remembered as answered
 only once the answer is delivered. No broker call blocks the event loop (`agents.forwarder`).
 
+User events are processed a batch at a time (`agents.user_tables`): each user's state is written once per
+batch, with one changelog record per key, and the batch is acknowledged once those and its outputs are
+delivered. Feed requests run beside it (`agents.request_scheduler`): bounded, concurrent across users, in
+order per user, each from a snapshot of its user's state at its place in the user's events.
+
 Bad records (README "Bad records and bounds"): every consumer (the four ingest agents, the user-events
 agent, the post replica, the tables' changelog recovery) dead-letters what it cannot decode or apply and
 goes on.
@@ -26,7 +31,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
@@ -40,10 +45,11 @@ from agents.dead_letters import DeadLetters
 from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_follower_delta, encode_user_event
 from agents.expiry import expired_users
 from agents.feeds import FeedService, UserState, error_answer, merge_answered
-from agents.forwarder import Delivery, Forwarder
+from agents.forwarder import Delivery
 from agents.loop_lag import LoopLag
 from agents.ops import Operations, user_snapshot
 from agents.order_barrier import BrokerOffsets, IngestProgress, OrderBarrier
+from agents.request_scheduler import RequestScheduler
 from agents.runtime import Runtime
 from agents.simulate import Simulations, new_simulator, register_pages
 from agents.tables import CheckedTable, CheckValue, check_answered_value, guarded_table
@@ -57,6 +63,7 @@ from agents.topology import (
     post_log_topic,
     user_events_topic,
 )
+from agents.user_tables import BatchedForwarder, Flush, UserTable, UserTables
 from agents.watchdog import StallWatchdog
 from foryou.settings import Settings, faust_broker_config
 from stores import action_sequences as actions_store
@@ -123,6 +130,10 @@ app = faust.App(
     # another worker's ingest (agents.order_barrier) sees its progress soon.
     broker_commit_interval=0.2,
     producer_linger=0.002,
+    # Records are taken a few thousand at a time (agents batch them): fetch and buffer that many at once, so
+    # the consumer's fixed cost per fetch is spread over many records.
+    broker_max_poll_records=5000,
+    stream_buffer_maxsize=20_000,
     # A dead letter carries the original record (up to the topics' 1 MiB bound) plus its headers.
     producer_max_request_size=2 * 1024 * 1024,
     table_cleanup_interval=60.0,
@@ -150,7 +161,9 @@ feed_requests = _raw_topic(FEED_REQUESTS)
 user_events = _raw_topic(user_events_topic(settings), partitions=settings.partitions)
 
 
-forwarder = Forwarder(settings.bootstrap, client_id=f"{settings.app_id}-worker", security=settings.kafka_security)
+forwarder = BatchedForwarder(
+    settings.bootstrap, client_id=f"{settings.app_id}-worker", security=settings.kafka_security
+)
 dead_letters = DeadLetters(lambda topic, key, value, headers: forwarder.send(topic, key, value, headers=headers))
 # How each user table's values are checked when they come back (changelog records, reads).
 _CHECKS: dict[str, CheckValue] = dict(
@@ -164,29 +177,38 @@ _CHECKS: dict[str, CheckValue] = dict(
 
 def _user_table(name: str) -> faust.Table:
     # Keyed by user id and written only while processing <app>-user-events, so each table partition lives
-    # with the user-events partition of the same number (Faust's changelog follows the event's partition).
+    # with the user-events partition of the same number (agents.user_tables writes by the user's partition).
     return guarded_table(
         app, name, partitions=settings.partitions, check_value=_CHECKS[name], dead_letters=dead_letters,
         merge_value=merge_answered if name == ANSWERED_TABLE else None,
     )
 
 
-def _checked(name: str, table: faust.Table) -> CheckedTable:
-    return CheckedTable(
-        table, name=name, changelog_topic=changelog_topic(settings, name), partitions=settings.partitions,
+action_table, social_table, served_table, answered_table = (_user_table(name) for name in USER_TABLES)
+_faust_tables = dict(zip(USER_TABLES, (action_table, social_table, served_table, answered_table), strict=True))
+
+
+def _checked_reads(name: str, table: UserTable) -> Callable[[int], bytes | None]:
+    checked = CheckedTable(
+        table, name=name, changelog_topic=table.changelog_topic, partitions=settings.partitions,
         check_value=_CHECKS[name], dead_letters=dead_letters,
     )
+    return checked.get
 
 
-action_table, social_table, served_table, answered_table = (_user_table(name) for name in USER_TABLES)
-checked_actions, checked_social, checked_served, checked_answered = (
-    _checked(name, table)
-    for name, table in zip(USER_TABLES, (action_table, social_table, served_table, answered_table), strict=True)
+user_tables = UserTables(
+    {
+        name: UserTable(table, changelog_topic=changelog_topic(settings, name), partitions=settings.partitions)
+        for name, table in _faust_tables.items()
+    },
+    read=_checked_reads,
+    forwarder=forwarder,
 )
-
-user_actions = UserActionSequences(checked_actions)
-social_graph = SocialGraph(checked_social)
-served_history = ServedHistory(checked_served)
+user_actions = UserActionSequences(user_tables.caches["user-actions"])
+social_graph = SocialGraph(user_tables.caches["social-graph"])
+served_history = ServedHistory(user_tables.caches["served-history"])
+answered_requests = user_tables.caches["answered-requests"]
+scheduler = RequestScheduler(settings.max_in_flight, on_change=metrics.requests_in_flight.set)
 runtime = Runtime(app, settings, dead_letters, config)
 ingest_progress = IngestProgress()
 watchdog = StallWatchdog(settings.stall_exit_s)
@@ -218,9 +240,9 @@ operations = Operations(
     security=settings.kafka_security,
     partitions=settings.partitions,
     consumed_topics=(TWEET_EVENTS, ENGAGEMENT_EVENTS, SOCIAL_GRAPH_EVENTS, FEED_REQUESTS, user_events_topic(settings)),
-    user_tables=dict(zip(USER_TABLES, (action_table, social_table, served_table, answered_table), strict=True)),
+    user_tables=_faust_tables,
     snapshot=lambda user_id: user_snapshot(
-        user_id, actions=user_actions, graph=social_graph, served=served_history, answered=checked_answered
+        user_id, actions=user_actions, graph=social_graph, served=served_history, answered=answered_requests
     ),
     worker_name=WORKER_NAME.decode(),
     on_lag=lambda records_behind: watchdog.observe_lag(records_behind),
@@ -229,7 +251,7 @@ operations = Operations(
 
 # Ingest agents read their topic in small batches and flush what they produced before the batch is
 # acknowledged; a batch waits at most this long to fill, which bounds the latency it adds.
-INGEST_BATCH = 500
+INGEST_BATCH = 5000
 INGEST_WAIT_S = 0.005
 REQUEST_WAIT_S = 0.001
 
@@ -248,8 +270,10 @@ def _processing_error(event: faust.EventT, error: Exception) -> Delivery:
     return _dead_letter(event, PROCESSING_ERROR, f"{type(error).__name__}: {error}")
 
 
-def _to_user_events(kind: UserEventKind, user_id: int, event: dict[str, Any], received_ms: float) -> Delivery:
-    value = encode_user_event(kind, event, received_ms)
+def _to_user_events(
+    kind: UserEventKind, user_id: int, event: dict[str, Any], received_ms: float, requested_ms: float | None = None
+) -> Delivery:
+    value = encode_user_event(kind, event, received_ms, requested_ms)
     partition = partition_for_id(user_id, settings.partitions)
     return forwarder.send(user_events_topic(settings), key_bytes(user_id), value, partition=partition)
 
@@ -308,13 +332,10 @@ def _forward_social_graph_event(event: faust.EventT, received_ms: float) -> list
 
 def _forward_feed_request(event: faust.EventT, received_ms: float) -> list[Delivery]:
     record = decode_feed_request(event.value)
-    # Measured now, after the order barrier: time spent waiting there counts against the request's TTL.
-    waited_ms = time.time() * 1000 - event.message.timestamp * 1000
-    if waited_ms > settings.request_ttl_ms:
-        metrics.expired_requests.inc()
-        reason = f"expired: the request waited {waited_ms / 1000:.0f}s, more than {settings.request_ttl_ms}ms"
-        return [_send_answer(record.user_id, error_answer(record.request_id, record.user_id, reason, received_ms))]
-    return [_to_user_events("request", record.user_id, record.to_dict(), received_ms)]
+    # The TTL counts from the record's timestamp and is checked where the request would run (after the
+    # answered-duplicate check): process_user_events.
+    requested_ms = event.message.timestamp * 1000
+    return [_to_user_events("request", record.user_id, record.to_dict(), received_ms, requested_ms)]
 
 
 @app.agent(tweet_events)
@@ -388,53 +409,118 @@ async def sweep_idle_users() -> None:
         log.info("idle-user sweep: %d users to expire", len(users))
 
 
-_acks_in_flight: set[asyncio.Task] = set()
+# User events are read this many at a time, waiting at most this long for a batch to fill; at most this many
+# batches wait for their deliveries at once (then the agent waits: backpressure, not an unbounded queue).
+USER_EVENTS_BATCH = 5000
+USER_EVENTS_WAIT_S = 0.005
+BATCHES_IN_DELIVERY = 8
+_batch_slots = asyncio.Semaphore(BATCHES_IN_DELIVERY)
+_background: set[asyncio.Task] = set()
+# Requests being answered (ranked, or shed with an error) and not yet remembered as answered: a copy of one
+# forwarded twice is recognised while the first is in flight, too.
+_answering: set[tuple[int, str]] = set()
 
 
-async def _ack_when_delivered(stream: faust.StreamT, event: faust.EventT, deliveries: list[Delivery]) -> None:
-    await forwarder.deliver(deliveries)
+def _in_background(awaitable: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(awaitable)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _finish_batch(
+    stream: faust.StreamT, events: list[faust.EventT], deliveries: list[Delivery], flush: Flush
+) -> None:
+    """Acknowledge a batch's events once its outputs and its tables' changelog records are delivered."""
+    try:
+        await forwarder.deliver([*deliveries, *flush.deliveries])
+        flush.persisted()
+        for event in events:
+            await stream.ack(event)
+    finally:
+        _batch_slots.release()
+
+
+async def _finish_request(
+    stream: faust.StreamT, event: faust.EventT, user_event: UserEvent, request: FeedRequest, answering: Awaitable[None]
+) -> None:
+    """A request is acknowledged once its answer is delivered and its id, remembered, is in the changelog."""
+    deliveries: list[Delivery] = []
+    try:
+        try:
+            await answering
+        except Exception as error:  # every request gets its answer, a failure one too
+            deliveries.append(_processing_error(event, error))
+            reason = f"internal error: {type(error).__name__}"
+            answer = error_answer(request.request_id, request.user_id, reason, user_event.received_at_ms)
+            deliveries.append(_send_answer(request.user_id, answer))
+        flush = user_tables.flush()
+        await forwarder.deliver([*deliveries, *flush.deliveries])
+        flush.persisted()
+    finally:
+        _answering.discard((request.user_id, request.request_id))
     await stream.ack(event)
+
+
+def _dispatch_request(stream: faust.StreamT, event: faust.EventT, user_event: UserEvent, request: FeedRequest) -> bool:
+    """Start answering a request, or shed it; False when it is a duplicate (nothing to do)."""
+    user_id, request_id = request.user_id, request.request_id
+    feeds = runtime.feeds
+    if (user_id, request_id) in _answering or feeds.already_answered(user_id, request_id):
+        metrics.duplicate_requests.inc()
+        return False
+    _answering.add((user_id, request_id))
+    received_ms = user_event.received_at_ms
+    requested_ms = user_event.requested_at_ms if user_event.requested_at_ms is not None else received_ms
+    expired = feeds.expired(requested_ms, time.time() * 1000)
+    answering: Awaitable[None] | None = None
+    if expired is not None:  # a backlog of old requests is answered at ingest speed, without the pipeline
+        answering = feeds.reject(request, received_ms, "expired", expired)
+    else:
+        snapshot = feeds.state.snapshot(user_id)  # exactly the user's events before this request
+        answering = scheduler.submit(
+            user_id,
+            lambda: feeds.answer(request, received_ms, requested_at_ms=requested_ms, snapshot=snapshot),
+        )
+        if answering is None:
+            error = f"overloaded: {scheduler.max_in_flight} requests in flight (FORYOU_MAX_IN_FLIGHT)"
+            answering = feeds.reject(request, received_ms, "overloaded", error)
+    _in_background(_finish_request(stream, event, user_event, request, answering))
+    return True
 
 
 @app.agent(user_events)
 async def process_user_events(stream: faust.StreamT) -> None:
-    """One user's events in order: state updates and feed requests see everything the user did before.
-
-    Each event is acknowledged once what it produced is delivered: a feed request's answer and impressions
-    before the next event (the answer is remembered only then), other records in the background."""
+    """Each user's events in order, a batch at a time: state updates are applied to the write-back caches
+    and written once per key per batch; feed requests are handed to the scheduler as they come, each with a
+    snapshot of its user's state at that point, and the batch goes on without waiting for them."""
     await runtime.wait_posts_caught_up(on_progress=watchdog.moved)
-    manual = stream.noack()
-    async for event in manual.events():
-        watchdog.moved()
+    async for events in stream.noack_take(USER_EVENTS_BATCH, within=USER_EVENTS_WAIT_S):
+        watchdog.moved(len(events))
         await forwarder.room()
+        await _batch_slots.acquire()
         deliveries: list[Delivery] = []
-        try:
-            user_event = decode_user_event(event.value)
-            user_id = user_event.event["user_id"]
-            if partition_for_id(user_id, settings.partitions) != event.message.partition:
-                # Its state would land in a table partition that does not own the user.
-                raise InvalidRecord("bad_value", f"user {user_id} does not belong to this partition")
-        except InvalidRecord as error:
-            deliveries.append(_dead_letter(event, error.reason, error.detail))
-        else:
+        done: list[faust.EventT] = []  # acknowledged with the batch (requests are, once answered)
+        for event in events:
+            try:
+                user_event = decode_user_event(event.value)
+                user_id = user_event.event["user_id"]
+                if partition_for_id(user_id, settings.partitions) != event.message.partition:
+                    # Its state would land in a table partition that does not own the user.
+                    raise InvalidRecord("bad_value", f"user {user_id} does not belong to this partition")
+            except InvalidRecord as error:
+                deliveries.append(_dead_letter(event, error.reason, error.detail))
+                done.append(event)
+                continue
             try:
                 if isinstance(user_event.record, FeedRequest):
-                    await runtime.feeds.answer(user_event.record, user_event.received_at_ms)
+                    if _dispatch_request(stream, event, user_event, user_event.record):
+                        continue
                 else:
-                    deliveries = _apply_user_event(user_event)
+                    deliveries.extend(_apply_user_event(user_event))
             except Exception as error:  # explained, and the user's later events still apply
                 deliveries.append(_processing_error(event, error))
-                if user_event.kind == "request":  # every request gets its answer, a failure one too
-                    request = user_event.event
-                    reason = f"internal error: {type(error).__name__}"
-                    answer = error_answer(request["request_id"], user_id, reason, user_event.received_at_ms)
-                    deliveries.append(_send_answer(user_id, answer))
-        if not deliveries:
-            await manual.ack(event)
-            continue
-        task = asyncio.ensure_future(_ack_when_delivered(manual, event, deliveries))
-        _acks_in_flight.add(task)
-        task.add_done_callback(_acks_in_flight.discard)
+            done.append(event)
+        _in_background(_finish_batch(stream, done, deliveries, user_tables.flush()))
 
 
 @app.task
@@ -526,7 +612,7 @@ runtime.bind_feeds(
         user_actions=user_actions,
         social_graph=social_graph,
         served_history=served_history,
-        answered=checked_answered,
+        answered=answered_requests,
         send_answer=_deliver_answer,
         send_impressions=_send_impressions,
     )

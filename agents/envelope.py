@@ -57,10 +57,18 @@ class UserEvent:
     received_at_ms: float  # wall clock when the public record was read: the start of a request's latency
     # The event as its decoder returned it (None for "expire"): a request is parsed once, here.
     record: Engagement | SocialGraphEvent | FeedRequest | None = None
+    # A request's public record timestamp (when the client sent it): its TTL counts from here. Envelopes
+    # written before this field existed carry none: received_at_ms stands in.
+    requested_at_ms: float | None = None
 
 
-def encode_user_event(kind: UserEventKind, event: dict[str, Any], received_at_ms: float) -> bytes:
-    return orjson.dumps({"kind": kind, "event": event, "received_at_ms": received_at_ms})
+def encode_user_event(
+    kind: UserEventKind, event: dict[str, Any], received_at_ms: float, requested_at_ms: float | None = None
+) -> bytes:
+    envelope: dict[str, Any] = {"kind": kind, "event": event, "received_at_ms": received_at_ms}
+    if requested_at_ms is not None:
+        envelope["requested_at_ms"] = requested_at_ms
+    return orjson.dumps(envelope)
 
 
 def _parse(value: bytes | None) -> dict[str, Any]:
@@ -87,11 +95,15 @@ def decode_user_event(value: bytes | None) -> UserEvent:
     received_at_ms = obj.get("received_at_ms", 0.0)
     if type(received_at_ms) not in (int, float) or not 0 <= received_at_ms < 2**53:
         raise InvalidRecord("wrong_type", "received_at_ms: expected a non-negative number")
+    requested_at_ms = obj.get("requested_at_ms")
+    if requested_at_ms is not None and (type(requested_at_ms) not in (int, float) or not 0 <= requested_at_ms < 2**53):
+        raise InvalidRecord("wrong_type", "requested_at_ms: expected a non-negative number")
     event = obj.get("event")
     if type(event) is not dict:
         raise InvalidRecord("wrong_type", "event: expected an object")
     record = decoder(event)  # raises InvalidRecord; the dict goes on too (it is what the stores read)
-    return UserEvent(kind, event, float(received_at_ms), record)
+    requested = None if requested_at_ms is None else float(requested_at_ms)
+    return UserEvent(kind, event, float(received_at_ms), record, requested)
 
 
 def encode_follower_delta(author_id: int, delta: int, follower_id: int | None = None) -> bytes:

@@ -5,13 +5,21 @@ answer (`send_answer` returns when it is delivered), so a request redelivered af
 answered then; a request forwarded twice (its ingest crashed after forwarding, before committing) is
 recognised by its id and not answered again.
 
+What a request sees (README "Reliability"): the engagements and graph changes of its user that came
+before it on the user's partition, exactly: `snapshot` reads them when the request is dispatched, and the
+request ranks from that snapshot while the worker goes on applying later events (which the next request
+sees). Served history is read when the request runs: one user's requests run one after another
+(agents.request_scheduler), so each sees what the previous ones served.
+
 Plain logic over injected senders and stores, so it is tested without Kafka; the app provides the Faust
 tables and topic senders.
 """
 
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
 
 import orjson
 
@@ -58,18 +66,41 @@ def error_answer(request_id: str, user_id: int | None, error: str, received_ms: 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class UserSnapshot:
+    """A user's engagements and graph as of a request's place in the user's events."""
+
+    user_id: int
+    actions: list[ActionEntry]
+    features: UserFeatures
+
+
+# The snapshot of the request the current task answers (each request runs in a task of its own).
+_snapshot: contextvars.ContextVar[UserSnapshot | None] = contextvars.ContextVar("user_snapshot", default=None)
+
+
 class UserState:
-    """The pipeline's view of one user's partitioned state (the `UserStateStore` port)."""
+    """The pipeline's view of one user's partitioned state (the `UserStateStore` port): the request's
+    snapshot when it has one (agents.app's requests), the tables otherwise (simulations, tests)."""
 
     def __init__(self, actions: UserActionSequences, graph: SocialGraph, served: ServedHistory) -> None:
         self.actions = actions
         self.graph = graph
         self.served = served
 
+    def snapshot(self, user_id: int) -> UserSnapshot:
+        return UserSnapshot(user_id, self.actions.get(user_id), self.graph.features(user_id))
+
     def action_sequence(self, user_id: int) -> list[ActionEntry]:
+        snapshot = _snapshot.get()
+        if snapshot is not None and snapshot.user_id == user_id:
+            return snapshot.actions
         return self.actions.get(user_id)
 
     def user_features(self, user_id: int) -> UserFeatures:
+        snapshot = _snapshot.get()
+        if snapshot is not None and snapshot.user_id == user_id:
+            return snapshot.features
         return self.graph.features(user_id)
 
     def served_ids(self, user_id: int) -> set[int]:
@@ -109,7 +140,8 @@ class FeedService:
         send_impressions: ImpressionSender,
     ) -> None:
         self.config = config
-        state = UserState(user_actions, social_graph, served_history)
+        self.settings = settings
+        self.state = state = UserState(user_actions, social_graph, served_history)
         sink = FeedSideEffects(served_history, send_impressions)
         if settings.policy == "phoenix":
             assert ranker is not None, "the phoenix policy needs a ranker"
@@ -123,7 +155,7 @@ class FeedService:
         self.answered = answered
         self.send_answer = send_answer
 
-    def _already_answered(self, user_id: int, request_id: str) -> bool:
+    def already_answered(self, user_id: int, request_id: str) -> bool:
         raw = self.answered.get(user_id)
         return raw is not None and request_id in orjson.loads(raw)
 
@@ -133,12 +165,41 @@ class FeedService:
         recent.append(request_id)
         self.answered[user_id] = orjson.dumps(recent[-REMEMBERED_REQUESTS:])
 
-    async def answer(self, request: FeedRequest, received_ms: float) -> None:
-        """Exactly one answer per request id: a ranked feed, or an error with its reason."""
+    def expired(self, requested_at_ms: float, now_ms: float) -> str | None:
+        """The reason a request is too old to run (its client has stopped waiting), or None."""
+        waited_ms = now_ms - requested_at_ms
+        if waited_ms <= self.settings.request_ttl_ms:
+            return None
+        return f"expired: the request waited {waited_ms / 1000:.1f}s, more than {self.settings.request_ttl_ms}ms"
+
+    async def reject(self, request: FeedRequest, received_ms: float, reason: str, error: str) -> None:
+        """Answer at once with an error (`reason`: overloaded, expired), unless the id was answered before."""
         user_id, request_id = request.user_id, request.request_id
-        if self._already_answered(user_id, request_id):
+        if self.already_answered(user_id, request_id):
             metrics.duplicate_requests.inc()
             return
+        metrics.shed_requests.labels(reason).inc()
+        if reason == "expired":
+            metrics.expired_requests.inc()
+        await self.send_answer(user_id, error_answer(request_id, user_id, error, received_ms))
+        self._remember(user_id, request_id)
+
+    async def answer(
+        self, request: FeedRequest, received_ms: float, *, requested_at_ms: float | None = None,
+        snapshot: UserSnapshot | None = None,
+    ) -> None:
+        """Exactly one answer per request id: a ranked feed, or an error with its reason. The TTL is checked
+        now, as the request is about to run (after the duplicate check: an answered request stays answered)."""
+        user_id, request_id = request.user_id, request.request_id
+        if self.already_answered(user_id, request_id):
+            metrics.duplicate_requests.inc()
+            return
+        expired = self.expired(requested_at_ms if requested_at_ms is not None else received_ms, time.time() * 1000)
+        if expired is not None:
+            await self.reject(request, received_ms, "expired", expired)
+            return
+        if snapshot is not None:
+            _snapshot.set(snapshot)  # this task's own context: other requests keep theirs
         result = None
         try:
             query = feed_query(request, now_ms=int(time.time() * 1000), default_size=self.config.results.default_size)

@@ -49,8 +49,16 @@ duplicate_requests = Counter(
     "Feed requests already answered (redelivered), not answered again.",
 )
 expired_requests = Counter(
-    "foryou_feed_requests_expired_total", "Feed requests older than FORYOU_REQUEST_TTL_MS when read: error answer."
+    "foryou_feed_requests_expired_total",
+    "Feed requests older than FORYOU_REQUEST_TTL_MS when they would run: error answer.",
 )
+shed_requests = Counter(
+    "foryou_shed_requests_total",
+    "Feed requests answered at once with an error instead of a feed: reason overloaded (FORYOU_MAX_IN_FLIGHT "
+    "requests already in flight) or expired (older than FORYOU_REQUEST_TTL_MS when they would run).",
+    ["reason"],
+)
+requests_in_flight = Gauge("foryou_feed_requests_in_flight", "Feed requests admitted and not yet answered.")
 post_store_posts = Gauge("foryou_post_store_posts", "Live posts in this worker's post-store replica.")
 post_replica_lag = Gauge(
     "foryou_post_replica_lag_records", "Records of the post log this worker's replica has not applied yet."

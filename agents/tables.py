@@ -8,9 +8,8 @@ A value its store cannot decode can reach a table two ways, and neither may stop
 - a damaged local value (RocksDB files). Every read checks the value (microseconds; the stores decode it
   anyway): one that fails is explained corruption, counted in `foryou_table_corrupt_values_total{table}`
   and dead-lettered (`corrupt_state`, the changelog topic, the user's partition, offset -1, the stored
-  bytes), then read as absent: that user's state in that table starts again empty. The key is deleted at
-  once when the read happens while an event is processed (Faust writes tables only there), otherwise at
-  the user's next write.
+  bytes), then read as absent: that user's state in that table starts again empty, and the user's next
+  write replaces the value (tables are written a batch at a time, agents.user_tables, never by a read).
 
 A table may also merge what its changelog brings back into what it holds (`merge_value`), for values that
 only ever grow: the answered request ids. Faust's recovery of a partition this worker keeps across a
@@ -23,11 +22,10 @@ is); merged, nothing remembered is forgotten. (Found by reading Faust's recovery
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import orjson
-from faust.streams import current_event
 from faust.types import TP, EventT
 
 from agents import metrics
@@ -145,6 +143,10 @@ def guarded_table(
     return table
 
 
+class ReadByKey(Protocol):
+    def get(self, key: int, /) -> bytes | None: ...
+
+
 class CheckedTable(MutableMapping[int, bytes]):
     """What the stores read and write: the table, each value read back checked (see the module docstring)."""
 
@@ -152,7 +154,7 @@ class CheckedTable(MutableMapping[int, bytes]):
     MAX_REPORTED = 10_000
 
     def __init__(
-        self, table: MutableMapping[int, bytes], *, name: str, changelog_topic: str, partitions: int,
+        self, table: MutableMapping[int, bytes] | ReadByKey, *, name: str, changelog_topic: str, partitions: int,
         check_value: CheckValue, dead_letters: DeadLetters,
     ) -> None:
         self._table = table
@@ -175,7 +177,6 @@ class CheckedTable(MutableMapping[int, bytes]):
         return value
 
     def _corrupt(self, key: int, value: bytes, error: Exception) -> None:
-        in_event = current_event() is not None
         if self._reported.get(key) != hash(value):
             metrics.table_corrupt_values.labels(self._name).inc()
             self._dead_letters(
@@ -186,9 +187,6 @@ class CheckedTable(MutableMapping[int, bytes]):
             if len(self._reported) >= self.MAX_REPORTED:
                 self._reported.clear()
             self._reported[key] = hash(value)
-        if in_event:
-            del self._table[key]
-            self._reported.pop(key, None)
 
     def __getitem__(self, key: int) -> bytes:
         value = self.get(key)

@@ -309,6 +309,7 @@ _BENCH_SUITES = {
     "phoenix": "phoenix.bench",
     "content": "phoenix.content_bench",
     "feed": "foryou.bench_feed",
+    "ingest": "foryou.bench_ingest",
     "pipeline": "foryou.bench_pipeline",
     "simulate": "foryou.bench_simulate",
     "simulate-world": "foryou.world.drafts",

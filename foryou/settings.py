@@ -212,6 +212,9 @@ class Settings:
     # A feed request older than this when read (e.g. queued while no worker ran) is answered with an error
     # instead of a feed: its client has stopped waiting, and a new consumer group must not serve history.
     request_ttl_ms: int = field(default_factory=lambda: _env_int("FORYOU_REQUEST_TTL_MS", 120_000))
+    # Feed requests a worker ranks at once (of different users; one user's run in order). One more is answered
+    # at once with an "overloaded" error instead of waiting without bound (agents/request_scheduler.py).
+    max_in_flight: int = field(default_factory=lambda: _env_int("FORYOU_MAX_IN_FLIGHT", 64))
     # A worker with input waiting that processes none of it for this long exits for its supervisor to restart
     # it (agents/watchdog.py); 0 disables.
     stall_exit_s: int = field(default_factory=lambda: _env_int("FORYOU_STALL_EXIT_S", 120))
@@ -230,5 +233,7 @@ class Settings:
             raise SystemExit(f"FORYOU_POLICY must be 'phoenix' or 'reverse-chron', not {self.policy!r}")
         if self.content not in ("on", "off"):
             raise SystemExit(f"FORYOU_CONTENT must be 'on' or 'off', not {self.content!r}")
+        if self.max_in_flight < 1:
+            raise SystemExit(f"FORYOU_MAX_IN_FLIGHT must be at least 1, not {self.max_in_flight}")
         if not 1 <= self.partitions <= 256:
             raise SystemExit(f"FORYOU_PARTITIONS must be within 1..256, not {self.partitions}")

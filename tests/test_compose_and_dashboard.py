@@ -132,6 +132,8 @@ def test_the_dashboard_covers_what_an_operator_needs() -> None:
         "foryou_rebalances_total",
         "process_resident_memory_bytes",
         "foryou_event_loop_lag_seconds",  # a blocked loop stops heartbeats and /metrics
+        "foryou_shed_requests_total",  # requests refused (overloaded) or too old (expired) when they would run
+        "foryou_feed_requests_in_flight",
         "foryou_trainer_loss",  # the trainer: online loss, AUC on the latest window, checkpoint age
         "foryou_trainer_window_auc",
         "foryou_trainer_checkpoint_age_seconds",

@@ -5,6 +5,7 @@ before the broker had it left the table saying "answered", and the redelivered r
 tests run the real FeedService (reverse-chron pipeline, real RocksDB post store, dict tables)."""
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def test_a_crash_before_delivery_leaves_the_request_unanswered_so_its_redelivery
 
     async def crash_while_delivering() -> None:
         broker.available = False
-        attempt = asyncio.ensure_future(service.answer(REQUEST, received_ms=0))
+        attempt = asyncio.ensure_future(service.answer(REQUEST, received_ms=time.time() * 1000))
         await asyncio.sleep(0.05)
         attempt.cancel()  # the worker dies with the answer still in its producer's queue
         with pytest.raises(asyncio.CancelledError):
@@ -71,7 +72,7 @@ def test_a_crash_before_delivery_leaves_the_request_unanswered_so_its_redelivery
     assert answered == {}, "remembered as answered although the broker never had the answer"
 
     broker.available = True
-    asyncio.run(service.answer(REQUEST, received_ms=0))  # the redelivered request
+    asyncio.run(service.answer(REQUEST, received_ms=time.time() * 1000))  # the redelivered request
     assert [a["request_id"] for a in broker.delivered] == ["r-1"]
 
 
@@ -79,7 +80,7 @@ def test_a_delivered_answer_is_not_sent_again_for_a_duplicate(
     service_and_broker: tuple[FeedService, Broker, dict],
 ) -> None:
     service, broker, answered = service_and_broker
-    asyncio.run(service.answer(REQUEST, received_ms=0))
-    asyncio.run(service.answer(REQUEST, received_ms=0))  # forwarded twice by an ingest that crashed
+    asyncio.run(service.answer(REQUEST, received_ms=time.time() * 1000))
+    asyncio.run(service.answer(REQUEST, received_ms=time.time() * 1000))  # forwarded twice by an ingest that crashed
     assert [a["request_id"] for a in broker.delivered] == ["r-1"]
     assert 7 in answered
