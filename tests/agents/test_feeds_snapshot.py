@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,17 +18,18 @@ from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
 from streams.config import load_config
 from streams.engagement_counts import NoEngagementCounts
+from topics.schemas import FeedRequest, RankedFeed
 
 USER, FIRST_AUTHOR, LATER_AUTHOR = 7, 100, 200
 FIRST_POST, LATER_POST = 1_001, 2_001
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[tuple[FeedService, SocialGraph, list[dict[str, Any]]]]:
+def service(tmp_path: Path) -> Iterator[tuple[FeedService, SocialGraph, list[RankedFeed]]]:
     now = int(time.time() * 1000)
-    answers: list[dict[str, Any]] = []
+    answers: list[RankedFeed] = []
 
-    async def send_answer(user_id: int, answer: dict[str, Any]) -> None:
+    async def send_answer(user_id: int, answer: RankedFeed) -> None:
         answers.append(answer)
 
     graph = SocialGraph({})
@@ -50,13 +50,13 @@ def service(tmp_path: Path) -> Iterator[tuple[FeedService, SocialGraph, list[dic
         yield feeds, graph, answers
 
 
-def _posts(answer: dict[str, Any]) -> list[int]:
-    assert answer["status"] == "ok", answer
-    return [post["post_id"] for post in answer["posts"]]
+def _posts(answer: RankedFeed) -> list[int]:
+    assert answer.status == "ok", answer
+    return [post.post_id for post in answer.posts]
 
 
 def test_a_request_ranks_from_its_snapshot_while_later_events_apply(
-    service: tuple[FeedService, SocialGraph, list[dict[str, Any]]],
+    service: tuple[FeedService, SocialGraph, list[RankedFeed]],
 ) -> None:
     feeds, graph, answers = service
     graph.apply({"type": "follow", "user_id": USER, "target_id": FIRST_AUTHOR})
@@ -65,22 +65,22 @@ def test_a_request_ranks_from_its_snapshot_while_later_events_apply(
     now = time.time() * 1000
 
     async def both() -> None:
-        await feeds.answer({"v": 1, "request_id": "early", "user_id": USER}, now, snapshot=snapshot)
-        await feeds.answer({"v": 1, "request_id": "next", "user_id": USER}, now, snapshot=feeds.state.snapshot(USER))
+        await feeds.answer(FeedRequest(request_id="early", user_id=USER), now, snapshot=snapshot)
+        await feeds.answer(FeedRequest(request_id="next", user_id=USER), now, snapshot=feeds.state.snapshot(USER))
 
     asyncio.run(both())
     assert [_posts(a) for a in answers] == [[FIRST_POST], [LATER_POST, FIRST_POST]]
 
 
 def test_the_ttl_is_checked_when_the_request_would_run_after_the_duplicate_check(
-    service: tuple[FeedService, SocialGraph, list[dict[str, Any]]],
+    service: tuple[FeedService, SocialGraph, list[RankedFeed]],
 ) -> None:
     feeds, _, answers = service
     now = time.time() * 1000
     expired_before = metrics.shed_requests.labels("expired")._value.get()
-    request = {"v": 1, "request_id": "old", "user_id": USER}
+    request = FeedRequest(request_id="old", user_id=USER)
     asyncio.run(feeds.answer(request, now, requested_at_ms=now - 61_000))
-    assert [(a["status"], a["error"].split(":")[0]) for a in answers] == [("error", "expired")]
+    assert [(a.status, (a.error or "").split(":")[0]) for a in answers] == [("error", "expired")]
     asyncio.run(feeds.answer(request, now, requested_at_ms=now - 61_000))  # redelivered: answered already
     asyncio.run(feeds.reject(request, now, "overloaded", "overloaded: test"))
     assert len(answers) == 1
