@@ -52,6 +52,12 @@ expired_requests = Counter(
     "foryou_feed_requests_expired_total",
     "Feed requests older than FORYOU_REQUEST_TTL_MS when they would run: error answer.",
 )
+events_processed = Counter(
+    "foryou_events_processed_total", "Records the worker's agents have processed (counted per batch).", ["topic"]
+)
+records_produced = Counter(
+    "foryou_records_produced_total", "Records the worker produced that the broker acknowledged.", ["topic"]
+)
 shed_requests = Counter(
     "foryou_shed_requests_total",
     "Feed requests answered at once with an error instead of a feed: reason overloaded (FORYOU_MAX_IN_FLIGHT "

@@ -21,6 +21,7 @@ with a worker killed mid-batch, tests/integration/test_batched_user_events.py).
 """
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -29,6 +30,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message
 from faust.types import TP
 
+from agents import metrics
 from agents.forwarder import Delivery, Forwarder
 from stores.write_back import WriteBackCache
 from topics.partitioning import partition_for_id
@@ -68,13 +70,17 @@ class BatchedForwarder(Forwarder):
         with self._reports_lock:
             reports, self._reports = self._reports, []
             self._settle_scheduled = False
+        delivered: Counter[str] = Counter()
         for delivery, error in reports:
             if delivery.future.done():
                 continue
             if error is None:
                 delivery.future.set_result(None)
+                delivered[delivery.topic] += 1
             else:
                 delivery.future.set_exception(KafkaException(error))
+        for topic, count in delivered.items():
+            metrics.records_produced.labels(topic).inc(count)
 
 
 def _key(user_id: int) -> bytes:

@@ -218,6 +218,11 @@ class Settings:
     # A worker with input waiting that processes none of it for this long exits for its supervisor to restart
     # it (agents/watchdog.py); 0 disables.
     stall_exit_s: int = field(default_factory=lambda: _env_int("FORYOU_STALL_EXIT_S", 120))
+    # Faust's own Prometheus sensor (foryou_faust_*: events, commits, table operations, rebalance latency):
+    # "on" or "off". It updates labelled metrics on every record of every stream, about a fifth of the worker's
+    # CPU per ingested event (README "Where the time goes in ingest"); the worker's own per-batch counters
+    # (foryou_events_processed_total, foryou_records_produced_total) cover what the dashboard shows.
+    faust_sensors: str = field(default_factory=lambda: os.environ.get("FORYOU_FAUST_SENSORS", "off"))
     log_level: str = field(default_factory=lambda: os.environ.get("FORYOU_LOG_LEVEL", "info"))
     # Post content vectors computed at ingest and stored with each post (phoenix.content): "on" or "off".
     # Off, the post store holds none and a model trained with content sees every post's as unknown.
@@ -231,6 +236,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.policy not in ("phoenix", "reverse-chron"):
             raise SystemExit(f"FORYOU_POLICY must be 'phoenix' or 'reverse-chron', not {self.policy!r}")
+        if self.faust_sensors not in ("on", "off"):
+            raise SystemExit(f"FORYOU_FAUST_SENSORS must be 'on' or 'off', not {self.faust_sensors!r}")
         if self.content not in ("on", "off"):
             raise SystemExit(f"FORYOU_CONTENT must be 'on' or 'off', not {self.content!r}")
         if self.max_in_flight < 1:
