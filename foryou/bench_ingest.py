@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient
 from foryou.benchmarks import RESULTS_DIR, merge_results, record
 from foryou.kafka_local import LocalKafka
 from foryou.processes import WorkerProcess
-from foryou.settings import state_dir
+from foryou.settings import librdkafka_config, state_dir
 from foryou.world.kafka_io import ensure_public_topics
 from topics.actions import PHOENIX_ACTIONS
 from topics.schemas import Engagement, TweetCreate
@@ -77,7 +77,8 @@ def _posts(count: int, rng: np.random.Generator) -> list[tuple[bytes, bytes]]:
 
 
 def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 3})
+    # librdkafka's default partitioner (consistent_random), as an operator's own producer would have.
+    producer = Producer(librdkafka_config(bootstrap, config={"linger.ms": 5, "log_level": 3}))
     for key, value in records:
         while True:
             try:
@@ -91,7 +92,7 @@ def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> 
 
 
 def _end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "foryou-bench-probe", "log_level": 3})
+    probe = Consumer(librdkafka_config(bootstrap, config={"group.id": "foryou-bench-probe", "log_level": 3}))
     try:
         offsets = {}
         for topic in topics:
@@ -110,7 +111,7 @@ def _committed(admin: AdminClient, group: str, tps: list[tuple[str, int]]) -> di
 
 def _wait_committed(bootstrap: str, group: str, topics: list[str], timeout_s: float) -> None:
     """Until the group has committed every partition of `topics` up to its end offset."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(librdkafka_config(bootstrap, config={"log_level": 3}))
     deadline = time.monotonic() + timeout_s
     ends: dict[tuple[str, int], int] = {}
     while time.monotonic() < deadline:
