@@ -37,6 +37,7 @@ from typing import Any
 import faust
 import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from agents import metrics
 from agents.admin_clients import committed_reader
@@ -147,7 +148,12 @@ use_gap_safe_consumer(app)
 # Faust's own metrics under one fixed prefix, whatever the app id, so one dashboard fits every deployment;
 # off by default: its per-record work costs about a fifth of the worker's CPU per ingested event.
 if settings.faust_sensors == "on":
-    setup_prometheus_sensors(app, name_prefix=metrics.FAUST_METRICS_PREFIX)
+    setup_prometheus_sensors(app, name_prefix=metrics.FAUST_METRICS_PREFIX)  # serves /metrics too
+else:
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        return web.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def _raw_topic(name: str, **kwargs: Any) -> faust.TopicT:
