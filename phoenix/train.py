@@ -498,8 +498,11 @@ def fit_content(cfg: PhoenixConfig, posts: Sequence[PostRecord], options: Conten
         meta["semantic_id_distinct"] = len(np.unique(table.semantic_ids, axis=0))
     meta["encode_seconds"] = round(encode_seconds, 2)
     meta["fit_seconds"] = round(time.monotonic() - started - encode_seconds, 2)
+    known = table.vectors.any(1)
+    center = table.vectors[known].mean(0) if options.affinity_buckets and known.any() else np.zeros(0)
     content_cfg = replace(
         cfg,
+        content_center=tuple(round(float(x), 6) for x in center),
         content_dim=encoder.dim,
         semantic_id_levels=options.levels,
         semantic_id_size=options.size,

@@ -104,6 +104,8 @@ def test_online_training_continues_a_content_checkpoint_with_its_codebooks(tmp_p
     with pytest.raises(ValueError, match="content"):
         OnlineTrainer(cfg, TrainOptions(progress=False))
     content = OnlineContent(cfg, encoder, codebooks)
+    vectors, ids = content.table().lookup(np.array([[1, 2]]), 2)  # nothing read yet: every post unknown
+    assert vectors.shape == (1, 2, encoder.dim) and ids.shape == (1, 2, 2) and not vectors.any() and not ids.any()
     # Posts 1-32 of author 1 on topic 0, 33-64 of author 2 on topic 1; post 99 reposts post 1.
     for post_id in range(1, 65):
         content.add(post_id, topics[(post_id - 1) // 32], "photo" if post_id % 3 else "none")
