@@ -3,10 +3,14 @@
     python -m phoenix.train --data LOG --out CHECKPOINT [--posts POSTS] [--config demo|large]
                             [--steps N | --epochs E] [--batch-size B] [--seed S]
                             [--semantic-id-levels L] [--semantic-id-size K]
+                            [--weight-decay W] [--validation-fraction F] [--patience P]
 
 - Split: request groups are ordered by time and the last `holdout_fraction` (10%) is held out for
   `phoenix.evaluate`; only earlier groups are trained on. Histories come from the whole log but only from
   lines strictly earlier than each request, so they never see the future.
+- Early stopping: the latest `validation_fraction` (10%) of the train part is held out of training; the
+  ranker loss on it is measured about 20 times per run, training stops after `patience` (4) measurements
+  without improvement, and the best params are kept (`--steps` / `--epochs` are then the maximum).
 - Negatives: a log without any non-engaged line gets sampled ones (`phoenix.examples.sample_negatives`,
   popularity-weighted from a recent window); the checkpoint meta says so.
 - Content: with `--posts` (`phoenix.posts`), every post's content vector is computed (`phoenix.content`),
@@ -109,6 +113,12 @@ class TrainOptions:
         default_factory=lambda: NegativeSampling(per_positive=4, window_ms=3 * 3_600_000, seed=0)
     )
     history_slots: int | None = None  # cap on L; None = sized to the data (see the module docstring)
+    # Early stopping: the latest `validation_fraction` of the train part (by time) is held out of training
+    # and its loss measured every `eval_every` steps (0 = about 20 times per run); training stops after
+    # `patience` measurements without improvement and keeps the best params. 0 = train every step.
+    validation_fraction: float = 0.1
+    eval_every: int = 0
+    patience: int = 4
     progress: bool = True
 
 
@@ -123,6 +133,7 @@ class PreparedData:
     train_examples: list[RankingExample]
     held_out_examples: list[RankingExample]
     content: ContentTable | None = None  # the posts' content, when a posts file was given
+    validation_examples: list[RankingExample] = field(default_factory=list)  # early stopping (end of train part)
 
 
 def prepare(
@@ -132,8 +143,10 @@ def prepare(
     negatives: NegativeSampling,
     split_ts_ms: int | None = None,
     content: ContentTable | None = None,
+    validation_fraction: float = 0.0,
 ) -> PreparedData:
-    """Sample negatives if needed, split by time (at `split_ts_ms` if given) and build examples."""
+    """Sample negatives if needed, split by time (at `split_ts_ms` if given) and build examples; with a
+    `validation_fraction`, the latest part of the training groups is set aside for early stopping."""
     log, sampling = ensure_negatives(impressions, negatives)
     groups = group_requests(log)
     split = split_ts_ms if split_ts_ms is not None else split_time(groups, holdout_fraction)
@@ -141,6 +154,14 @@ def prepare(
     if not train_groups or not held_out_groups:
         raise ValueError("the chronological split left the train or the held-out part empty")
     require_negatives(train_groups)
+    validation_groups: list[RequestGroup] = []
+    if validation_fraction:
+        fit, validation_groups = split_groups(train_groups, split_time(train_groups, validation_fraction))
+        if fit and validation_groups:
+            train_groups = fit
+            require_negatives(train_groups)
+        else:
+            validation_groups = []
     return PreparedData(
         impressions=log,
         sampling=sampling,
@@ -149,6 +170,7 @@ def prepare(
         train_examples=examples_from_groups(train_groups, num_candidates),
         held_out_examples=examples_from_groups(held_out_groups, num_candidates),
         content=content,
+        validation_examples=examples_from_groups(validation_groups, num_candidates),
     )
 
 
@@ -363,6 +385,8 @@ class TrainResult:
     loss_curve: list[tuple[int, float, float]]  # (step, ranker loss, retrieval loss), averaged per interval
     examples: int  # request examples trained on (steps x batch size)
     candidates: int  # real candidate lines among them (each one labelled impression)
+    validation_curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation ranker loss)
+    best_step: int | None = None  # the step whose params were kept (early stopping); None = the last
 
 
 def initial_params(cfg: PhoenixConfig, seed: int) -> Params:
@@ -418,6 +442,29 @@ def training_inputs(
     return {"batch": batch.as_dict(), "labels": labels, "retrieval": _retrieval_inputs(batch, labels, rng)}
 
 
+def _validation_batches(
+    cfg: PhoenixConfig, data: PreparedData, options: TrainOptions, max_slots: int
+) -> list[dict[str, Any]]:
+    """The validation examples as full batches (sorted by history length, so few shapes; the last batch is
+    filled up with repeats of its own examples)."""
+    examples = sorted(data.validation_examples, key=lambda ex: len(data.history.history(ex.user_id, ex.ts_ms)))
+    rng = np.random.default_rng(options.seed)
+    size = options.batch_size
+    batches = []
+    for start in range(0, len(examples), size):
+        chunk = examples[start : start + size]
+        chunk = (chunk * (size // len(chunk) + 1))[:size]
+        inputs = training_inputs(cfg, chunk, data.history, options.num_candidates, max_slots, rng, content=data.content)
+        batches.append({"batch": inputs["batch"], "labels": inputs["labels"], "retrieval": inputs["retrieval"]})
+    return batches
+
+
+def make_validation_loss(cfg: PhoenixConfig, options: TrainOptions) -> Callable[[Params, dict[str, Any]], jax.Array]:
+    """The ranker part of the objective on one batch, without gradients."""
+    loss_fn = make_loss_fn(cfg, options)
+    return jax.jit(lambda params, inputs: loss_fn(params, inputs)[1][0])
+
+
 def train_params(cfg: PhoenixConfig, data: PreparedData, options: TrainOptions) -> TrainResult:
     steps = total_steps_for(options, len(data.train_examples))
     history_slots = choose_history_slots(cfg, data, options)
@@ -438,6 +485,12 @@ def train_params(cfg: PhoenixConfig, data: PreparedData, options: TrainOptions) 
     curve: list[tuple[int, float, float]] = []
     pending: list[jax.Array] = []
     candidates = 0
+    validation = _validation_batches(cfg, data, options, history_slots) if data.validation_examples else []
+    validation_loss = make_validation_loss(cfg, options) if validation else None
+    eval_every = options.eval_every or max(10, steps // 20)
+    validation_curve: list[tuple[int, float]] = []
+    best: tuple[float, int, Params] | None = None
+    done = 0
     started = time.monotonic()
     for done, inputs in enumerate(_prefetch(_batches(cfg, data, options, steps, history_slots)), start=1):
         params, opt_state, losses = step(params, opt_state, inputs)
@@ -450,14 +503,25 @@ def train_params(cfg: PhoenixConfig, data: PreparedData, options: TrainOptions) 
             curve.append((done, float(mean[0]), float(mean[1])))
             if bar is not None:
                 bar.update(done, f"rank {mean[0]:.4f} retrieval {mean[1]:.3f}")
+        if validation_loss is not None and (done % eval_every == 0 or done == steps):
+            loss = float(np.mean([float(validation_loss(params, batch)) for batch in validation]))
+            validation_curve.append((done, loss))
+            if best is None or loss < best[0]:
+                best = (loss, done, params)
+            elif done - best[1] >= options.patience * eval_every:
+                break  # no improvement for `patience` measurements
+    if bar is not None and done < steps:
+        bar.stream.write(f"\nearly stop at step {done}: best validation loss {best[0]:.4f} at step {best[1]}\n")
     return TrainResult(
-        params=params,
-        steps=steps,
+        params=best[2] if best is not None else params,
+        steps=done,
         history_slots=history_slots,
         seconds=time.monotonic() - started,
         loss_curve=curve,
-        examples=steps * options.batch_size,
+        examples=done * options.batch_size,
         candidates=candidates,
+        validation_curve=validation_curve,
+        best_step=best[1] if best is not None else None,
     )
 
 
@@ -535,6 +599,7 @@ def train(
         options.holdout_fraction,
         options.negatives,
         content=fitted.table if fitted is not None else None,
+        validation_fraction=options.validation_fraction,
     )
     prepare_seconds = time.monotonic() - loaded
     result = train_params(cfg, data, options)
@@ -548,8 +613,11 @@ def train(
         "holdout_fraction": options.holdout_fraction,
         "negatives_sampled": data.sampling.to_dict() if data.sampling is not None else None,
         "train_examples": len(data.train_examples),
+        "validation_examples": len(data.validation_examples),
         "held_out_examples": len(data.held_out_examples),
         "steps": result.steps,
+        "best_step": result.best_step,
+        "validation_curve": [list(point) for point in result.validation_curve],
         "history_slots": result.history_slots,
         "epochs": result.steps * options.batch_size / len(data.train_examples),
         "options": {k: v for k, v in asdict(options).items() if k not in ("negatives", "progress")},
@@ -580,6 +648,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
     parser.add_argument("--num-candidates", type=int, default=TrainOptions.num_candidates)
     parser.add_argument("--learning-rate", type=float, default=TrainOptions.learning_rate)
+    parser.add_argument("--weight-decay", type=float, default=TrainOptions.weight_decay)
+    parser.add_argument("--validation-fraction", type=float, default=TrainOptions.validation_fraction,
+                        help="latest part of the train part held out for early stopping (0 = none)")
+    parser.add_argument("--patience", type=int, default=TrainOptions.patience,
+                        help="validation measurements without improvement before training stops")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser.parse_args(argv)
@@ -593,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         num_candidates=args.num_candidates,
         learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        validation_fraction=args.validation_fraction,
+        patience=args.patience,
         seed=args.seed,
         negatives=NegativeSampling(per_positive=4, window_ms=3 * 3_600_000, seed=args.seed),
         progress=not args.no_progress,
