@@ -117,6 +117,7 @@ class TrainOptions:
     # and its loss measured every `eval_every` steps (0 = about 20 times per run); training stops after
     # `patience` measurements without improvement and keeps the best params. 0 = train every step.
     validation_fraction: float = 0.1
+    id_dropout: float = 0.0  # probability that an id is hidden in a training batch (`drop_ids`)
     eval_every: int = 0
     patience: int = 4
     progress: bool = True
@@ -331,7 +332,7 @@ def _batches(
             pending = [chunk[i : i + options.batch_size] for i in range(0, window, options.batch_size)]
             rng.shuffle(pending)  # type: ignore[arg-type]
         chosen = pending.pop()
-        yield training_inputs(
+        inputs = training_inputs(
             cfg,
             [examples[i] for i in chosen],
             data.history,
@@ -340,6 +341,30 @@ def _batches(
             rng,
             content=data.content,
         )
+        yield drop_ids(inputs, options.id_dropout, rng) if options.id_dropout else inputs
+
+
+_ID_HASHES = (
+    "user_hashes",
+    "history_post_hashes",
+    "history_author_hashes",
+    "candidate_post_hashes",
+    "candidate_author_hashes",
+)
+
+
+def drop_ids(inputs: dict[str, Any], rate: float, rng: np.random.Generator) -> dict[str, Any]:
+    """Id dropout (DropoutNet, Volkovs et al. 2017): each user, post and author id of a batch is replaced by
+    "no id" (hash 0, a zero row) with probability `rate`, all its hashes at once. The model then has to
+    score from the other inputs (content, age, the history's actions) as often as from memorised id rows,
+    which is the situation of every fresh post and every new user at serving time, and ids of the few
+    training impressions cannot carry the whole fit. Masks, content and labels are untouched."""
+    batch = dict(inputs["batch"])
+    for name in _ID_HASHES:
+        hashes = batch[name]
+        keep = rng.random(hashes.shape[:-1]) >= rate
+        batch[name] = hashes * keep[..., None]
+    return {**inputs, "batch": batch}
 
 
 def _prefetch(items: Iterator[dict[str, Any]], depth: int = 3) -> Iterator[dict[str, Any]]:
@@ -651,6 +676,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=TrainOptions.weight_decay)
     parser.add_argument("--validation-fraction", type=float, default=TrainOptions.validation_fraction,
                         help="latest part of the train part held out for early stopping (0 = none)")
+    parser.add_argument("--id-dropout", type=float, default=TrainOptions.id_dropout,
+                        help="probability that each user, post and author id is hidden in a training batch")
     parser.add_argument("--patience", type=int, default=TrainOptions.patience,
                         help="validation measurements without improvement before training stops")
     parser.add_argument("--seed", type=int, default=0)
@@ -669,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
         weight_decay=args.weight_decay,
         validation_fraction=args.validation_fraction,
         patience=args.patience,
+        id_dropout=args.id_dropout,
         seed=args.seed,
         negatives=NegativeSampling(per_positive=4, window_ms=3 * 3_600_000, seed=args.seed),
         progress=not args.no_progress,
