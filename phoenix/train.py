@@ -666,6 +666,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--semantic-id-levels", type=int, default=ContentOptions.levels, help="0: no semantic IDs")
     parser.add_argument("--semantic-id-size", type=int, default=ContentOptions.size, help="codes per level")
+    parser.add_argument("--affinity-buckets", type=int, default=ContentOptions.affinity_buckets,
+                        help="buckets per content-affinity cosine (0: no affinity input)")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="demo")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="optimiser steps")
@@ -702,7 +704,9 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     try:
-        content_options = ContentOptions(args.semantic_id_levels, args.semantic_id_size, args.seed)
+        content_options = ContentOptions(
+            args.semantic_id_levels, args.semantic_id_size, args.seed, args.affinity_buckets
+        )
         version, meta = train(args.data, args.out, CONFIGS[args.config], options, args.posts, content_options)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -151,3 +151,23 @@ def test_early_stopping_keeps_the_params_of_the_best_validation_loss() -> None:
     batches = train_module._validation_batches(TINY, data, options, 8)
     kept = np.mean([float(loss(result.params, batch)) for batch in batches])
     assert kept == pytest.approx(losses[best], rel=1e-4)
+
+
+def test_id_dropout_hides_whole_ids_and_nothing_else() -> None:
+    data = prepare(synthetic_log(seed=5), 8, 0.1, TrainOptions().negatives)
+    rng = np.random.default_rng(0)
+    inputs = train_module.training_inputs(TINY, data.train_examples[:64], data.history, 8, 8, rng)
+    none = train_module.drop_ids(inputs, 0.0, rng)
+    half = train_module.drop_ids(inputs, 0.5, rng)
+    every = train_module.drop_ids(inputs, 1.0, rng)
+    for name in train_module._ID_HASHES:
+        original = inputs["batch"][name]
+        np.testing.assert_array_equal(none["batch"][name], original)
+        assert not every["batch"][name].any()
+        hidden = (half["batch"][name] == 0).all(-1) & (original != 0).all(-1)
+        kept = (half["batch"][name] == original).all(-1)
+        assert (hidden | kept).all()  # an id keeps all its hashes or loses all of them
+        assert 0.3 < hidden.sum() / max((original != 0).all(-1).sum(), 1) < 0.7
+    for name in ("history_mask", "candidate_mask", "history_actions"):
+        np.testing.assert_array_equal(every["batch"][name], inputs["batch"][name])
+    np.testing.assert_array_equal(every["labels"], inputs["labels"])
