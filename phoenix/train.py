@@ -117,7 +117,7 @@ class TrainOptions:
     # and its loss measured every `eval_every` steps (0 = about 20 times per run); training stops after
     # `patience` measurements without improvement and keeps the best params. 0 = train every step.
     validation_fraction: float = 0.1
-    id_dropout: float = 0.0  # probability that an id is hidden in a training batch (`drop_ids`)
+    id_dropout: float = 0.3  # probability that an id is hidden in a training batch (`drop_ids`); 0 = off
     eval_every: int = 0
     patience: int = 4
     progress: bool = True
