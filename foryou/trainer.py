@@ -1,7 +1,7 @@
 """`foryou trainer`: Phoenix learning from the stream, publishing checkpoints that workers hot-reload.
 
     foryou trainer [--checkpoint PATH] [--init CKPT] [--config demo|large] [--window-s S] [--publish-every-s S]
-                   [--metrics-port P] [--optimiser NAME]
+                   [--metrics-port P] [--optimiser NAME] [--learning-rate LR]
 
 It reads `impressions` and `engagement-events` in one consumer group (`<app id>-trainer`; a new group starts
 at the earliest offsets) and tails the app's post log (`<app id>-post-log`, from its start, like a worker's
@@ -168,6 +168,7 @@ class TrainerOptions:
     metrics_port: int
     optimiser: str
     seed: int
+    learning_rate: float = TrainOptions.learning_rate
     batch_size: int = OnlineOptions.batch_size
     passes: float = OnlineOptions.passes
 
@@ -198,7 +199,9 @@ def online_trainer(options: TrainerOptions, start: "Checkpoint | None") -> Onlin
             content = OnlineContent(cfg, load_encoder(), start.codebooks if start is not None else None)
         except ValueError as exc:
             raise SystemExit(f"cannot continue this checkpoint: {exc}") from None
-    train_options = TrainOptions(optimiser=options.optimiser, seed=options.seed, progress=False)
+    train_options = TrainOptions(
+        optimiser=options.optimiser, seed=options.seed, learning_rate=options.learning_rate, progress=False
+    )
     online = OnlineOptions(batch_size=options.batch_size, passes=options.passes)
     params = start.params if start is not None else None
     return OnlineTrainer(cfg, train_options, online, params=params, content=content)  # type: ignore[arg-type]
@@ -353,6 +356,8 @@ def parse_args(argv: list[str] | None, settings: Settings) -> TrainerOptions:
     parser.add_argument("--metrics-port", type=int, default=int(_env_float("FORYOU_TRAINER_PORT", 6067)))
     parser.add_argument("--optimiser", choices=OPTIMISERS, default=TrainOptions.optimiser)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=TrainOptions.learning_rate,
+                        help="constant learning rate (lower to fine-tune a trained checkpoint gently)")
     parser.add_argument("--batch-size", type=int, default=OnlineOptions.batch_size)
     parser.add_argument("--passes", type=float, default=OnlineOptions.passes,
                         help="training visits per new example, on average")
@@ -371,6 +376,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> TrainerOptions:
         metrics_port=args.metrics_port,
         optimiser=args.optimiser,
         seed=args.seed,
+        learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         passes=args.passes,
     )
