@@ -250,7 +250,8 @@ def bench_train(quick: bool) -> list[dict[str, Any]]:
         "config": "demo + content (6 x 256 semantic IDs, affinity 16)", "batch_size": options.batch_size,
         "num_candidates": options.num_candidates,
         "steps": steps, "history_shapes": sorted(shapes), "optimiser": options.optimiser,
-        "ranking_weight": options.ranking_weight, "requests_per_s": round(steps * options.batch_size / seconds, 1),
+        "ranking_weight": options.ranking_weight, "id_dropout": options.id_dropout,
+        "requests_per_s": round(steps * options.batch_size / seconds, 1),
         "cpu_seconds_per_s": round(cpu_per_s, 2), "load_average_1m": os.getloadavg()[0],
         "example": "one labelled impression (candidate line)",
     }
