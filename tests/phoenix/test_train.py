@@ -171,3 +171,11 @@ def test_id_dropout_hides_whole_ids_and_nothing_else() -> None:
     for name in ("history_mask", "candidate_mask", "history_actions"):
         np.testing.assert_array_equal(every["batch"][name], inputs["batch"][name])
     np.testing.assert_array_equal(every["labels"], inputs["labels"])
+
+
+def test_id_dropout_is_on_by_default_only_for_a_model_with_content() -> None:
+    with_content = dataclasses.replace(TINY, content_dim=4)
+    assert train_module.id_dropout_for(TINY, TrainOptions()) == 0.0  # ids are all it has
+    assert train_module.id_dropout_for(with_content, TrainOptions()) == train_module.CONTENT_ID_DROPOUT
+    assert train_module.id_dropout_for(TINY, TrainOptions(id_dropout=0.2)) == 0.2
+    assert train_module.id_dropout_for(with_content, TrainOptions(id_dropout=0.0)) == 0.0
