@@ -84,9 +84,9 @@ class StreamTrainer:
         target, author = post.post_id, post.author_id
         if post.repost_of_post_id is not None and post.repost_of_user_id is not None:
             target, author = post.repost_of_post_id, post.repost_of_user_id
-        self.posts[post.post_id] = PostFacts(post.created_at_ms, target, author)
-        if self.trainer.content is not None:
+        if self.trainer.content is not None:  # first: a post whose content is refused is not kept at all
             self.trainer.content.add(post.post_id, post.text, post.media, post.repost_of_post_id)
+        self.posts[post.post_id] = PostFacts(post.created_at_ms, target, author)
 
     def on_impression(self, impression: ServedImpression, read_at_ms: float) -> None:
         self.joiner.add_impression(
@@ -239,17 +239,21 @@ def _apply_post_log(messages: Iterable[object], stream: StreamTrainer) -> None:
             metrics.invalid_records.labels("post-log").inc()
             continue
         if value.get("type") == "create":
-            stream.on_post(
-                TweetCreate(
-                    post_id=value["post_id"],
-                    author_id=value["author_id"],
-                    created_at_ms=value["created_at_ms"],
-                    text=value.get("text") or "",
-                    media=value.get("media") or "none",
-                    repost_of_post_id=value.get("repost_of_post_id"),
-                    repost_of_user_id=value.get("repost_of_user_id"),
+            try:
+                stream.on_post(
+                    TweetCreate(
+                        post_id=value["post_id"],
+                        author_id=value["author_id"],
+                        created_at_ms=value["created_at_ms"],
+                        text=value.get("text") or "",
+                        media=value.get("media") or "none",
+                        repost_of_post_id=value.get("repost_of_post_id"),
+                        repost_of_user_id=value.get("repost_of_user_id"),
+                    )
                 )
-            )
+            except (KeyError, TypeError, ValueError):  # the workers validated it; skip and count, never stop
+                metrics.invalid_records.labels("post-log").inc()
+                continue
         metrics.records.labels("post-log").inc()
 
 

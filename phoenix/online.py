@@ -41,7 +41,7 @@ from phoenix import semantic_ids
 from phoenix.batch import RankingBatch
 from phoenix.checkpoint import save_checkpoint
 from phoenix.config import PhoenixConfig
-from phoenix.content import ContentEncoder
+from phoenix.content import ContentEncoder, media_index
 from phoenix.examples import HistoryIndex, RankingExample, examples_from_groups, group_requests
 from phoenix.log import Impression
 from phoenix.metrics import roc_auc
@@ -176,6 +176,8 @@ class OnlineContent:
         return len(self._vectors) + len(self._queued)
 
     def add(self, post_id: int, text: str, media: str, repost_of_post_id: int | None = None) -> None:
+        """Queue a post; an unknown media kind is refused here (ValueError), not in a later batch."""
+        media_index(media)
         self._queued.append((post_id, text, media, repost_of_post_id))
 
     def forget(self, keep: Callable[[int], bool]) -> None:

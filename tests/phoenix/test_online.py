@@ -110,6 +110,8 @@ def test_online_training_continues_a_content_checkpoint_with_its_codebooks(tmp_p
     for post_id in range(1, 65):
         content.add(post_id, topics[(post_id - 1) // 32], "photo" if post_id % 3 else "none")
     content.add(99, "", "none", repost_of_post_id=1)
+    with pytest.raises(ValueError, match="media"):
+        content.add(100, "a gif", "gif")  # refused at once: a later batch never fails on it
     trainer = OnlineTrainer(
         cfg, TrainOptions(learning_rate=1e-2, progress=False), OnlineOptions(batch_size=8, passes=4.0, score_batch=8),
         content=content,
