@@ -1,7 +1,7 @@
 """`foryou trainer`: Phoenix learning from the stream, publishing checkpoints that workers hot-reload.
 
     foryou trainer [--checkpoint PATH] [--init CKPT] [--config demo|large] [--window-s S] [--publish-every-s S]
-                   [--metrics-port P] [--optimiser NAME]
+                   [--metrics-port P] [--optimiser NAME] [--learning-rate LR]
 
 It reads `impressions` and `engagement-events` in one consumer group (`<app id>-trainer`; a new group starts
 at the earliest offsets) and tails the app's post log (`<app id>-post-log`, from its start, like a worker's
@@ -10,8 +10,11 @@ engagements (`phoenix.online.ImpressionJoiner`); closed ones become engagement-l
 incrementally (`phoenix.online.OnlineTrainer`: the offline example builder, objective and optimiser). Every
 `--publish-every-s` it writes the checkpoint to `--checkpoint` (temporary file, then rename: a worker never
 reads half a file; workers with FORYOU_CHECKPOINT on that path reload it within 10 s) and commits its
-offsets. It starts from the checkpoint already at that path, else `--init`, else an untrained seeded model,
-and publishes that starting point at once, so a worker can start on the path.
+offsets. It starts from the checkpoint already at that path, else `--init`, else an untrained seeded model
+(`--config`), and publishes that starting point at once, so a worker can start on the path. A checkpoint is
+continued with its own config: one trained with a posts file (content inputs) gets each post's content
+from the post log's text and media, embedded by the encoder the checkpoint names, and its semantic-ID
+codebooks are kept and published with every checkpoint (`phoenix.online.OnlineContent`).
 
 State kept only in memory (the optimiser's moments, open impressions, recent lines for histories) is lost
 on restart; the params are not (they are the last checkpoint). Progress and online metrics are on its own
@@ -42,6 +45,7 @@ from phoenix.config import CONFIGS
 from phoenix.log import Impression
 from phoenix.online import (
     ImpressionJoiner,
+    OnlineContent,
     OnlineOptions,
     OnlineTrainer,
     PostFacts,
@@ -57,6 +61,8 @@ from topics.specs import ENGAGEMENT_EVENTS, IMPRESSIONS
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
+
+    from phoenix.checkpoint import Checkpoint
 
 log = logging.getLogger("foryou.trainer")
 
@@ -78,6 +84,8 @@ class StreamTrainer:
         target, author = post.post_id, post.author_id
         if post.repost_of_post_id is not None and post.repost_of_user_id is not None:
             target, author = post.repost_of_post_id, post.repost_of_user_id
+        if self.trainer.content is not None:  # first: a post whose content is refused is not kept at all
+            self.trainer.content.add(post.post_id, post.text, post.media, post.repost_of_post_id)
         self.posts[post.post_id] = PostFacts(post.created_at_ms, target, author)
 
     def on_impression(self, impression: ServedImpression, read_at_ms: float) -> None:
@@ -135,6 +143,8 @@ class StreamTrainer:
     def forget_old_posts(self, now_ms: float) -> None:
         horizon = now_ms - self.post_retention_ms
         self.posts = {pid: facts for pid, facts in self.posts.items() if facts.created_at_ms >= horizon}
+        if self.trainer.content is not None:
+            self.trainer.content.forget(self.posts.__contains__)
 
     def publish(self, path: Path) -> str:
         version = self.trainer.publish(os.fspath(path))
@@ -158,6 +168,7 @@ class TrainerOptions:
     metrics_port: int
     optimiser: str
     seed: int
+    learning_rate: float = TrainOptions.learning_rate
     batch_size: int = OnlineOptions.batch_size
     passes: float = OnlineOptions.passes
 
@@ -166,16 +177,34 @@ def trainer_group(settings: Settings) -> str:
     return f"{settings.app_id}-trainer"
 
 
-def _starting_params(options: TrainerOptions) -> tuple[object | None, str]:
+def starting_point(options: TrainerOptions) -> tuple["Checkpoint | None", str]:
+    """The checkpoint to continue (the one at --checkpoint, else --init; None: untrained) and its name."""
     from phoenix.checkpoint import load_checkpoint
 
     for source in (options.checkpoint, options.init):
         if source is not None and Path(source).exists():
             ckpt = load_checkpoint(source)
-            if ckpt.cfg != CONFIGS[options.config]:
-                raise SystemExit(f"{source} holds config {ckpt.cfg.name!r}, not {options.config!r}")
-            return ckpt.params, f"{source} ({ckpt.version})"
+            return ckpt, f"{source} ({ckpt.version})"
     return None, f"untrained {options.config} (seed {options.seed})"
+
+
+def online_trainer(options: TrainerOptions, start: "Checkpoint | None") -> OnlineTrainer:
+    """An OnlineTrainer continuing `start` with its config, codebooks and content inputs (or untrained)."""
+    cfg = start.cfg if start is not None else CONFIGS[options.config]
+    content = None
+    if cfg.has_content:
+        from phoenix.content import load_encoder
+
+        try:
+            content = OnlineContent(cfg, load_encoder(), start.codebooks if start is not None else None)
+        except ValueError as exc:
+            raise SystemExit(f"cannot continue this checkpoint: {exc}") from None
+    train_options = TrainOptions(
+        optimiser=options.optimiser, seed=options.seed, learning_rate=options.learning_rate, progress=False
+    )
+    online = OnlineOptions(batch_size=options.batch_size, passes=options.passes)
+    params = start.params if start is not None else None
+    return OnlineTrainer(cfg, train_options, online, params=params, content=content)  # type: ignore[arg-type]
 
 
 def _decode_all(messages: Iterable[object], now_ms: float, stream: StreamTrainer) -> None:
@@ -210,15 +239,21 @@ def _apply_post_log(messages: Iterable[object], stream: StreamTrainer) -> None:
             metrics.invalid_records.labels("post-log").inc()
             continue
         if value.get("type") == "create":
-            stream.on_post(
-                TweetCreate(
-                    post_id=value["post_id"],
-                    author_id=value["author_id"],
-                    created_at_ms=value["created_at_ms"],
-                    repost_of_post_id=value.get("repost_of_post_id"),
-                    repost_of_user_id=value.get("repost_of_user_id"),
+            try:
+                stream.on_post(
+                    TweetCreate(
+                        post_id=value["post_id"],
+                        author_id=value["author_id"],
+                        created_at_ms=value["created_at_ms"],
+                        text=value.get("text") or "",
+                        media=value.get("media") or "none",
+                        repost_of_post_id=value.get("repost_of_post_id"),
+                        repost_of_user_id=value.get("repost_of_user_id"),
+                    )
                 )
-            )
+            except (KeyError, TypeError, ValueError):  # the workers validated it; skip and count, never stop
+                metrics.invalid_records.labels("post-log").inc()
+                continue
         metrics.records.labels("post-log").inc()
 
 
@@ -228,11 +263,8 @@ def run(settings: Settings, options: TrainerOptions, should_stop: Callable[[], b
 
     from agents.topology import post_log_topic
 
-    cfg = CONFIGS[options.config]
-    params, source = _starting_params(options)
-    train_options = TrainOptions(optimiser=options.optimiser, seed=options.seed, progress=False)
-    online = OnlineOptions(batch_size=options.batch_size, passes=options.passes)
-    trainer = OnlineTrainer(cfg, train_options, online, params=params)  # type: ignore[arg-type]
+    start, source = starting_point(options)
+    trainer = online_trainer(options, start)
     stream = StreamTrainer(trainer, options.window_ms, settings.post_retention_ms)
     start_http_server(options.metrics_port, addr=options.metrics_host)
     version = stream.publish(options.checkpoint)
@@ -319,7 +351,8 @@ def parse_args(argv: list[str] | None, settings: Settings) -> TrainerOptions:
     parser.add_argument("--checkpoint", type=Path, default=Path(settings.checkpoint) if settings.checkpoint else None,
                         help="where to publish (default FORYOU_CHECKPOINT)")
     parser.add_argument("--init", type=Path, help="start from this checkpoint when --checkpoint does not exist yet")
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="demo")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="demo",
+                        help="the model when starting untrained (a checkpoint is continued with its own config)")
     parser.add_argument("--window-s", type=float, default=_env_float("FORYOU_TRAINER_WINDOW_S", 300.0),
                         help="how long a served post waits for engagement before it counts as a negative")
     parser.add_argument("--publish-every-s", type=float, default=_env_float("FORYOU_TRAINER_PUBLISH_S", 300.0))
@@ -327,6 +360,8 @@ def parse_args(argv: list[str] | None, settings: Settings) -> TrainerOptions:
     parser.add_argument("--metrics-port", type=int, default=int(_env_float("FORYOU_TRAINER_PORT", 6067)))
     parser.add_argument("--optimiser", choices=OPTIMISERS, default=TrainOptions.optimiser)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learning-rate", type=float, default=TrainOptions.learning_rate,
+                        help="constant learning rate (lower to fine-tune a trained checkpoint gently)")
     parser.add_argument("--batch-size", type=int, default=OnlineOptions.batch_size)
     parser.add_argument("--passes", type=float, default=OnlineOptions.passes,
                         help="training visits per new example, on average")
@@ -345,6 +380,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> TrainerOptions:
         metrics_port=args.metrics_port,
         optimiser=args.optimiser,
         seed=args.seed,
+        learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         passes=args.passes,
     )

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from phoenix.affinity import affinity_buckets
+from phoenix.affinity import content_affinity
 from phoenix.age import age_buckets, ages_ms
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
@@ -32,10 +32,11 @@ USER_BUCKETS = (16, 64, 256)
 
 class AudiencePrefix(NamedTuple):
     """One user's cached part: the folded prefix, and for a config with content affinity the history's
-    content vectors [S, E] and mask [S] (the affinity of a candidate is read against them)."""
+    content vectors [S, E], actions [S, 19] and mask [S] (the affinity of a candidate is read against them)."""
 
     folded: FoldedPrefix
     history_vectors: np.ndarray | None
+    history_actions: np.ndarray | None
     history_mask: np.ndarray | None
 
 
@@ -72,8 +73,9 @@ class AudienceRanker:
         args = self._ranker.prefix_args(state, user_id, history)
         folded = state.fns.prefix(state.prefix_weights, *args)
         if not state.cfg.affinity_buckets:
-            return AudiencePrefix(folded, None, None)
-        return AudiencePrefix(folded, np.asarray(args[6][0]), np.asarray(args[5][0]))  # as Ranker.score reads them
+            return AudiencePrefix(folded, None, None, None)
+        # as Ranker.score reads them
+        return AudiencePrefix(folded, np.asarray(args[6][0]), np.asarray(args[3][0]), np.asarray(args[5][0]))
 
     def user_embedding(self, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
         return self._ranker.user_embedding(user_id, history)
@@ -115,8 +117,8 @@ class AudienceRanker:
                 affinity = None
                 if cfg.affinity_buckets:  # per user: histories differ in length
                     affinity = np.concatenate([
-                        affinity_buckets(p.history_vectors[None], p.history_mask[None], vectors[None],
-                                         cfg.affinity_buckets)
+                        content_affinity(cfg, p.history_vectors[None], p.history_actions[None],
+                                         p.history_mask[None], vectors[None])
                         for p in padded
                     ])  # [U, 1, 2]
                 probs = fn(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 import jax
 import numpy as np
 
-from phoenix.affinity import affinity_buckets
+from phoenix.affinity import content_affinity
 from phoenix.age import age_buckets
 from phoenix.config import PhoenixConfig
 from phoenix.hashing import hash_ids
@@ -154,11 +154,12 @@ def make_batch(
         history_semantic_ids=content_arrays["history"][1] if content_arrays else None,
         candidate_content=content_arrays["candidate"][0] if content_arrays else None,
         candidate_semantic_ids=content_arrays["candidate"][1] if content_arrays else None,
-        candidate_affinity=affinity_buckets(
+        candidate_affinity=content_affinity(
+            cfg,
             content_arrays["history"][0],
+            np.stack([e.actions for e in encoded]),
             np.stack([e.mask for e in encoded]),
             content_arrays["candidate"][0],
-            cfg.affinity_buckets,
         )
         if cfg.affinity_buckets
         else None,

@@ -14,8 +14,10 @@ Run as `python -m phoenix.bench [--quick]` (or `foryou bench phoenix`). Writes a
   smallest probed share of IVF cells that meets the recall bound (sweep in params), and near_* metrics for
   queries close to posts (as a trained user tower's are) at that setting.
 - train.examples_per_s: training throughput with the default recipe (`phoenix.train.TrainOptions`: the DEMO
-  config, objective, optimiser, history bucketing and batch prefetch of `foryou train`) on a synthetic log
-  (`phoenix.examples.synthetic_log`, 64k lines, histories up to ~60 entries), in labelled impressions
+  config with the content inputs `foryou train --posts` adds (content vector, semantic IDs 6 x 256, content
+  affinity), objective, optimiser, history bucketing and batch prefetch of `foryou train`) on a synthetic log
+  (`phoenix.examples.synthetic_log`, 64k lines, histories up to ~60 entries; random unit content vectors
+  and semantic ids per post: the cost does not depend on their values), in labelled impressions
   (candidate lines, each one training example of the 19 heads) per second, after one warm-up step per history
   shape (compiles excluded); params also give request sequences per second and the process's CPU seconds
   per wall second (other load on a shared machine shows as less than 2 on 2 cores).
@@ -194,13 +196,16 @@ def bench_retrieval(size: int, label: str, queries: int) -> list[dict[str, Any]]
 
 
 def bench_train(quick: bool) -> list[dict[str, Any]]:
+    from phoenix.content import CONTENT_DIM, ENCODER_ID
     from phoenix.examples import synthetic_log
     from phoenix.optim import make_optimiser
+    from phoenix.posts import ContentTable
     from phoenix.train import (
         TrainOptions,
         _batches,
         _prefetch,
         choose_history_slots,
+        id_dropout_for,
         initial_params,
         make_step,
         prepare,
@@ -208,18 +213,26 @@ def bench_train(quick: bool) -> list[dict[str, Any]]:
 
     options = TrainOptions(progress=False)
     log = synthetic_log(num_users=200, num_authors=100, requests_per_user=40, seed=0)
-    data = prepare(log, options.num_candidates, options.holdout_fraction, options.negatives)
+    cfg = dataclasses.replace(DEMO, content_dim=CONTENT_DIM, semantic_id_levels=6, semantic_id_size=256,
+                              content_encoder=ENCODER_ID, affinity_buckets=16)
+    rng = np.random.default_rng(0)
+    post_ids = np.unique([line.post_id for line in log])
+    vectors = rng.standard_normal((post_ids.size, CONTENT_DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = rng.integers(1, 257, (post_ids.size, 6)).astype(np.int32)
+    content = ContentTable(post_ids, vectors, ids)
+    data = prepare(log, options.num_candidates, options.holdout_fraction, options.negatives, content=content)
     steps = 40 if quick else 200
-    slots = choose_history_slots(DEMO, data, options)
+    slots = choose_history_slots(cfg, data, options)
     optimiser = make_optimiser(
         options.optimiser, steps, learning_rate=options.learning_rate, weight_decay=options.weight_decay,
         warmup_fraction=options.warmup_fraction, muon_learning_rate=options.muon_learning_rate,
         table_learning_rate=options.table_learning_rate,
     )
-    params = initial_params(DEMO, 0)
+    params = initial_params(cfg, 0)
     state = optimiser.init(params)
-    step = make_step(DEMO, options, optimiser)
-    batches = list(_batches(DEMO, data, options, steps, slots))
+    step = make_step(cfg, options, optimiser)
+    batches = list(_batches(cfg, data, options, steps, slots))
     shapes = {}
     for inputs in batches:  # warm-up: compile every history shape once
         shapes.setdefault(inputs["batch"]["history_mask"].shape[1], inputs)
@@ -228,16 +241,18 @@ def bench_train(quick: bool) -> list[dict[str, Any]]:
     candidates = sum(int(inputs["batch"]["candidate_mask"].sum()) for inputs in batches)
     cpu, start = time.process_time(), time.perf_counter()
     losses = None
-    for inputs in _prefetch(_batches(DEMO, data, options, steps, slots)):  # as training runs: built on a thread
+    for inputs in _prefetch(_batches(cfg, data, options, steps, slots)):  # as training runs: built on a thread
         params, state, losses = step(params, state, inputs)
     jax.block_until_ready(losses)
     seconds = time.perf_counter() - start
     cpu_per_s = (time.process_time() - cpu) / seconds
     rate = candidates / seconds
     params_ = {
-        "config": "demo", "batch_size": options.batch_size, "num_candidates": options.num_candidates,
+        "config": "demo + content (6 x 256 semantic IDs, affinity 16)", "batch_size": options.batch_size,
+        "num_candidates": options.num_candidates,
         "steps": steps, "history_shapes": sorted(shapes), "optimiser": options.optimiser,
-        "ranking_weight": options.ranking_weight, "requests_per_s": round(steps * options.batch_size / seconds, 1),
+        "ranking_weight": options.ranking_weight, "id_dropout": id_dropout_for(cfg, options),
+        "requests_per_s": round(steps * options.batch_size / seconds, 1),
         "cpu_seconds_per_s": round(cpu_per_s, 2), "load_average_1m": os.getloadavg()[0],
         "example": "one labelled impression (candidate line)",
     }

@@ -13,6 +13,8 @@ adds a content projection [E, D] and, with `semantic_id_levels` L > 0, L tables 
 semantic-ID rows (row 0 = no content). `content_encoder` names the recipe the content vectors come from
 (`phoenix.content.ENCODER_ID`), so serving can refuse vectors of another recipe. `affinity_buckets` (A >= 2)
 adds the candidate's content affinity to the history (`phoenix.affinity`): a [2, A, D] `affinity_table`.
+`content_center` ([E] floats, fitted by training on its posts; empty = none) is what the affinity cosines
+subtract from every content vector first (`phoenix.affinity`); it changes inputs, not parameter shapes.
 """
 
 from dataclasses import asdict, dataclass, fields
@@ -42,8 +44,13 @@ class PhoenixConfig:
     semantic_id_size: int = 256  # K: codes per level
     content_encoder: str = ""  # the recipe of the content vectors (phoenix.content.ENCODER_ID)
     affinity_buckets: int = 0  # candidate-history content cosines (phoenix.affinity); 0 = none
+    content_center: tuple[float, ...] = ()  # [E] mean content vector the affinity cosines centre on; () = none
 
     def __post_init__(self) -> None:
+        # A config read back from JSON has a list here; a tuple keeps the config hashable (compile caches).
+        object.__setattr__(self, "content_center", tuple(float(x) for x in self.content_center))
+        if self.content_center and len(self.content_center) != self.content_dim:
+            raise ValueError(f"content_center has {len(self.content_center)} values, content_dim is {self.content_dim}")
         if self.num_q_heads % self.num_kv_heads:
             raise ValueError("num_q_heads must be a multiple of num_kv_heads")
         if min(self.user_vocab, self.post_vocab, self.author_vocab) < 2:

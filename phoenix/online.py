@@ -20,6 +20,11 @@ validation: AUC of the summed positive-head probabilities against "any positive 
 model has not trained on), then adds their examples to a buffer of recent examples; `train` runs the steps
 owed (`passes` visits per new example on average, batches drawn uniformly from the buffer). The learning
 rate is constant (training has no end); the optimiser is the offline one.
+
+`OnlineContent` gives a model that reads post content (trained offline with a posts file) the same inputs
+online: each post from the post log is embedded by the encoder the checkpoint names (a repost takes its
+original's vector) and turned into semantic ids with the checkpoint's codebooks, which the trainer keeps
+and publishes unchanged (they are fitted once, offline; the optimiser does not train them).
 """
 
 import time
@@ -32,14 +37,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from phoenix import semantic_ids
 from phoenix.batch import RankingBatch
 from phoenix.checkpoint import save_checkpoint
 from phoenix.config import PhoenixConfig
+from phoenix.content import ContentEncoder, media_index
 from phoenix.examples import HistoryIndex, RankingExample, examples_from_groups, group_requests
 from phoenix.log import Impression
 from phoenix.metrics import roc_auc
 from phoenix.model import Params, rank_logits
 from phoenix.optim import make_optimiser
+from phoenix.posts import ContentTable
 from phoenix.train import TrainOptions, initial_params, make_step, training_inputs
 from topics.actions import ACTION_INDEX, NEGATIVE_ACTIONS, PHOENIX_ACTIONS
 
@@ -142,6 +150,65 @@ def history_line(
     return Impression(user_id, post_id, author_id, ts_ms, surface, (action,), None)
 
 
+class OnlineContent:
+    """Content vectors and semantic ids of the posts read so far, as a `ContentTable` for the example builder.
+
+    Posts are queued as they are read and embedded in one encoder call when the table is next needed (the
+    encoder is fast per post but has a per-call cost). A repost takes its original's vector when the
+    original has been read. `forget` drops posts (past retention, as the worker's post store does).
+    """
+
+    def __init__(self, cfg: PhoenixConfig, encoder: ContentEncoder, codebooks: np.ndarray | None) -> None:
+        if cfg.content_encoder != encoder.encoder_id:
+            raise ValueError(
+                f"the model was trained on {cfg.content_encoder!r} content vectors, this encoder computes "
+                f"{encoder.encoder_id!r}"
+            )
+        if (codebooks is not None) != bool(cfg.semantic_id_levels):
+            raise ValueError("a config with semantic IDs needs its codebooks, and only such a config has them")
+        self.encoder = encoder
+        self.codebooks = codebooks
+        self._vectors: dict[int, np.ndarray] = {}
+        self._queued: list[tuple[int, str, str, int | None]] = []
+        self._table: ContentTable | None = None
+
+    def __len__(self) -> int:
+        return len(self._vectors) + len(self._queued)
+
+    def add(self, post_id: int, text: str, media: str, repost_of_post_id: int | None = None) -> None:
+        """Queue a post; an unknown media kind is refused here (ValueError), not in a later batch."""
+        media_index(media)
+        self._queued.append((post_id, text, media, repost_of_post_id))
+
+    def forget(self, keep: Callable[[int], bool]) -> None:
+        self._embed_queued()
+        self._vectors = {post_id: v for post_id, v in self._vectors.items() if keep(post_id)}
+        self._table = None
+
+    def _embed_queued(self) -> None:
+        if not self._queued:
+            return
+        queued, self._queued = self._queued, []
+        vectors = self.encoder.encode([text for _, text, _, _ in queued], [media for _, _, media, _ in queued])
+        for (post_id, _, _, original), vector in zip(queued, vectors, strict=True):
+            shown = self._vectors.get(original) if original is not None else None
+            self._vectors[post_id] = shown if shown is not None else vector
+        self._table = None
+
+    def table(self) -> ContentTable:
+        self._embed_queued()
+        if self._table is None:
+            ids = np.fromiter(sorted(self._vectors), np.int64, len(self._vectors))
+            vectors = np.zeros((len(ids), self.encoder.dim), np.float32)
+            for row, post_id in enumerate(ids.tolist()):
+                vectors[row] = self._vectors[post_id]
+            table = ContentTable(ids, vectors)
+            if self.codebooks is not None and len(ids):
+                table = table.with_semantic_ids(semantic_ids.model_ids(vectors, self.codebooks, vectors.any(1)))
+            self._table = table
+        return self._table
+
+
 @dataclass(frozen=True)
 class WindowReport:
     """Progressive validation on lines the model had not trained on."""
@@ -172,8 +239,12 @@ class OnlineTrainer:
         train_options: TrainOptions,
         options: OnlineOptions | None = None,
         params: Params | None = None,
+        content: OnlineContent | None = None,
     ) -> None:
+        if cfg.has_content and content is None:
+            raise ValueError("a model that reads post content needs the posts' content (OnlineContent)")
         self.cfg = cfg
+        self.content = content if cfg.has_content else None
         self.train_options = train_options
         self.options = options or OnlineOptions()
         self.params = params if params is not None else initial_params(cfg, train_options.seed)
@@ -245,8 +316,16 @@ class OnlineTrainer:
 
     def _inputs(self, examples: Sequence[RankingExample], history: HistoryIndex) -> dict[str, Any]:
         sizes = (*self.options.history_sizes, self.cfg.history_len)
+        content = self.content.table() if self.content is not None else None
         return training_inputs(
-            self.cfg, examples, history, self.train_options.num_candidates, self.cfg.history_len, self._rng, sizes
+            self.cfg,
+            examples,
+            history,
+            self.train_options.num_candidates,
+            self.cfg.history_len,
+            self._rng,
+            sizes,
+            content=content,
         )
 
     def history_sizes(self) -> list[int]:
@@ -296,7 +375,9 @@ class OnlineTrainer:
             "online": True,
             "steps": self.steps,
             "examples_seen": self.examples_seen,
+            "content_posts": len(self.content) if self.content is not None else None,
             "published_at_ms": int(time.time() * 1000),
             **(meta or {}),
         }
-        return save_checkpoint(path, jax.device_get(self.params), self.cfg, info)
+        codebooks = self.content.codebooks if self.content is not None else None
+        return save_checkpoint(path, jax.device_get(self.params), self.cfg, info, codebooks=codebooks)

@@ -120,8 +120,10 @@ class ContentTable:
     def lookup(self, ids: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
         """Vectors [..., E] (zero for unknown posts) and semantic ids [..., levels] (0 for unknown)."""
         ids = np.asarray(ids, np.int64)
-        pos = np.minimum(np.searchsorted(self.post_ids, ids), max(len(self.post_ids) - 1, 0))
-        found = (self.post_ids[pos] == ids) if len(self.post_ids) else np.zeros(ids.shape, bool)
+        if not len(self.post_ids):  # nothing known yet (a trainer before its first post)
+            return np.zeros((*ids.shape, self.dim), np.float32), np.zeros((*ids.shape, levels), np.int32)
+        pos = np.minimum(np.searchsorted(self.post_ids, ids), len(self.post_ids) - 1)
+        found = self.post_ids[pos] == ids
         vectors = np.where(found[..., None], self.vectors[pos], 0.0).astype(np.float32)
         if self.semantic_ids is None or not levels:
             return vectors, np.zeros((*ids.shape, levels), np.int32)

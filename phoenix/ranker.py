@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import model
-from phoenix.affinity import NUM_AFFINITY_INPUTS, affinity_buckets
+from phoenix.affinity import NUM_AFFINITY_INPUTS, content_affinity
 from phoenix.age import UNKNOWN_AGE_BUCKET, age_buckets, ages_ms
 from phoenix.batch import encode_history
 from phoenix.batcher import MicroBatcher
@@ -508,10 +508,8 @@ class Ranker:
             vectors, ids = self.content_inputs(state, pairs[:, 0].tolist(), content)
         affinity = None
         if state.cfg.affinity_buckets:
-            history_vectors, history_mask = prefix_args[6][0], prefix_args[5][0]
-            affinity = affinity_buckets(
-                history_vectors[None], history_mask[None], vectors[None], state.cfg.affinity_buckets
-            )[0]
+            history_actions, history_mask, history_vectors = prefix_args[3], prefix_args[5], prefix_args[6]
+            affinity = content_affinity(state.cfg, history_vectors, history_actions, history_mask, vectors[None])[0]
         step = self.candidate_buckets[-1]
         chunks = []
         for start in range(0, total, step):

@@ -1,11 +1,16 @@
-"""`foryou trainer` over the real broker: it joins a worker's impressions with engagements, trains, and
-publishes a checkpoint that the worker hot-reloads."""
+"""`foryou trainer` over the real broker: it continues an offline checkpoint that reads post content (its
+config, codebooks and content inputs), joins a worker's impressions with engagements, trains, and publishes
+a checkpoint that the worker hot-reloads."""
 
+import dataclasses
 import re
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 from confluent_kafka import KafkaException
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,7 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from foryou.client import FeedClient
 from foryou.processes import TrainerProcess, WorkerProcess
 from foryou.world.kafka_io import commit_offsets, end_offsets, ensure_public_topics
-from phoenix.checkpoint import load_checkpoint
+from phoenix import semantic_ids
+from phoenix.checkpoint import load_checkpoint, save_checkpoint
+from phoenix.config import DEMO
+from phoenix.content import load_encoder
+from phoenix.model import init_params
 from tests.integration.conftest import StartWorker
 from tests.integration.helpers import eventually, wait_for_posts
 from tests.test_compose_and_dashboard import TRAINER_PREFIX, dashboard_metric_names, registered_sample_names
@@ -23,6 +32,21 @@ from topics.specs import ENGAGEMENT_EVENTS, IMPRESSIONS
 @pytest.fixture(scope="module")
 def app_id() -> str:
     return f"foryou-test-trainer-{uuid.uuid4().hex[:8]}"
+
+
+def content_checkpoint(path: Path) -> np.ndarray:
+    """An offline-style checkpoint of the demo config with content inputs (semantic IDs 2 x 8, affinity);
+    returns its codebooks."""
+    encoder = load_encoder()
+    texts = [f"{word} post {i}" for i, word in enumerate(["bread", "football", "election", "guitar"] * 16)]
+    codebooks = semantic_ids.fit_codebooks(encoder.encode(texts, ["none"] * len(texts)), levels=2, size=8, seed=0)
+    cfg = dataclasses.replace(
+        DEMO, content_dim=encoder.dim, semantic_id_levels=2, semantic_id_size=8, content_encoder=encoder.encoder_id,
+        affinity_buckets=16,
+    )
+    save_checkpoint(path, jax.device_get(init_params(cfg, jax.random.PRNGKey(1))), cfg, {"offline": True},
+                    codebooks=codebooks)
+    return codebooks
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +69,11 @@ def trainer(kafka_bootstrap: str, app_id: str, tmp_path_factory: pytest.TempPath
         return True
 
     eventually(committed, timeout_s=300, interval_s=2.0)
+    content_checkpoint(folder / "offline.ckpt")
     process = TrainerProcess(
         bootstrap=kafka_bootstrap, app_id=app_id, checkpoint=folder / "online.ckpt", log_path=folder / "trainer.log",
-        args=["--window-s", "3", "--publish-every-s", "5", "--batch-size", "8", "--passes", "4"],
+        args=["--window-s", "3", "--publish-every-s", "5", "--batch-size", "8", "--passes", "4",
+              "--init", str(folder / "offline.ckpt")],
     ).start()
     process.wait_published(timeout_s=300)
     process.wait_ready(timeout_s=900)  # its programs compiled (minutes on a loaded 2-core machine)
@@ -145,5 +171,12 @@ def test_trainer_learns_from_served_feeds_and_the_worker_loads_its_checkpoint(
         return answer["status"] == "ok" and answer["model"] == served_version(worker)
 
     eventually(answered_with_the_served_model, timeout_s=60, interval_s=1.0)
-    # The file on the path is always a whole checkpoint (temp file, then rename), even while it publishes.
-    assert load_checkpoint(trainer.checkpoint).meta["online"] is True
+    # The file on the path is always a whole checkpoint (temp file, then rename), even while it publishes. It
+    # continues the offline one: same config (content inputs), same codebooks, the served posts' content read
+    # from the post log.
+    published = load_checkpoint(trainer.checkpoint)
+    offline = load_checkpoint(trainer.checkpoint.parent / "offline.ckpt")
+    assert published.meta["online"] is True
+    assert published.cfg == offline.cfg and published.cfg.has_content
+    assert np.array_equal(published.codebooks, offline.codebooks)
+    assert published.meta["content_posts"] >= len(posts)

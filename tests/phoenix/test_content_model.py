@@ -7,7 +7,7 @@ import jax
 import numpy as np
 
 from phoenix import model
-from phoenix.affinity import affinity_buckets
+from phoenix.affinity import content_affinity
 from phoenix.batch import make_batch
 from phoenix.config import PhoenixConfig
 from phoenix.posts import ContentTable
@@ -15,6 +15,7 @@ from phoenix.ranker import Ranker
 from phoenix.semantic_ids import fit_codebooks, model_ids
 from tests.phoenix.test_ranker import BUCKETS, _candidates, _history
 from tests.phoenix.test_ranker import TINY as RANKER_TINY
+from topics.actions import PHOENIX_ACTIONS
 
 E, LEVELS, SIZE = 12, 2, 8
 CONTENT = dataclasses.replace(
@@ -116,11 +117,24 @@ def test_ranker_reads_content_from_its_source_and_equals_the_reference() -> None
     assert np.abs(blind._embedder(blind._state)(post_ids, author_ids) - embedded).max() > 1e-3
 
 
-def test_affinity_buckets_are_the_candidates_cosines_to_the_history() -> None:
-    history = np.array([[[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]], np.float32)  # one unknown entry
-    mask = np.array([[True, True, True, False]])  # the last slot is padding: ignored
+def test_content_affinity_is_the_candidates_cosines_to_the_signed_centred_history() -> None:
+    cfg = dataclasses.replace(CONTENT, content_dim=2, semantic_id_levels=0, affinity_buckets=5)
+    liked, hidden = np.zeros(19, np.float32), np.zeros(19, np.float32)
+    liked[PHOENIX_ACTIONS.index("favorite")] = 1
+    hidden[PHOENIX_ACTIONS.index("not_interested")] = 1
+    hidden[PHOENIX_ACTIONS.index("click")] = 1  # a negative wins over a positive on the same entry
+    history = np.array([[[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 1.0]]], np.float32)
+    actions = np.stack([liked, liked, liked, hidden, liked])[None]
+    mask = np.array([[True, True, True, True, False]])  # the third entry has no content, the last is padding
     candidates = np.array([[[2.0, 0.0], [-1.0, 0.0], [0.0, 3.0], [0.0, 0.0]]], np.float32)
-    got = affinity_buckets(history, mask, candidates, 5)
-    # Cosines: to the history mean (1, 0) and to the best entry; bins of width 0.5 over [-1, 1], from 1.
-    np.testing.assert_array_equal(got[0], [[4, 4], [1, 1], [3, 3], [0, 0]])  # unknown candidate content: 0
-    assert not affinity_buckets(np.zeros_like(history), mask, candidates, 5).any()  # no history content
+    got = content_affinity(cfg, history, actions, mask, candidates)
+    # Profile: (1, 0) + (1, 0) - (0, 1), normalised; cosines (0.89, -0.89, -0.45); the best liked entry
+    # (1, 0): (1, -1, 0). Bins of width 0.5 over [-1, 1], from 1; unknown candidate content: 0.
+    np.testing.assert_array_equal(got[0], [[4, 4], [1, 1], [2, 3], [0, 0]])
+    assert not content_affinity(cfg, np.zeros_like(history), actions, mask, candidates).any()  # no history content
+    only_hidden = np.stack([hidden] * 5)[None]
+    assert not content_affinity(cfg, history, only_hidden, mask, candidates).any()  # nothing liked: unknown
+    # Centred on (1, 0.5): the history's (1, 0) becomes (0, -0.5), so (2, 0) -> (1, -0.5) is far from it.
+    centred = dataclasses.replace(cfg, content_center=(1.0, 0.5))
+    got = content_affinity(centred, history[:, :2], actions[:, :2], mask[:, :2], candidates[:, :1])
+    assert got[0, 0, 1] == 3  # cosine 0.45, where uncentred it is 1

@@ -4,10 +4,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from phoenix import semantic_ids
 from phoenix.checkpoint import load_checkpoint
 from phoenix.config import DEMO
-from phoenix.examples import synthetic_log
-from phoenix.online import ImpressionJoiner, OnlineOptions, OnlineTrainer, PostFacts, history_line, log_line
+from phoenix.content import load_encoder
+from phoenix.examples import HistoryIndex, examples_from_groups, group_requests, synthetic_log
+from phoenix.log import Impression
+from phoenix.online import (
+    ImpressionJoiner,
+    OnlineContent,
+    OnlineOptions,
+    OnlineTrainer,
+    PostFacts,
+    history_line,
+    log_line,
+)
 from phoenix.train import TrainOptions
 
 TINY = dataclasses.replace(
@@ -79,3 +90,51 @@ def test_online_training_learns_validates_before_training_and_publishes(tmp_path
     ckpt = load_checkpoint(tmp_path / "online.ckpt")
     assert ckpt.version == version and ckpt.meta["online"] and ckpt.meta["steps"] == trainer.steps
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_online_training_continues_a_content_checkpoint_with_its_codebooks(tmp_path: Path) -> None:
+    encoder = load_encoder()
+    topics = ("pasta bakery brunch recipe", "raid patch lootbox server")
+    texts = [f"{topics[i % 2]} {i}" for i in range(64)]
+    codebooks = semantic_ids.fit_codebooks(encoder.encode(texts, ["none"] * 64), levels=2, size=4, seed=0)
+    cfg = dataclasses.replace(
+        TINY, content_dim=encoder.dim, semantic_id_levels=2, semantic_id_size=4,
+        content_encoder=encoder.encoder_id, affinity_buckets=4,
+    )
+    with pytest.raises(ValueError, match="content"):
+        OnlineTrainer(cfg, TrainOptions(progress=False))
+    content = OnlineContent(cfg, encoder, codebooks)
+    vectors, ids = content.table().lookup(np.array([[1, 2]]), 2)  # nothing read yet: every post unknown
+    assert vectors.shape == (1, 2, encoder.dim) and ids.shape == (1, 2, 2) and not vectors.any() and not ids.any()
+    # Posts 1-32 of author 1 on topic 0, 33-64 of author 2 on topic 1; post 99 reposts post 1.
+    for post_id in range(1, 65):
+        content.add(post_id, topics[(post_id - 1) // 32], "photo" if post_id % 3 else "none")
+    content.add(99, "", "none", repost_of_post_id=1)
+    with pytest.raises(ValueError, match="media"):
+        content.add(100, "a gif", "gif")  # refused at once: a later batch never fails on it
+    trainer = OnlineTrainer(
+        cfg, TrainOptions(learning_rate=1e-2, progress=False), OnlineOptions(batch_size=8, passes=4.0, score_batch=8),
+        content=content,
+    )
+    table = content.table()
+    vectors, ids = table.lookup(np.array([1, 99, 500]), 2)
+    assert np.array_equal(vectors[0], vectors[1]) and not vectors[2].any()  # a repost reads its original
+    assert (ids[:2] > 0).all() and not ids[2].any()
+    # User 7 favourites topic 0, ignores topic 1.
+    lines = [
+        Impression(7, post_id, 1 + (post_id > 32), 1_000 * post_id, "home_for_you",
+                   ("favorite",) if post_id <= 32 else (), f"r{post_id // 8}")
+        for post_id in range(1, 65)
+    ]
+    batch = trainer._inputs(examples_from_groups(group_requests(lines), 8)[:1], HistoryIndex(lines))["batch"]
+    assert batch["candidate_content"].any() and batch["candidate_semantic_ids"].any()
+    assert trainer.observe(lines) is not None and trainer.train(max_steps=100) > 0
+    trainer.publish(str(tmp_path / "online.ckpt"))
+    ckpt = load_checkpoint(tmp_path / "online.ckpt")
+    assert ckpt.cfg == cfg and np.array_equal(ckpt.codebooks, codebooks)
+    assert ckpt.meta["content_posts"] == 65
+    content.forget(lambda post_id: post_id > 32)
+    assert len(content) == 33 and not content.table().lookup(np.array([1]), 2)[0].any()
+    other = dataclasses.replace(cfg, content_encoder="another-recipe")
+    with pytest.raises(ValueError, match="another-recipe"):
+        OnlineContent(other, encoder, codebooks)

@@ -129,3 +129,53 @@ def test_training_starts_with_a_silent_post_table() -> None:
         for name, value in leaves.items():
             expected = np.zeros_like(value) if name == "post_table" else np.asarray(value)
             np.testing.assert_array_equal(np.asarray(start[module][name]), expected, err_msg=f"{module}/{name}")
+
+
+def test_early_stopping_keeps_the_params_of_the_best_validation_loss() -> None:
+    data = prepare(synthetic_log(num_users=12, num_authors=10, requests_per_user=20, seed=3), 8, 0.1,
+                   TrainOptions().negatives, validation_fraction=0.2)
+    # The validation part is the latest of the train part, and nothing of it is trained on.
+    assert data.validation_examples
+    assert max(ex.ts_ms for ex in data.train_examples) < min(ex.ts_ms for ex in data.validation_examples)
+    assert max(ex.ts_ms for ex in data.validation_examples) < data.split_ts_ms
+    # A learning rate this large overfits 12 users within a few dozen steps.
+    options = TrainOptions(steps=200, batch_size=8, learning_rate=3e-2, eval_every=10, patience=2, progress=False)
+    result = train_module.train_params(TINY, data, options)
+    steps, losses = zip(*result.validation_curve, strict=True)
+    assert all(step % 10 == 0 for step in steps)
+    best = int(np.argmin(losses))
+    assert result.best_step == steps[best]
+    if result.steps < 200:  # stopped: the last `patience` measurements were no better than the best
+        assert result.steps - result.best_step >= 20 and min(losses[best + 1 :]) >= losses[best]
+    loss = train_module.make_validation_loss(TINY, options)
+    batches = train_module._validation_batches(TINY, data, options, 8)
+    kept = np.mean([float(loss(result.params, batch)) for batch in batches])
+    assert kept == pytest.approx(losses[best], rel=1e-4)
+
+
+def test_id_dropout_hides_whole_ids_and_nothing_else() -> None:
+    data = prepare(synthetic_log(seed=5), 8, 0.1, TrainOptions().negatives)
+    rng = np.random.default_rng(0)
+    inputs = train_module.training_inputs(TINY, data.train_examples[:64], data.history, 8, 8, rng)
+    none = train_module.drop_ids(inputs, 0.0, rng)
+    half = train_module.drop_ids(inputs, 0.5, rng)
+    every = train_module.drop_ids(inputs, 1.0, rng)
+    for name in train_module._ID_HASHES:
+        original = inputs["batch"][name]
+        np.testing.assert_array_equal(none["batch"][name], original)
+        assert not every["batch"][name].any()
+        hidden = (half["batch"][name] == 0).all(-1) & (original != 0).all(-1)
+        kept = (half["batch"][name] == original).all(-1)
+        assert (hidden | kept).all()  # an id keeps all its hashes or loses all of them
+        assert 0.3 < hidden.sum() / max((original != 0).all(-1).sum(), 1) < 0.7
+    for name in ("history_mask", "candidate_mask", "history_actions"):
+        np.testing.assert_array_equal(every["batch"][name], inputs["batch"][name])
+    np.testing.assert_array_equal(every["labels"], inputs["labels"])
+
+
+def test_id_dropout_is_on_by_default_only_for_a_model_with_content() -> None:
+    with_content = dataclasses.replace(TINY, content_dim=4)
+    assert train_module.id_dropout_for(TINY, TrainOptions()) == 0.0  # ids are all it has
+    assert train_module.id_dropout_for(with_content, TrainOptions()) == train_module.CONTENT_ID_DROPOUT
+    assert train_module.id_dropout_for(TINY, TrainOptions(id_dropout=0.2)) == 0.2
+    assert train_module.id_dropout_for(with_content, TrainOptions(id_dropout=0.0)) == 0.0
