@@ -28,7 +28,7 @@ class WriteBackCache(MutableMapping[int, bytes]):
         return default if value is None else value
 
     def __getitem__(self, key: int) -> bytes:
-        value = self.get(key)
+        value = self._pending[key] if key in self._pending else self._read(key)
         if value is None:
             raise KeyError(key)
         return value
