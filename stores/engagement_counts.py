@@ -18,11 +18,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import numpy as np
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Cache, Options, Rdict, WriteBatch
 
 from stores import _codec
 from stores.records import PostCounts
 from topics.actions import ACTIONS, NEGATIVE_WEIGHT_ACTIONS
+
+# Every request reads a thousand posts' counts, the same posts again and again: a row cache answers those
+# without a block search (stores.post_store measures it for post bodies: 2.5x on a multi-get).
+DEFAULT_ROW_CACHE_BYTES: Final = 16 << 20
 
 _COUNTS = b"k"
 _OFFSET = b"o"
@@ -45,9 +49,13 @@ def _offset_key(topic: str, partition: int) -> bytes:
     return _OFFSET + topic.encode() + b"\x00" + _codec.key_i64(partition)
 
 
+# Frozen, so every post never counted can share one value (a request reads a thousand, mostly fresh, posts).
+_NO_COUNTS: Final = PostCounts()
+
+
 def _decode(value: bytes | None) -> PostCounts:
     if value is None:
-        return PostCounts()
+        return _NO_COUNTS
     views, engagements, favorites = _VALUE.unpack_from(value)
     return PostCounts(views, engagements, favorites)
 
@@ -75,9 +83,11 @@ def count_deltas(
 class EngagementCounts:
     """The counts in a local RocksDB; see the module docstring. Readers may run on any thread."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, row_cache_bytes: int = DEFAULT_ROW_CACHE_BYTES) -> None:
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        if row_cache_bytes > 0:
+            options.set_row_cache(Cache(row_cache_bytes))
         self.path = path
         self._db = Rdict(path, options)
 
