@@ -844,34 +844,42 @@ class _TimelineMerge:
     """
 
     def __init__(self, timelines: list[bytes], caps: list[int], cutoff_ms: int, exclude: Collection[int]) -> None:
-        self._timelines = timelines
         self._caps = caps
-        self._cutoff_ms = cutoff_ms
-        self._exclude = exclude
-        self._next = [0] * len(timelines)  # byte offset of each timeline's next unexamined entry
         self._taken = [0] * len(timelines)
         self._undecided = [0] * len(timelines)
         self._parked: list[int] = []
-        self._heap: list[tuple[int, int, int]] = []  # (-created_at_ms, -post_id, timeline)
-        for timeline in range(len(timelines)):
-            if caps[timeline] > 0:
-                self._advance(timeline)
+        # Every timeline's eligible entries (young enough, not excluded) decoded at once with numpy, as heap
+        # keys (-created_at_ms, -post_id, timeline) in one flat list, each timeline's a contiguous run in its
+        # own (newest first) order: the walk then only moves an index per timeline. Decoding entry by entry
+        # with struct while walking cost a Python loop turn per entry, excluded and too old ones included.
+        # Timelines are newest first, so "younger than the cutoff" keeps a prefix of each, as a walk that
+        # stops at the first older entry would.
+        pairs = np.frombuffer(b"".join(timelines), dtype="<i8").reshape(-1, 2)  # [entries, (created, post_id)]
+        lengths = np.fromiter((len(data) // _PAIR_SIZE for data in timelines), dtype=np.int64, count=len(timelines))
+        owner = np.repeat(np.arange(len(timelines)), lengths)  # [entries] the timeline of each entry
+        eligible = (pairs[:, 0] >= cutoff_ms) & (np.asarray(caps, dtype=np.int64)[owner] > 0)
+        if exclude:
+            excluded = np.fromiter(exclude, dtype=np.int64, count=len(exclude))
+            eligible &= ~np.isin(pairs[:, 1], excluded)
+        kept = pairs[eligible]
+        kept_owner = owner[eligible]
+        self._entries: list[tuple[int, int, int]] = list(
+            zip((-kept[:, 0]).tolist(), (-kept[:, 1]).tolist(), kept_owner.tolist(), strict=True)
+        )
+        bounds = np.searchsorted(kept_owner, np.arange(len(timelines) + 1)).tolist()
+        self._next: list[int] = bounds[:-1]  # index in _entries of each timeline's next entry
+        self._end: list[int] = bounds[1:]
+        self._heap = [self._entries[self._next[t]] for t in range(len(timelines)) if self._next[t] < self._end[t]]
+        heapq.heapify(self._heap)
+        for entry in self._heap:
+            self._next[entry[2]] += 1
 
     def _advance(self, timeline: int) -> None:
         """Push the timeline's next eligible entry, if any, onto the heap."""
-        data = self._timelines[timeline]
-        offset = self._next[timeline]
-        while offset < len(data):
-            created_at_ms, post_id = _codec.PAIR.unpack_from(data, offset)
-            offset += _PAIR_SIZE
-            if created_at_ms < self._cutoff_ms:
-                offset = len(data)  # newest first: everything after is older still
-                break
-            if post_id not in self._exclude:
-                self._next[timeline] = offset
-                heapq.heappush(self._heap, (-created_at_ms, -post_id, timeline))
-                return
-        self._next[timeline] = offset
+        position = self._next[timeline]
+        if position < self._end[timeline]:
+            heapq.heappush(self._heap, self._entries[position])
+            self._next[timeline] = position + 1
 
     def _unpark(self) -> None:
         """Resume the timelines that stopped at their cap but had some candidates filtered out since."""
