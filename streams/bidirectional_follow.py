@@ -6,6 +6,7 @@ deltas of the post log. Enabled when the reply boost is on."""
 from collections.abc import Sequence
 
 from streams.candidate import Candidate, Updates
+from streams.offload import run_blocking
 from streams.ports import PostStore
 from streams.query import FeedQuery
 from streams.stages import CandidateHydrator
@@ -26,5 +27,6 @@ class BidirectionalFollowHydrator(CandidateHydrator):
         assert query.user_features is not None  # enable() guarantees it
         following = query.user_features.following
         followed_authors = {c.author_id for c in candidates if c.author_id in following}
-        follow_back = self._post_store.authors_following(query.user_id, followed_authors)
+        # Off the event loop, as the post store's other reads (streams.hydrators says why).
+        follow_back = await run_blocking(None, self._post_store.authors_following, query.user_id, followed_authors)
         return {"mutual_follow": [c.author_id in follow_back for c in candidates]}

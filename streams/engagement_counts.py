@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from stores.records import PostCounts
 from streams.candidate import Candidate, Updates
+from streams.offload import run_blocking
 from streams.ports import EngagementCountsStore
 from streams.query import FeedQuery
 from streams.stages import CandidateHydrator
@@ -27,7 +28,8 @@ class EngagementCountsHydrator(CandidateHydrator):
         self._counts = counts
 
     async def hydrate(self, query: FeedQuery, candidates: Sequence[Candidate]) -> Updates:
-        counts = self._counts.counts(c.post_id for c in candidates)
+        # Off the event loop, as the post store's reads (streams.hydrators says why).
+        counts = await run_blocking(None, self._counts.counts, [c.post_id for c in candidates])
         rows = [counts[c.post_id] for c in candidates]
         return {
             "view_count": [r.views for r in rows],

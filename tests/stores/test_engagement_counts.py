@@ -35,3 +35,17 @@ def test_counts_accumulate_with_their_offsets_and_survive_a_restart(tmp_path: Pa
     reopened.forget([1])
     assert reopened.counts([1, 2]) == {1: PostCounts(), 2: PostCounts(0, 3, 0)}
     reopened.close()
+
+
+def test_counts_read_through_the_row_cache_follow_later_applies(tmp_path: Path):
+    counts = EngagementCounts(str(tmp_path / "counts"))
+    counts.apply({1: PostCounts(2, 1, 1)}, {})
+    counts._db.flush()  # table files: reads go through the row cache
+    assert counts.counts([1, 2]) == {1: PostCounts(2, 1, 1), 2: PostCounts()}
+    counts.apply({1: PostCounts(1, 0, 0), 2: PostCounts(0, 1, 0)}, {})
+    counts._db.flush()
+    assert counts.counts([1, 2]) == {1: PostCounts(3, 1, 1), 2: PostCounts(0, 1, 0)}
+    counts.forget([1])
+    counts._db.flush()
+    assert counts.counts([1]) == {1: PostCounts()}
+    counts.close()

@@ -173,6 +173,19 @@ def test_delete_after_create_removes_post_and_timeline_entries(store: PostStore)
     assert ids(store.recent_posts([2], 10, now_ms=NOW)) == [11]
 
 
+def test_reads_through_the_row_cache_see_later_deletes_and_creates(store: PostStore) -> None:
+    # Flushed to table files, the posts are read through the row cache (memtable reads bypass it); the
+    # cached rows must not outlive a delete, nor hide a later create.
+    store.apply([create(10, 2, NOW - 1000), create(11, 2, NOW - 900)], now_ms=NOW)
+    store._db.flush()
+    assert set(store.get_many([10, 11])) == {10, 11}
+    assert set(store.get_many([10, 11])) == {10, 11}
+    store.apply([delete(10, 2, NOW - 500), create(12, 2, NOW - 400)], now_ms=NOW)
+    store._db.flush()
+    assert set(store.get_many([10, 11, 12])) == {11, 12}
+    assert ids(store.recent_posts([2], 10, now_ms=NOW)) == [12, 11]
+
+
 def test_delete_after_create_in_the_same_batch(store: PostStore) -> None:
     store.apply([create(10, 2, NOW - 1000), delete(10, 2, NOW - 500)], now_ms=NOW)
     assert store.get(10) is None
