@@ -1,4 +1,4 @@
-"""Thunder's timeline merge (stores.post_store._TimelineMerge) decodes every timeline at once with numpy;
+"""Thunder's timeline merge (stores.thunder.TimelineMerge) decodes every timeline at once with numpy;
 it must hand out exactly what walking each timeline entry by entry with struct did. The reference below is
 that walk, as it was before the numpy version."""
 
@@ -9,7 +9,7 @@ from collections.abc import Collection
 import pytest
 
 from stores import _codec
-from stores.post_store import _TimelineMerge
+from stores.thunder import TimelineMerge
 
 
 class EntryByEntryMerge:
@@ -93,7 +93,7 @@ def test_the_numpy_merge_hands_out_what_the_entry_by_entry_merge_did(seed: int) 
     cutoff_ms = now_ms - rng.choice([1_000_000, 2_000_000, 10_000_000])
     rejected = {post_id for post_id in all_ids if rng.random() < 0.3}  # what the caller's filters drop
 
-    new = _TimelineMerge(timelines, caps, cutoff_ms, exclude)
+    new = TimelineMerge(timelines, caps, cutoff_ms, exclude)
     old = EntryByEntryMerge(timelines, caps, cutoff_ms, exclude)
     handed_out = 0
     while True:
