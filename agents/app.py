@@ -26,7 +26,6 @@ Agents are thin: validation is `topics.validation`, state logic `stores`, rankin
 """
 
 import asyncio
-import dataclasses
 import logging
 import os
 import socket
@@ -43,12 +42,13 @@ from agents import metrics
 from agents.admin_clients import committed_reader
 from agents.consumer import install as use_gap_safe_consumer
 from agents.dead_letters import DeadLetters
-from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_follower_delta, encode_user_event
+from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_user_event
 from agents.expiry import expired_users
 from agents.feeds import FeedService, UserState, error_answer, merge_answered
+from agents.follower_deltas import follower_delta
 from agents.forwarder import Delivery
 from agents.loop_lag import LoopLag
-from agents.ops import Operations, user_snapshot
+from agents.ops import Operations, post_snapshot, user_snapshot
 from agents.order_barrier import BrokerOffsets, IngestProgress, OrderBarrier
 from agents.request_scheduler import RequestScheduler
 from agents.runtime import Runtime
@@ -374,12 +374,9 @@ def _apply_user_event(user_event: UserEvent) -> list[Delivery]:
         user_actions.record(payload)
     elif user_event.kind == "social":
         changed = social_graph.apply(payload)
-        if changed and payload["type"] in ("follow", "unfollow"):
-            author_id = payload["target_id"]
-            step = 1 if payload["type"] == "follow" else -1
-            # The follower too: every worker's post store keeps the follow edge (mutual-follow reply boost).
-            delta = encode_follower_delta(author_id, step, follower_id=payload["user_id"])
-            return [forwarder.send(post_log_topic(settings), key_bytes(author_id), delta)]
+        if changed and (delta := follower_delta(payload)) is not None:
+            author_id, record = delta
+            return [forwarder.send(post_log_topic(settings), key_bytes(author_id), record)]
     elif user_event.kind == "expire":  # from the idle-user sweep: checked again here, in the user's order
         _expire_user(payload["user_id"], int(time.time() * 1000))
     return []
@@ -578,16 +575,8 @@ async def inspect_post(web: faust.web.View, request: faust.web.Request, post_id:
     store = runtime.post_store
     if store is None or not post_id.isdigit():
         return web.json({"error": "not ready" if store is None else "post id must be a number"}, status=400)
-    post = store.get(int(post_id))
-    (vector,) = store.content_vectors([int(post_id)])
-    body = {
-        "post_id": int(post_id),
-        "deleted": store.is_deleted(int(post_id)),
-        "post": None if post is None else dataclasses.asdict(post),
-        "follower_count_of_author": None if post is None else store.follower_count(post.author_id),
-        "content_vector": None if vector is None else vector.tolist(),
-    }
-    return web.json(body, status=200 if post is not None else 404)
+    body = post_snapshot(store, int(post_id))
+    return web.json(body, status=200 if body["post"] is not None else 404)
 
 
 @app.page("/inspect/user/{user_id}")

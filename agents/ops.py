@@ -1,5 +1,6 @@
-"""Operations on a running worker: background metrics (consumer lag, table sizes, rebalances) and the
-read-only `/inspect/user/{id}` page, routed to the worker that owns the user's partition.
+"""Operations on a running worker: background metrics (consumer lag, table sizes, rebalances), the
+read-only `/inspect/user/{id}` page, routed to the worker that owns the user's partition, and the body of
+the `/inspect/post/{id}` page (`post_snapshot`: every worker holds every post).
 
 Everything here runs beside the agents, never on a feed request's path: lag and table sizes are collected
 by the `Operations` service every few seconds, their blocking work (Kafka admin calls, RocksDB key scans)
@@ -7,6 +8,7 @@ in a thread so the event loop keeps serving.
 """
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -24,6 +26,7 @@ from agents import metrics
 from agents.admin_clients import RenewableClient, committed_offsets, committed_reader
 from foryou.settings import KafkaSecurity, librdkafka_config
 from stores.action_sequences import UserActionSequences
+from stores.post_store import PostStore
 from stores.served_history import ServedHistory
 from stores.social_graph import SocialGraph
 from topics.actions import mask_to_actions
@@ -99,6 +102,20 @@ def parse_user_id(raw: str) -> int:
     if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
         raise ValueError(f"a user id is a positive 64-bit integer, not {raw!r}")
     return int(raw)
+
+
+def post_snapshot(store: PostStore, post_id: int) -> dict[str, Any]:
+    """What a post-store replica holds for one post, as plain JSON-able values (`post` is None when the
+    store does not hold it: unknown, deleted, trimmed or pushed out by a timeline cap)."""
+    post = store.get(post_id)
+    (vector,) = store.content_vectors([post_id])
+    return {
+        "post_id": post_id,
+        "deleted": store.is_deleted(post_id),
+        "post": None if post is None else dataclasses.asdict(post),
+        "follower_count_of_author": None if post is None else store.follower_count(post.author_id),
+        "content_vector": None if vector is None else vector.tolist(),
+    }
 
 
 def user_snapshot(
