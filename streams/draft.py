@@ -158,9 +158,11 @@ class DraftPostStore:
         exclude: Collection[int] = (),
         now_ms: int | None = None,
         max_age_ms: int | None = None,
+        *,
+        viewer_id: int | None = None,
     ) -> list[Post]:
         # The draft enters through DraftSource, not Thunder: the user's other candidates are unchanged.
-        return self.live.recent_posts(author_ids, limit, exclude, now_ms, max_age_ms)
+        return self.live.recent_posts(author_ids, limit, exclude, now_ms, max_age_ms, viewer_id=viewer_id)
 
     def follower_counts(self, author_ids: Iterable[int]) -> dict[int, int]:
         return self.live.follower_counts(author_ids)

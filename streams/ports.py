@@ -33,8 +33,10 @@ class PostStore(Protocol):
         exclude: Collection[int] = (),
         now_ms: int | None = None,
         max_age_ms: int | None = None,
+        *,
+        viewer_id: int | None = None,
     ) -> list[Post]:
-        """Live posts of these authors, newest first."""
+        """Live posts of these authors, newest first (without reposts of `viewer_id`'s own posts)."""
         ...
 
     def follower_counts(self, author_ids: Iterable[int]) -> dict[int, int]:

@@ -22,7 +22,8 @@ def excluded_post_ids(query: FeedQuery, served_filter_all_requests: bool) -> fro
 
 class ThunderSource(Source):
     """Recent posts (originals, replies, reposts) of the accounts the user follows, newest first, at most
-    `limit`. Needs the user's features; without them there is no in-network."""
+    `limit`, without reposts of the user's own posts (as Thunder). Needs the user's features; without them
+    there is no in-network."""
 
     name = "Thunder"
 
@@ -50,6 +51,7 @@ class ThunderSource(Source):
             exclude=excluded_post_ids(query, self._served_filter_all_requests),
             now_ms=query.now_ms,
             max_age_ms=self._max_age_ms,
+            viewer_id=query.user_id,
         )
         posts = posts[: self._limit]
         return new_candidates("thunder", [p.post_id for p in posts], [p.author_id for p in posts])

@@ -99,6 +99,8 @@ class FakePostStore:
         exclude: Collection[int] = (),
         now_ms: int | None = None,
         max_age_ms: int | None = None,
+        *,
+        viewer_id: int | None = None,
     ) -> list[Post]:
         self._call("recent_posts", (set(author_ids), limit, set(exclude)))
         found = [

@@ -1,8 +1,10 @@
 import asyncio
 
+from stores.post_store import PostStore
 from stores.records import ActionEntry, UserFeatures
 from streams.sources import PhoenixRetrievalSource, ThunderSource
-from tests.streams.foryou_fakes import HOUR_MS, USER, FakePostStore, FakeRanker, post, query
+from tests.stores.test_post_store import create, repost
+from tests.streams.foryou_fakes import HOUR_MS, NOW_MS, USER, FakePostStore, FakeRanker, post, query
 
 FEATURES = UserFeatures(following=frozenset({10, 11}), blocked=frozenset({66}), muted=frozenset({77}))
 POSTS = [post(i, 10 + i % 2, age_ms=i * HOUR_MS) for i in range(1, 8)] + [post(50, 99)]
@@ -24,6 +26,23 @@ def test_thunder_excludes_served_posts_on_bottom_requests():
     source = ThunderSource(FakePostStore(POSTS), limit=10, max_age_ms=100 * HOUR_MS, served_filter_all_requests=False)
     out = asyncio.run(source.fetch(query(features=FEATURES, served_ids=frozenset({1, 2}), is_bottom_request=True)))
     assert 1 not in [c.post_id for c in out] and 2 not in [c.post_id for c in out]
+
+
+def test_thunder_leaves_out_reposts_of_the_users_own_posts(tmp_path):
+    """As Thunder: a followed account reposting the user's post does not bring it back to its author."""
+    with PostStore(str(tmp_path / "posts")) as store:
+        store.apply(
+            [
+                create(1, USER, NOW_MS - 3 * HOUR_MS),
+                create(2, 10, NOW_MS - 3 * HOUR_MS),
+                repost(3, 10, NOW_MS - 2 * HOUR_MS, source_id=1, source_author=USER),
+                repost(4, 11, NOW_MS - HOUR_MS, source_id=2, source_author=10),
+            ],
+            now_ms=NOW_MS,
+        )
+        source = ThunderSource(store, limit=10, max_age_ms=100 * HOUR_MS, served_filter_all_requests=False)
+        out = asyncio.run(source.fetch(query(features=FEATURES)))
+    assert [c.post_id for c in out] == [4, 2]
 
 
 def test_thunder_needs_user_features_and_a_positive_limit():
