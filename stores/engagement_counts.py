@@ -8,7 +8,7 @@ EngagementCounts hydrator and the author cold-start scorer read it.
 
 Counts of posts that left the post store (deleted, or past the retention) are dropped with `forget`.
 
-RocksDB layout (raw bytes; `<id>` as in stores.post_store):
+RocksDB layout (raw bytes; `<id>` as in stores.post_layout):
     k<post_id>                      -> three int64: views, engagements, favorites
     o<topic>\\x00<partition:int64>   -> int64 next offset to read
 """
@@ -25,7 +25,7 @@ from stores.records import PostCounts
 from topics.actions import ACTIONS, NEGATIVE_WEIGHT_ACTIONS
 
 # Every request reads a thousand posts' counts, the same posts again and again: a row cache answers those
-# without a block search (stores.post_store measures it for post bodies: 2.5x on a multi-get).
+# without a block search (stores.post_layout measures it for post bodies: 2.5x on a multi-get).
 DEFAULT_ROW_CACHE_BYTES: Final = 16 << 20
 
 _COUNTS = b"k"
