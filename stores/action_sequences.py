@@ -8,6 +8,11 @@ the oldest entries go, so a late event older than everything in a full sequence 
 event changes nothing either. An optional action (one after the 19 Phoenix heads, e.g. not_dwelled) joins an
 existing entry but never starts one: the ranker's window holds the posts it can read actions of.
 
+Arrival order does not matter while nothing is let go; once the sequence is full it can: an action on the
+oldest entry moves it to the newest position, and a later engagement arriving first lets that entry go
+instead (its earlier actions with it). So a user's events must arrive in the order they were produced (the
+producers are idempotent: a retry never reorders them).
+
 Replaying is what at-least-once delivery does (input past the last commit is read again after a crash or a
 seek, over a state that may hold it already), so applying an event twice must equal applying it once. Merging
 alone is not enough once the sequence is full: a post whose entry went out and came back with a later action

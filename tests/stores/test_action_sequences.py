@@ -148,6 +148,21 @@ def test_an_event_no_newer_than_what_a_full_sequence_let_go_changes_nothing(tabl
     assert sequences.get(USER)[0].action_mask == actions_to_mask(["click", "favorite"])
 
 
+def test_a_full_sequence_depends_on_arrival_order() -> None:
+    # Why a user's events must keep their order on the wire (idempotent producers, foryou/client.py).
+    def final(order: list[dict]) -> list[ActionEntry]:
+        sequences = UserActionSequences({}, max_len=2)
+        for event in [engagement(1, "dwell", 100), engagement(2, "click", 200), *order]:
+            sequences.record(event)
+        return sequences.get(USER)
+
+    in_order = final([engagement(1, "favorite", 300), engagement(3, "click", 400)])
+    swapped = final([engagement(3, "click", 400), engagement(1, "favorite", 300)])
+    assert [entry.post_id for entry in in_order] == [entry.post_id for entry in swapped] == [1, 3]
+    assert in_order[0].action_mask == actions_to_mask(["dwell", "favorite"])
+    assert swapped[0].action_mask == actions_to_mask(["favorite"])  # post 1 went before its favorite came
+
+
 def test_final_state_does_not_depend_on_arrival_order() -> None:
     events = [
         engagement(1, "click", 100, dwell_ms=20),
