@@ -351,6 +351,10 @@ class FeedClient(_EventProducers[None]):
                 "client.id": client_id,
                 "linger.ms": 2,
                 "acks": "all",
+                # librdkafka retries a failed request with up to a million requests in flight: without this,
+                # a retry lands a user's events after later ones (and twice), and the stores' result depends
+                # on order where a full sequence lets posts go.
+                "enable.idempotence": True,
                 "partitioner": LIBRDKAFKA_PARTITIONER,
             })
         )

@@ -8,10 +8,25 @@ the oldest entries go, so a late event older than everything in a full sequence 
 event changes nothing either. An optional action (one after the 19 Phoenix heads, e.g. not_dwelled) joins an
 existing entry but never starts one: the ranker's window holds the posts it can read actions of.
 
+Arrival order does not matter while nothing is let go; once the sequence is full it can: an action on the
+oldest entry moves it to the newest position, and a later engagement arriving first lets that entry go
+instead (its earlier actions with it). So a user's events must arrive in the order they were produced (the
+producers are idempotent: a retry never reorders them).
+
+Replaying is what at-least-once delivery does (input past the last commit is read again after a crash or a
+seek, over a state that may hold it already), so applying an event twice must equal applying it once. Merging
+alone is not enough once the sequence is full: a post whose entry went out and came back with a later action
+would take the replayed earlier action's bit into its new entry (a state no single pass gives). So a full
+sequence remembers the time of the newest entry it let go ("forgotten up to"), and an event no newer than
+that changes nothing: any event applied before is either still merged into its post's entry or older than
+an entry that went, so its replay changes nothing (tests/stores/test_action_sequences.py replays every
+prefix of random streams).
+
 Encoding (one table value per user): packed little-endian records, oldest first, 33 bytes each:
 post_id int64, author_id int64, ts_ms int64, action_mask uint32, dwell_ms int32 (-1 = none),
 surface index uint8 (`topics.actions.SURFACES`; unknown surfaces are stored as "other", as the model sees
-them). 128 entries take 4.2 KB.
+them). 128 entries take 4.2 KB. Once entries were let go, a first record for post 0 (post ids start at 1)
+holds the "forgotten up to" time in its ts_ms field (mask 0, no dwell).
 
 The table is a Faust table in production (int user id -> bytes) and a dict in tests; only `get`, item
 assignment and deletion are used.
@@ -43,8 +58,15 @@ class _Entry(NamedTuple):
     surface: int
 
 
-def _decode(value: bytes | None) -> list[_Entry]:
-    return [_Entry(*fields) for fields in _ENTRY.iter_unpack(value)] if value else []
+_FORGOTTEN_POST: Final = 0  # the post id of the record holding the "forgotten up to" time
+
+
+def _decode(value: bytes | None) -> tuple[int | None, list[_Entry]]:
+    """("forgotten up to" time or None, the entries oldest first)."""
+    entries = [_Entry(*fields) for fields in _ENTRY.iter_unpack(value)] if value else []
+    if entries and entries[0].post_id == _FORGOTTEN_POST:
+        return entries[0].ts_ms, entries[1:]
+    return None, entries
 
 
 def check_value(value: bytes) -> None:
@@ -64,8 +86,9 @@ def is_idle(value: bytes, now_ms: int, idle_ms: int) -> bool:
     return newest_ms < now_ms - idle_ms
 
 
-def _encode(entries: list[_Entry]) -> bytes:
-    return b"".join(_ENTRY.pack(*entry) for entry in entries)
+def _encode(forgotten_ms: int | None, entries: list[_Entry]) -> bytes:
+    head = [] if forgotten_ms is None else [_Entry(_FORGOTTEN_POST, 0, forgotten_ms, 0, _NO_DWELL, 0)]
+    return b"".join(_ENTRY.pack(*entry) for entry in [*head, *entries])
 
 
 def _dwell(value: int | None) -> int:
@@ -101,15 +124,22 @@ class UserActionSequences:
             dwell_ms=_dwell(event.get("dwell_ms")),
             surface=surface_id(event.get("surface")),
         )
-        entries = _decode(self._table.get(user_id))
+        forgotten_ms, entries = _decode(self._table.get(user_id))
+        if forgotten_ms is not None and incoming.ts_ms <= forgotten_ms:
+            return False  # applied before (or as old as what went): see the module docstring
         updated = self._merge(entries, incoming)
         if updated is None:
             return False
-        self._table[user_id] = _encode(updated)
+        entries, dropped = updated
+        if dropped:
+            newest_dropped = dropped[-1].ts_ms
+            forgotten_ms = newest_dropped if forgotten_ms is None else max(forgotten_ms, newest_dropped)
+        self._table[user_id] = _encode(forgotten_ms, entries)
         return True
 
-    def _merge(self, entries: list[_Entry], incoming: _Entry) -> list[_Entry] | None:
-        """The sequence with `incoming` merged in, or None when nothing changes."""
+    def _merge(self, entries: list[_Entry], incoming: _Entry) -> tuple[list[_Entry], list[_Entry]] | None:
+        """(the sequence with `incoming` merged in, the entries it let go, oldest first), or None when
+        nothing changes."""
         index = next((i for i, entry in enumerate(entries) if entry.post_id == incoming.post_id), None)
         if index is None and not incoming.action_mask & PHOENIX_ACTIONS_MASK:
             return None  # an optional action alone (e.g. not_dwelled) would only crowd the ranker's window out
@@ -131,15 +161,16 @@ class UserActionSequences:
                 return None
             if not newer:
                 entries[index] = merged  # same time: keep its place
-                return entries
+                return entries, []
             del entries[index]
         entries.insert(bisect.bisect_right(entries, merged.ts_ms, key=_entry_ts), merged)
+        dropped: list[_Entry] = []
         if len(entries) > self.max_len:
             dropped = entries[: len(entries) - self.max_len]
             if index is None and merged in dropped:
                 return None  # a late event older than the whole full sequence
             del entries[: len(entries) - self.max_len]
-        return entries
+        return entries, dropped
 
     def expire_if_idle(self, user_id: int, now_ms: int, idle_ms: int) -> bool:
         """Forget the user's sequence when its newest engagement is more than `idle_ms` old; True if it went."""
@@ -160,5 +191,5 @@ class UserActionSequences:
                 ts_ms=entry.ts_ms,
                 dwell_ms=None if entry.dwell_ms == _NO_DWELL else entry.dwell_ms,
             )
-            for entry in _decode(self._table.get(user_id))
+            for entry in _decode(self._table.get(user_id))[1]
         ]

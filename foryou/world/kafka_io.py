@@ -39,6 +39,7 @@ class EventProducer:
             "client.id": client_id,
             "linger.ms": 5,
             "acks": "all",
+            "enable.idempotence": True,  # a retry never reorders nor duplicates a user's events
             "queue.buffering.max.messages": 500_000,
             "partitioner": LIBRDKAFKA_PARTITIONER,
         }))

@@ -1,10 +1,11 @@
 import itertools
+import random
 
 import pytest
 
 from stores.action_sequences import UserActionSequences
 from stores.records import ActionEntry
-from topics.actions import actions_to_mask
+from topics.actions import PHOENIX_ACTIONS, actions_to_mask
 
 USER = 42
 
@@ -89,7 +90,7 @@ def test_the_sequence_is_bounded_oldest_dropped_first(table: dict[int, bytes]) -
     for post_id in range(1, 131):
         sequences.record(engagement(post_id, "click", post_id * 10))
     assert post_ids(sequences) == list(range(3, 131))
-    assert len(table[USER]) == 128 * 33
+    assert len(table[USER]) == (1 + 128) * 33  # the entries and the time of the newest one let go
     # A late event older than everything in a full sequence changes nothing.
     assert not sequences.record(engagement(999, "favorite", 5))
     assert post_ids(sequences) == list(range(3, 131))
@@ -111,6 +112,55 @@ def test_replaying_an_event_changes_nothing(sequences: UserActionSequences, tabl
     for event in events:
         assert not sequences.record(event)
     assert table[USER] == stored
+
+
+def test_replaying_any_stretch_of_a_full_sequences_input_equals_applying_it_once() -> None:
+    # At-least-once delivery: after a crash or a seek, input from the last commit is applied again over a
+    # state that already holds some of it (events[:applied] + events[replayed_from:]). A post let go from a
+    # full sequence and engaged with again later must not take the replayed earlier action's bit back.
+    for seed in range(60):
+        rng = random.Random(seed)
+        events = [
+            engagement(rng.randint(1, 20), rng.choice(PHOENIX_ACTIONS[:5]), 1_000 + i,
+                       dwell_ms=rng.choice([None, 10, 1_500]))
+            for i in range(50)
+        ]
+        once: dict[int, bytes] = {}
+        for event in events:
+            UserActionSequences(once, max_len=8).record(event)
+        for applied in range(0, len(events) + 1, 3):
+            for replayed_from in range(applied + 1):
+                table: dict[int, bytes] = {}
+                sequences = UserActionSequences(table, max_len=8)
+                for event in events[:applied] + events[replayed_from:]:
+                    sequences.record(event)
+                assert table == once, (seed, applied, replayed_from)
+
+
+def test_an_event_no_newer_than_what_a_full_sequence_let_go_changes_nothing(table: dict[int, bytes]) -> None:
+    sequences = UserActionSequences(table, max_len=2)
+    sequences.record(engagement(1, "click", 100))
+    sequences.record(engagement(2, "click", 200))
+    sequences.record(engagement(3, "click", 300))  # post 1 (at 100) goes
+    assert post_ids(sequences) == [2, 3]
+    assert not sequences.record(engagement(2, "favorite", 100))
+    assert sequences.record(engagement(2, "favorite", 101))
+    assert sequences.get(USER)[0].action_mask == actions_to_mask(["click", "favorite"])
+
+
+def test_a_full_sequence_depends_on_arrival_order() -> None:
+    # Why a user's events must keep their order on the wire (idempotent producers, foryou/client.py).
+    def final(order: list[dict]) -> list[ActionEntry]:
+        sequences = UserActionSequences({}, max_len=2)
+        for event in [engagement(1, "dwell", 100), engagement(2, "click", 200), *order]:
+            sequences.record(event)
+        return sequences.get(USER)
+
+    in_order = final([engagement(1, "favorite", 300), engagement(3, "click", 400)])
+    swapped = final([engagement(3, "click", 400), engagement(1, "favorite", 300)])
+    assert [entry.post_id for entry in in_order] == [entry.post_id for entry in swapped] == [1, 3]
+    assert in_order[0].action_mask == actions_to_mask(["dwell", "favorite"])
+    assert swapped[0].action_mask == actions_to_mask(["favorite"])  # post 1 went before its favorite came
 
 
 def test_final_state_does_not_depend_on_arrival_order() -> None:
