@@ -43,7 +43,7 @@ from agents.admin_clients import committed_reader
 from agents.consumer import install as use_gap_safe_consumer
 from agents.dead_letters import DeadLetters
 from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_user_event
-from agents.expiry import expired_users
+from agents.expiry import expired_users, forget_answered, users_without_state
 from agents.feeds import FeedService, UserState, error_answer, merge_answered
 from agents.follower_deltas import follower_delta
 from agents.forwarder import Delivery
@@ -387,6 +387,13 @@ def _expire_user(user_id: int, now_ms: int) -> None:
         metrics.users_expired.labels("user-actions").inc()
     if served_history.expire_if_stale(user_id, now_ms):
         metrics.users_expired.labels("served-history").inc()
+    if forget_answered(user_id, answered_requests, _holds_state):
+        metrics.users_expired.labels("answered-requests").inc()
+
+
+def _holds_state(user_id: int) -> bool:
+    """Whether the user has engagements or a feed served within the served history's TTL (read in its order)."""
+    return bool(user_actions.get(user_id)) or bool(served_history.served_ids(user_id))
 
 
 @app.timer(interval=float(settings.user_sweep_interval_s))
@@ -401,6 +408,10 @@ async def sweep_idle_users() -> None:
         if settings.user_idle_ms > 0:
             idle_ms = settings.user_idle_ms
             users.update(expired_users(action_table.data.items(), lambda v: actions_store.is_idle(v, now_ms, idle_ms)))
+        # Users with answered ids and nothing else stored (every answer an error, say).
+        users.update(users_without_state(
+            answered_table.data.keys(), lambda user_id: user_id in served_table.data or user_id in action_table.data
+        ))
         return users
 
     try:

@@ -1,7 +1,7 @@
 """Idle users: which table values count as expired, and the store operations that drop them."""
 
 from agents.envelope import decode_user_event, encode_user_event
-from agents.expiry import expired_users
+from agents.expiry import expired_users, forget_answered, users_without_state
 from stores import action_sequences, served_history
 from stores.action_sequences import UserActionSequences
 from stores.served_history import ServedHistory
@@ -55,3 +55,19 @@ def test_the_expire_envelope_round_trips_and_is_checked() -> None:
             assert getattr(error, "reason", None) == "wrong_type"
         else:
             raise AssertionError(f"accepted {bad}")
+
+
+def test_answered_ids_go_only_once_the_user_holds_nothing_else() -> None:
+    answered = {1: b'["r1"]', 2: b'["r2"]'}
+    holds_state = {1: True, 2: False}.__getitem__
+    assert not forget_answered(1, answered, holds_state)  # still engaged or served: a redelivery may come
+    assert forget_answered(2, answered, holds_state)
+    assert not forget_answered(3, answered, lambda user_id: False)  # nothing stored
+    assert answered == {1: b'["r1"]'}
+
+
+def test_the_sweep_finds_answered_users_with_no_other_state_up_to_its_limit() -> None:
+    keys = [1, "2", 3, 4, 5, 6]
+    with_state = {3, 5}
+    assert users_without_state(keys, with_state.__contains__) == [1, 4, 6]
+    assert users_without_state(keys, with_state.__contains__, limit=2) == [1, 4]

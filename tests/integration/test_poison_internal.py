@@ -156,15 +156,23 @@ def test_idle_users_leave_the_user_tables(
     worker = start_worker(
         app_id=f"foryou-idle-{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "worker", **ENV,
         FORYOU_USER_IDLE_MS="1000", FORYOU_USER_SWEEP_INTERVAL_S="2",
+        # Every request is past its deadline when it runs: answered "expired", remembered, nothing served.
+        FORYOU_REQUEST_TTL_MS="1",
     )
-    user, author, post = next(ids), next(ids), next(ids)
+    user, author, post, requester = next(ids), next(ids), next(ids), next(ids)
     client.engage(user, post, author, "favorite", ts_ms=int(time.time() * 1000) - 5_000)
     client.follow(user, author)
     client.flush()
     try:
+        answer = client.request(requester, timeout_s=60)
+        assert answer["status"] == "error" and answer["error"].startswith("expired"), answer
         eventually(lambda: metric_value(worker, "foryou_users_expired_total", table="user-actions") >= 1, 60)
         status, body = worker_json(worker, f"/inspect/user/{user}")
         assert status == 200 and body["actions"] == [], body
         assert body["following"] == [author]  # the social graph never expires
+        # A user whose only state is answered ids (every answer an error) loses them too.
+        eventually(lambda: metric_value(worker, "foryou_users_expired_total", table="answered-requests") >= 1, 60)
+        status, body = worker_json(worker, f"/inspect/user/{requester}")
+        assert body["answered_requests"] == [], body
     finally:
         worker.stop()
