@@ -31,6 +31,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("foryou.trainer")
 
+# An engagement read before its impression waits at most this long (or the window, if shorter) for it.
+EARLY_ENGAGEMENT_GRACE_MS = 10_000
 _STEPS_PER_POLL = 8  # bounds the time between polls, so consuming keeps up while training
 
 
@@ -78,6 +81,10 @@ class StreamTrainer:
         self.posts: dict[int, PostFacts] = {}
         self.post_retention_ms = post_retention_ms
         self._history: list[Impression] = []
+        # Engagements read before the impression they answer (the two topics are fetched independently, and a
+        # client engages as soon as it has the answer): held this long for their impression, then history.
+        self.early_grace_ms = min(window_ms, EARLY_ENGAGEMENT_GRACE_MS)
+        self._early: deque[tuple[Engagement, float]] = deque()
         self.last_report: WindowReport | None = None
 
     def on_post(self, post: TweetCreate) -> None:
@@ -98,8 +105,22 @@ class StreamTrainer:
             read_at_ms,
         )
 
-    def on_engagement(self, engagement: Engagement) -> None:
-        if not self.joiner.add_engagement(engagement.user_id, engagement.post_id, engagement.action, engagement.ts_ms):
+    def on_engagement(self, engagement: Engagement, read_at_ms: float | None = None) -> None:
+        if not self._join(engagement):
+            self._early.append((engagement, time.time() * 1000 if read_at_ms is None else read_at_ms))
+
+    def _join(self, engagement: Engagement) -> bool:
+        return self.joiner.add_engagement(engagement.user_id, engagement.post_id, engagement.action, engagement.ts_ms)
+
+    def _settle_early(self, now_ms: float) -> None:
+        """Join the held engagements whose impression has come; those held past the grace become history."""
+        held, self._early = self._early, deque()
+        for engagement, read_at_ms in held:
+            if self._join(engagement):
+                continue
+            if now_ms - read_at_ms < self.early_grace_ms:
+                self._early.append((engagement, read_at_ms))
+                continue
             metrics.unjoined_engagements.inc()
             self._history.append(
                 history_line(
@@ -115,6 +136,7 @@ class StreamTrainer:
 
     def tick(self, now_ms: float, max_steps: int = _STEPS_PER_POLL) -> int:
         """Close due windows, learn from them, take up to `max_steps` steps; returns the steps taken."""
+        self._settle_early(now_ms)
         if self._history:
             self.trainer.observe_history(self._history)
             self._history = []
