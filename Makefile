@@ -64,6 +64,7 @@ bench: install
 	$(FORYOU) bench simulate
 	$(FORYOU) bench feed
 	$(FORYOU) bench ingest
+	$(FORYOU) bench ingest-ceiling
 	$(FORYOU) bench filters
 	$(FORYOU) bench capacity
 

@@ -310,6 +310,7 @@ _BENCH_SUITES = {
     "content": "phoenix.content_bench",
     "feed": "foryou.bench_feed",
     "ingest": "foryou.bench_ingest",
+    "ingest-ceiling": "foryou.bench_ingest_ceiling",
     "pipeline": "foryou.bench_pipeline",
     "simulate": "foryou.bench_simulate",
     "simulate-world": "foryou.world.drafts",
