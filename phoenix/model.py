@@ -85,7 +85,7 @@ class Prefix(NamedTuple):
 
 
 def _candidate_args(batch: RankingBatch) -> tuple[jax.Array | None, ...]:
-    """`score_from_prefix`'s candidate arguments, in its order."""
+    """The batch's candidates as `PhoenixNet.candidate_tokens`' arguments, in its order."""
     return (
         batch.candidate_post_hashes,
         batch.candidate_author_hashes,
@@ -362,18 +362,9 @@ class PhoenixNet(hk.Module):
         valid = jnp.concatenate([jnp.ones_like(history_mask[:, :1]), history_mask], -1)
         return Prefix(jnp.stack(keys), jnp.stack(values), valid, self.final_norm(x))
 
-    def score_from_prefix(
-        self,
-        prefix: Prefix,
-        post_hashes: jax.Array,
-        author_hashes: jax.Array,
-        surfaces: jax.Array,
-        ages: jax.Array | None = None,
-        content: jax.Array | None = None,
-        semantic_ids: jax.Array | None = None,
-        affinity: jax.Array | None = None,
-    ) -> jax.Array:
-        x = self.candidate_tokens(post_hashes, author_hashes, surfaces, ages, content, semantic_ids, affinity)
+    def score_from_prefix(self, prefix: Prefix, *candidates: jax.Array | None) -> jax.Array:
+        """[B, N, 19] logits of candidates (`candidate_tokens`' arguments, [B, N, ...]) against a prefix."""
+        x = self.candidate_tokens(*candidates)  # [B, N, D]
         for i, layer in enumerate(self.layers):
             x = layer.against_prefix(x, prefix.keys[i], prefix.values[i], prefix.valid)
         return self.unembed(self.final_norm(x))
@@ -568,27 +559,13 @@ def encode_prefix(params: Params, cfg: PhoenixConfig, user_hashes: jax.Array, hi
     return _entry_points(cfg).encode_prefix(params, user_hashes, history)
 
 
-def score_from_prefix(
-    params: Params,
-    cfg: PhoenixConfig,
-    prefix: Prefix,
-    post_hashes: jax.Array,
-    author_hashes: jax.Array,
-    surfaces: jax.Array,
-    ages: jax.Array | None = None,
-    content: jax.Array | None = None,
-    semantic_ids: jax.Array | None = None,
-    affinity: jax.Array | None = None,
-) -> jax.Array:
-    """[B, N, 19] logits for candidates [B, N, H] against a prefix; equals `full_sequence_logits` up to rounding.
+def score_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix, *candidates: jax.Array | None) -> jax.Array:
+    """[B, N, 19] logits for candidates against a prefix; equals `full_sequence_logits` up to rounding.
 
-    `ages` [B, N] are the candidates' age bucket ids (None = unknown; ignored by a config without ages);
-    `content` [B, N, E] and `semantic_ids` [B, N, L] are used only by a config with content, `affinity`
-    [B, N, 2] only by one with affinity buckets.
+    `candidates` are `PhoenixNet.candidate_tokens`' arguments: post and author hashes [B, N, H], surfaces
+    [B, N], then optionally age buckets [B, N], content [B, N, E], semantic ids [B, N, L], affinity [B, N, 2].
     """
-    return _entry_points(cfg).score_from_prefix(
-        params, prefix, post_hashes, author_hashes, surfaces, ages, content, semantic_ids, affinity
-    )
+    return _entry_points(cfg).score_from_prefix(params, prefix, *candidates)
 
 
 def user_embedding_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix) -> jax.Array:
