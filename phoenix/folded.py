@@ -2,7 +2,7 @@
 
 `model.encode_prefix` / `model.score_from_prefix` are the forward; this computes the same function (equal
 up to float32 rounding, checked by tests/phoenix/test_folded.py) with fewer and larger matrix products,
-which is what a 2-core CPU is good at. The element-wise math (RMSNorm, soft cap, rotary base, mask value,
+which is what a 2-core CPU is good at. The element-wise math (RMSNorm, soft cap, rotary frequencies, mask value,
 L2 norm) is the model's own (`phoenix.model`); what differs is where the weights are multiplied.
 
 Once per checkpoint (`fold_weights`):
@@ -37,7 +37,7 @@ import numpy as np
 from phoenix import model
 from phoenix.batch import History
 from phoenix.config import PhoenixConfig
-from phoenix.model import MASKED, ROPE_BASE, l2_normalise, rms_normalise, soft_cap
+from phoenix.model import MASKED, l2_normalise, rms_normalise, rotary_frequencies, soft_cap
 from topics.actions import NUM_SURFACES
 
 _NET = "phoenix"
@@ -140,9 +140,7 @@ def _p(params: model.Params, module: str, name: str) -> np.ndarray:
 
 def _rotation(cfg: PhoenixConfig) -> np.ndarray:
     """[K, K] matrix R with x @ R == rotary(x) at the candidates' position (rotate-half convention)."""
-    half = cfg.key_size // 2
-    freqs = 1.0 / (ROPE_BASE ** (np.arange(half) / half))
-    angle = cfg.candidate_position * freqs
+    angle = cfg.candidate_position * rotary_frequencies(cfg.key_size)
     cos, sin = np.diag(np.cos(angle)), np.diag(np.sin(angle))
     return np.block([[cos, sin], [-sin, cos]])
 
@@ -220,8 +218,7 @@ def fold_prefix_weights(params: model.Params, cfg: PhoenixConfig) -> PrefixWeigh
                 ffn_out_scale=_f32(_p(params, prefix + "ffn_out_norm", "scale")),
             )
         )
-    half = k // 2
-    angles = np.arange(cfg.history_len + 1)[:, None] / ROPE_BASE ** (np.arange(half) / half)
+    angles = np.arange(cfg.history_len + 1)[:, None] * rotary_frequencies(k)
     return PrefixWeights(
         user_table=jnp.asarray(params[_NET]["user_table"], jnp.float32),
         user_proj=_f32(_p(params, "user_proj", "w")),

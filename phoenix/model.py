@@ -133,10 +133,16 @@ def attention_mask(history_mask: jax.Array, num_candidates: int) -> jax.Array:
     return prefix_rows | candidate_rows
 
 
+def rotary_frequencies(key_size: int) -> np.ndarray:
+    """[K/2] float64 angular frequencies of the rotary encoding (angle = position x frequency)."""
+    half = key_size // 2
+    return 1.0 / ROPE_BASE ** (np.arange(half) / half)
+
+
 def _rotary(x: jax.Array, positions: jax.Array) -> jax.Array:
     """Rotate-half rotary encoding; x [..., T, heads, K], positions [..., T]."""
     half = x.shape[-1] // 2
-    freqs = 1.0 / (ROPE_BASE ** (jnp.arange(half, dtype=jnp.float32) / half))
+    freqs = jnp.asarray(rotary_frequencies(x.shape[-1]), jnp.float32)
     angles = positions.astype(jnp.float32)[..., None] * freqs
     sin = jnp.sin(angles)[..., None, :]
     cos = jnp.cos(angles)[..., None, :]
@@ -448,8 +454,7 @@ def _transformed(cfg: PhoenixConfig) -> hk.MultiTransformed:
 
 
 def _entry_points(cfg: PhoenixConfig) -> EntryPoints:
-    apply: EntryPoints = _transformed(cfg).apply
-    return apply
+    return _transformed(cfg).apply  # multi_transform keeps the tree `build` returned: an EntryPoints
 
 
 def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
