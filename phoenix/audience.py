@@ -32,8 +32,8 @@ USER_BUCKETS = (16, 64, 256)
 
 
 class AudiencePrefix(NamedTuple):
-    """One user's cached part: the folded prefix, and for a config with content affinity the history [S, ...]
-    (the affinity of a candidate is read against its content vectors, actions and mask)."""
+    """One user's cached part: the folded prefix, and for a config with content affinity the history as the
+    prefix program read it ([1, S, ...]; a candidate's affinity is read against its content, actions and mask)."""
 
     folded: FoldedPrefix
     history: History | None
@@ -73,7 +73,7 @@ class AudienceRanker:
         folded = state.fns.prefix(state.prefix_weights, user_hashes, arrays)
         if not state.cfg.affinity_buckets:
             return AudiencePrefix(folded, None)
-        return AudiencePrefix(folded, History(*(None if a is None else np.asarray(a[0]) for a in arrays)))
+        return AudiencePrefix(folded, arrays)
 
     def user_embedding(self, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
         return self._ranker.user_embedding(user_id, history)
@@ -115,8 +115,7 @@ class AudienceRanker:
                 affinity = None
                 if cfg.affinity_buckets:  # per user: histories differ in length
                     affinity = np.concatenate([
-                        content_affinity(cfg, p.history.content[None], p.history.actions[None],
-                                         p.history.mask[None], vectors[None])
+                        content_affinity(cfg, p.history.content, p.history.actions, p.history.mask, vectors[None])
                         for p in padded
                     ])  # [U, 1, 2]
                 probs = fn(

@@ -2,8 +2,8 @@
 
 `model.encode_prefix` / `model.score_from_prefix` are the forward; this computes the same function (equal
 up to float32 rounding, checked by tests/phoenix/test_folded.py) with fewer and larger matrix products,
-which is what a 2-core CPU is good at. The element-wise math (RMSNorm, soft cap, rotary frequencies, mask value,
-L2 norm) is the model's own (`phoenix.model`); what differs is where the weights are multiplied.
+which is what a 2-core CPU is good at. The element-wise math (RMSNorm, soft cap, rotary frequencies, mask
+value, L2 norm) is the model's own (`phoenix.model`); what differs is where the weights are multiplied.
 
 Once per checkpoint (`fold_weights`):
 - the candidate input projection is split per input block, so a candidate token is the sum of gathered,
