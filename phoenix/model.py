@@ -70,7 +70,7 @@ from topics.actions import NUM_PHOENIX_ACTIONS, NUM_SURFACES
 
 Params = Mapping[str, Mapping[str, jax.Array]]
 
-MASKED = -1e30  # attention logit of a masked key: finite, so a fully masked row cannot produce NaN
+MASKED = -1e30  # a masked key's attention logit: finite, so a fully masked row cannot give NaN (none is)
 ROPE_BASE = 10_000.0  # rotary wavelength base
 RMS_EPSILON = 1e-6
 

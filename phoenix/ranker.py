@@ -123,21 +123,9 @@ def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
     ) -> tuple[FoldedPrefix, jax.Array]:
         return prefix_and_user(weights, cfg, user_hashes, history)
 
-    def score(
-        weights: ServingWeights,
-        folded: FoldedPrefix,
-        post_hashes: jax.Array,
-        author_hashes: jax.Array,
-        surface: jax.Array,
-        ages: jax.Array | None,
-        content: jax.Array | None,
-        semantic_ids: jax.Array | None,
-        affinity: jax.Array | None,
-    ) -> jax.Array:
-        logits = candidate_logits(
-            weights, cfg, folded, post_hashes, author_hashes, surface, ages, content, semantic_ids, affinity
-        )
-        return jax.nn.sigmoid(logits)
+    def score(weights: ServingWeights, folded: FoldedPrefix, *candidates: jax.Array | None) -> jax.Array:
+        """[N, 19] probabilities of the candidates (`candidate_logits`' arguments) against the prefix."""
+        return jax.nn.sigmoid(candidate_logits(weights, cfg, folded, *candidates))
 
     def embed(
         params: model.Params,
