@@ -107,14 +107,14 @@ def encode_history(cfg: PhoenixConfig, history: Sequence[ActionEntry], length: i
         surfaces[:n] = [surface_id(e.surface) for e in kept]
     valid = np.zeros(length, dtype=bool)
     valid[:n] = True
-    history = History(
+    arrays = History(
         post_hashes=hash_ids(post_ids, "post", cfg),
         author_hashes=hash_ids(author_ids, "author", cfg),
         actions=actions_multi_hot(masks),
         surfaces=surfaces,
         mask=valid,
     )
-    return EncodedHistory(post_ids, history)
+    return EncodedHistory(post_ids, arrays)
 
 
 def make_batch(
