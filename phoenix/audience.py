@@ -3,7 +3,7 @@
 The ranker scores many candidates against one user's prefix; a draft is the opposite shape, one candidate
 against a whole audience. So each user's prefix (`FoldedPrefix`, the per-layer keys and values of
 user+history) is computed once with the ranker's own prefix program and kept by the caller, and the draft is
-scored against a stack of prefixes by the ranker's own candidate function (`serving.candidate_logits`)
+scored against a stack of prefixes by the ranker's own candidate function (`folded.candidate_logits`)
 mapped over users (`jax.vmap`): the same arithmetic as `Ranker.score`, batched the other way.
 
 Users are scored in chunks of a few bucketed sizes (padding repeats the first user), so a worker compiles
@@ -20,10 +20,11 @@ import numpy as np
 
 from phoenix.affinity import content_affinity
 from phoenix.age import age_buckets, ages_ms
+from phoenix.batch import History
 from phoenix.config import PhoenixConfig
+from phoenix.folded import FoldedPrefix, candidate_logits
 from phoenix.hashing import hash_ids
 from phoenix.ranker import HOME, Ranker
-from phoenix.serving import FoldedPrefix, candidate_logits
 from stores.records import ActionEntry
 from topics.actions import NUM_PHOENIX_ACTIONS
 
@@ -31,13 +32,11 @@ USER_BUCKETS = (16, 64, 256)
 
 
 class AudiencePrefix(NamedTuple):
-    """One user's cached part: the folded prefix, and for a config with content affinity the history's
-    content vectors [S, E], actions [S, 19] and mask [S] (the affinity of a candidate is read against them)."""
+    """One user's cached part: the folded prefix, and for a config with content affinity the history as the
+    prefix program read it ([1, S, ...]; a candidate's affinity is read against its content, actions and mask)."""
 
     folded: FoldedPrefix
-    history_vectors: np.ndarray | None
-    history_actions: np.ndarray | None
-    history_mask: np.ndarray | None
+    history: History | None
 
 
 @functools.cache
@@ -70,12 +69,11 @@ class AudienceRanker:
 
     def prefix(self, user_id: int, history: Sequence[ActionEntry]) -> AudiencePrefix:
         state = self._ranker._state
-        args = self._ranker.prefix_args(state, user_id, history)
-        folded = state.fns.prefix(state.prefix_weights, *args)
+        user_hashes, arrays = self._ranker.prefix_args(state, user_id, history)
+        folded = state.fns.prefix(state.prefix_weights, user_hashes, arrays)
         if not state.cfg.affinity_buckets:
-            return AudiencePrefix(folded, None, None, None)
-        # as Ranker.score reads them
-        return AudiencePrefix(folded, np.asarray(args[6][0]), np.asarray(args[3][0]), np.asarray(args[5][0]))
+            return AudiencePrefix(folded, None)
+        return AudiencePrefix(folded, arrays)
 
     def user_embedding(self, user_id: int, history: Sequence[ActionEntry]) -> np.ndarray:
         return self._ranker.user_embedding(user_id, history)
@@ -117,8 +115,7 @@ class AudienceRanker:
                 affinity = None
                 if cfg.affinity_buckets:  # per user: histories differ in length
                     affinity = np.concatenate([
-                        content_affinity(cfg, p.history_vectors[None], p.history_actions[None],
-                                         p.history_mask[None], vectors[None])
+                        content_affinity(cfg, p.history.content, p.history.actions, p.history.mask, vectors[None])
                         for p in padded
                     ])  # [U, 1, 2]
                 probs = fn(

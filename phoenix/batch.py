@@ -2,7 +2,8 @@
 
 Layout: histories are left-aligned, oldest first (slot 0 = oldest kept entry), padding after the last real
 entry; candidates likewise fill the first slots. The model derives rotary positions from the masks, so the
-arrays may also be built directly (e.g. by training code) as long as masked slots are padding.
+arrays may also be built directly (e.g. by training code) as long as masked slots are padding. A history
+is one `History` wherever it goes (batch, model, folded serving forward), not its arrays one by one.
 
 `candidate_ages` holds each candidate's post-age bucket (`phoenix.age`) when the config has `age_buckets`
 > 0, and is None otherwise (so a batch for an age-free config is exactly what it was before ages existed).
@@ -12,6 +13,7 @@ Likewise the four content arrays are set exactly when the config has content (`c
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -27,27 +29,48 @@ from topics.actions import NUM_PHOENIX_ACTIONS, surface_id
 _ACTION_BITS = np.arange(NUM_PHOENIX_ACTIONS, dtype=np.int64)
 
 
+class History(NamedTuple):
+    """The user's recent actions as the model reads them (a pytree, so it passes through jit as one argument).
+
+    Shapes are those of a batch; one request's history (`encode_history`) has no leading B. S may be any
+    bucketed length up to the config's history_len: positions count back from the newest real entry.
+    """
+
+    post_hashes: np.ndarray  # [B, S, H] int32
+    author_hashes: np.ndarray  # [B, S, H] int32
+    actions: np.ndarray  # [B, S, 19] float32 multi-hot
+    surfaces: np.ndarray  # [B, S] int32
+    mask: np.ndarray  # [B, S] bool
+    # Content (None for a config without content): vectors (zero = unknown) and semantic ids (0 = unknown).
+    content: np.ndarray | None = None  # [B, S, E] float32
+    semantic_ids: np.ndarray | None = None  # [B, S, L] int32
+
+    def first_slots(self, slots: int) -> "History":
+        """The first `slots` slots of a batched history (they hold the newest entries when it was built
+        for at most that many)."""
+        return History(*(None if array is None else array[:, :slots] for array in self))
+
+
+def stack_histories(histories: Sequence[History]) -> History:
+    """Requests' histories of one length -> one batched History (a leading B axis on every array)."""
+    return History(*(None if parts[0] is None else np.stack(parts) for parts in zip(*histories, strict=True)))
+
+
 @dataclass(frozen=True)
 class RankingBatch:
     user_hashes: np.ndarray  # [B, H] int32
-    history_post_hashes: np.ndarray  # [B, S, H] int32
-    history_author_hashes: np.ndarray  # [B, S, H] int32
-    history_actions: np.ndarray  # [B, S, 19] float32 multi-hot
-    history_surfaces: np.ndarray  # [B, S] int32
-    history_mask: np.ndarray  # [B, S] bool
+    history: History  # [B, S, ...]
     candidate_post_hashes: np.ndarray  # [B, C, H] int32
     candidate_author_hashes: np.ndarray  # [B, C, H] int32
     candidate_surfaces: np.ndarray  # [B, C] int32
     candidate_mask: np.ndarray  # [B, C] bool
     candidate_ages: np.ndarray | None = None  # [B, C] int32 age bucket ids (0 = unknown); None without ages
     # Content (None for a config without content): vectors (zero = unknown) and semantic ids (0 = unknown).
-    history_content: np.ndarray | None = None  # [B, S, E] float32
-    history_semantic_ids: np.ndarray | None = None  # [B, S, L] int32
     candidate_content: np.ndarray | None = None  # [B, C, E] float32
     candidate_semantic_ids: np.ndarray | None = None  # [B, C, L] int32
     candidate_affinity: np.ndarray | None = None  # [B, C, 2] int32 affinity buckets; None without affinity
 
-    def as_dict(self) -> dict[str, np.ndarray]:
+    def as_dict(self) -> dict[str, np.ndarray | History]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -57,14 +80,10 @@ jax.tree_util.register_dataclass(RankingBatch, data_fields=[f.name for f in fiel
 
 @dataclass(frozen=True)
 class EncodedHistory:
-    """One user's history as arrays of a chosen padded length (left-aligned, oldest first)."""
+    """One user's history at a chosen padded length (left-aligned, oldest first), without content."""
 
-    post_ids: np.ndarray  # [L] int64, 0 = padding
-    post_hashes: np.ndarray  # [L, H]
-    author_hashes: np.ndarray  # [L, H]
-    actions: np.ndarray  # [L, 19]
-    surfaces: np.ndarray  # [L]
-    mask: np.ndarray  # [L]
+    post_ids: np.ndarray  # [L] int64, 0 = padding (content is looked up by post id)
+    history: History  # [L, ...]
 
 
 def actions_multi_hot(action_masks: np.ndarray) -> np.ndarray:
@@ -88,14 +107,14 @@ def encode_history(cfg: PhoenixConfig, history: Sequence[ActionEntry], length: i
         surfaces[:n] = [surface_id(e.surface) for e in kept]
     valid = np.zeros(length, dtype=bool)
     valid[:n] = True
-    return EncodedHistory(
-        post_ids=post_ids,
+    arrays = History(
         post_hashes=hash_ids(post_ids, "post", cfg),
         author_hashes=hash_ids(author_ids, "author", cfg),
         actions=actions_multi_hot(masks),
         surfaces=surfaces,
         mask=valid,
     )
+    return EncodedHistory(post_ids, arrays)
 
 
 def make_batch(
@@ -131,36 +150,23 @@ def make_batch(
             cand_posts[i, : len(pairs)] = pairs[:, 0]
             cand_authors[i, : len(pairs)] = pairs[:, 1]
             cand_mask[i, : len(pairs)] = True
-    history_post_ids = np.stack([e.post_ids for e in encoded])
-    content_arrays = {}
+    history = stack_histories([e.history for e in encoded])
+    candidate_content = candidate_semantic_ids = None
     if cfg.has_content:
-        content_arrays = {
-            "history": content_inputs(cfg, content, history_post_ids),
-            "candidate": content_inputs(cfg, content, cand_posts),
-        }
+        history_content, history_semantic_ids = content_inputs(cfg, content, np.stack([e.post_ids for e in encoded]))
+        history = history._replace(content=history_content, semantic_ids=history_semantic_ids)
+        candidate_content, candidate_semantic_ids = content_inputs(cfg, content, cand_posts)
     return RankingBatch(
         user_hashes=hash_ids(np.asarray(user_ids, dtype=np.int64), "user", cfg),
-        history_post_hashes=np.stack([e.post_hashes for e in encoded]),
-        history_author_hashes=np.stack([e.author_hashes for e in encoded]),
-        history_actions=np.stack([e.actions for e in encoded]),
-        history_surfaces=np.stack([e.surfaces for e in encoded]),
-        history_mask=np.stack([e.mask for e in encoded]),
+        history=history,
         candidate_post_hashes=hash_ids(cand_posts, "post", cfg),
         candidate_author_hashes=hash_ids(cand_authors, "author", cfg),
         candidate_surfaces=np.where(cand_mask, candidate_surface, 0).astype(np.int32),
         candidate_mask=cand_mask,
         candidate_ages=_candidate_age_buckets(cfg, candidate_ages_ms, candidates, width),
-        history_content=content_arrays["history"][0] if content_arrays else None,
-        history_semantic_ids=content_arrays["history"][1] if content_arrays else None,
-        candidate_content=content_arrays["candidate"][0] if content_arrays else None,
-        candidate_semantic_ids=content_arrays["candidate"][1] if content_arrays else None,
-        candidate_affinity=content_affinity(
-            cfg,
-            content_arrays["history"][0],
-            np.stack([e.actions for e in encoded]),
-            np.stack([e.mask for e in encoded]),
-            content_arrays["candidate"][0],
-        )
+        candidate_content=candidate_content,
+        candidate_semantic_ids=candidate_semantic_ids,
+        candidate_affinity=content_affinity(cfg, history.content, history.actions, history.mask, candidate_content)
         if cfg.affinity_buckets
         else None,
     )

@@ -198,7 +198,6 @@ def bench_retrieval(size: int, label: str, queries: int) -> list[dict[str, Any]]
 def bench_train(quick: bool) -> list[dict[str, Any]]:
     from phoenix.content import CONTENT_DIM, ENCODER_ID
     from phoenix.examples import synthetic_log
-    from phoenix.optim import make_optimiser
     from phoenix.posts import ContentTable
     from phoenix.train import (
         TrainOptions,
@@ -208,6 +207,7 @@ def bench_train(quick: bool) -> list[dict[str, Any]]:
         id_dropout_for,
         initial_params,
         make_step,
+        optimiser_for,
         prepare,
     )
 
@@ -224,18 +224,14 @@ def bench_train(quick: bool) -> list[dict[str, Any]]:
     data = prepare(log, options.num_candidates, options.holdout_fraction, options.negatives, content=content)
     steps = 40 if quick else 200
     slots = choose_history_slots(cfg, data, options)
-    optimiser = make_optimiser(
-        options.optimiser, steps, learning_rate=options.learning_rate, weight_decay=options.weight_decay,
-        warmup_fraction=options.warmup_fraction, muon_learning_rate=options.muon_learning_rate,
-        table_learning_rate=options.table_learning_rate,
-    )
+    optimiser = optimiser_for(options, steps)
     params = initial_params(cfg, 0)
     state = optimiser.init(params)
     step = make_step(cfg, options, optimiser)
     batches = list(_batches(cfg, data, options, steps, slots))
     shapes = {}
     for inputs in batches:  # warm-up: compile every history shape once
-        shapes.setdefault(inputs["batch"]["history_mask"].shape[1], inputs)
+        shapes.setdefault(inputs["batch"]["history"].mask.shape[1], inputs)
     for inputs in shapes.values():
         jax.block_until_ready(step(params, state, inputs))
     candidates = sum(int(inputs["batch"]["candidate_mask"].sum()) for inputs in batches)

@@ -38,14 +38,14 @@ import jax
 import numpy as np
 import orjson
 
-from phoenix.batch import content_inputs
+from phoenix.batch import RankingBatch, content_inputs
 from phoenix.checkpoint import load_checkpoint
 from phoenix.config import PhoenixConfig
 from phoenix.examples import HistoryIndex, NegativeSampling, RankingExample, examples_to_batch
 from phoenix.hashing import hash_ids
 from phoenix.log import file_sha256, read_log
 from phoenix.metrics import mean_ndcg_at_k, pairwise_accuracy, recall_at_k, roc_auc
-from phoenix.model import Params, candidate_embedding, encode_prefix, score_from_prefix, user_embedding_from_prefix
+from phoenix.model import Params, candidate_embedding, forward, user_embedding_from_prefix
 from phoenix.posts import ContentTable, content_for_model, iter_posts, with_creation_times
 from phoenix.train import PreparedData, prepare
 from topics.actions import NEGATIVE_ACTIONS, PHOENIX_ACTIONS
@@ -56,36 +56,13 @@ RECALL_KS = (10, 100)
 
 
 @functools.cache  # one jitted function per config, so repeated evaluations reuse the compiles
-def _forward_fn(cfg: PhoenixConfig) -> Callable[[Params, dict[str, Any]], tuple[jax.Array, jax.Array]]:
+def _probabilities_and_users_fn(cfg: PhoenixConfig) -> Callable[[Params, RankingBatch], tuple[jax.Array, jax.Array]]:
     @jax.jit
-    def forward(params: Params, arrays: dict[str, Any]) -> tuple[jax.Array, jax.Array]:
-        prefix = encode_prefix(
-            params,
-            cfg,
-            arrays["user_hashes"],
-            arrays["history_post_hashes"],
-            arrays["history_author_hashes"],
-            arrays["history_actions"],
-            arrays["history_surfaces"],
-            arrays["history_mask"],
-            arrays["history_content"],
-            arrays["history_semantic_ids"],
-        )
-        logits = score_from_prefix(
-            params,
-            cfg,
-            prefix,
-            arrays["candidate_post_hashes"],
-            arrays["candidate_author_hashes"],
-            arrays["candidate_surfaces"],
-            arrays["candidate_ages"],
-            arrays["candidate_content"],
-            arrays["candidate_semantic_ids"],
-            arrays["candidate_affinity"],
-        )
+    def probabilities_and_users(params: Params, batch: RankingBatch) -> tuple[jax.Array, jax.Array]:
+        logits, prefix = forward(params, cfg, batch)
         return jax.nn.sigmoid(logits), user_embedding_from_prefix(params, cfg, prefix)
 
-    return forward
+    return probabilities_and_users
 
 
 @functools.cache
@@ -137,7 +114,7 @@ def model_outputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities [N, C, 19] and user embeddings [N, R] for the held-out examples."""
     examples = data.held_out_examples
-    forward = _forward_fn(cfg)
+    probabilities_and_users = _probabilities_and_users_fn(cfg)
     probs = np.zeros((len(examples), num_candidates, len(PHOENIX_ACTIONS)), dtype=np.float32)
     users = np.zeros((len(examples), cfg.retrieval_dim), dtype=np.float32)
     for chunk, slots in _bucketed(examples, data.history, cfg, batch_size):
@@ -146,7 +123,7 @@ def model_outputs(
         batch, _ = examples_to_batch(
             cfg, [examples[i] for i in padded], data.history, num_candidates, slots, data.content
         )
-        batch_probs, batch_users = forward(params, batch.as_dict())
+        batch_probs, batch_users = probabilities_and_users(params, batch)
         probs[chunk] = np.asarray(batch_probs)[: len(chunk)]
         users[chunk] = np.asarray(batch_users)[: len(chunk)]
     return probs, users

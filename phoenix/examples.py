@@ -294,17 +294,7 @@ def examples_to_batch(
     for row, ex in enumerate(examples):
         surfaces[row, : len(ex.surfaces)] = ex.surfaces
         labels[row, : len(ex.candidates)] = ex.labels
-    batch = replace(
-        batch,
-        history_post_hashes=batch.history_post_hashes[:, :slots],
-        history_author_hashes=batch.history_author_hashes[:, :slots],
-        history_actions=batch.history_actions[:, :slots],
-        history_surfaces=batch.history_surfaces[:, :slots],
-        history_mask=batch.history_mask[:, :slots],
-        candidate_surfaces=surfaces,
-        history_content=None if batch.history_content is None else batch.history_content[:, :slots],
-        history_semantic_ids=None if batch.history_semantic_ids is None else batch.history_semantic_ids[:, :slots],
-    )
+    batch = replace(batch, history=batch.history.first_slots(slots), candidate_surfaces=surfaces)
     return batch, labels
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from phoenix.jsonl import is_integer, iter_records, json_object
 from topics.actions import ACTION_INDEX, NEGATIVE_WEIGHT_ACTIONS, PHOENIX_ACTIONS, actions_to_mask
 
 _FIELDS = ("user_id", "post_id", "author_id", "ts_ms", "surface", "actions", "request_id")
@@ -85,8 +86,7 @@ class Impression:
 
 def _require_id(record: dict[str, object], key: str, line_no: int, allow_zero: bool = False) -> int:
     value = record[key]
-    # bool is an int subclass in Python; a JSON true is never a valid id.
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_integer(value):
         raise LogFormatError(line_no, f"{key!r} must be an integer, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise LogFormatError(line_no, f"{key!r} must be {'>= 0' if allow_zero else 'positive'}, got {value}")
@@ -95,12 +95,7 @@ def _require_id(record: dict[str, object], key: str, line_no: int, allow_zero: b
 
 def parse_line(line: str | bytes, line_no: int) -> Impression:
     """One log line as an Impression; raises LogFormatError naming `line_no` on any problem."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise LogFormatError(line_no, f"not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise LogFormatError(line_no, "expected a JSON object")
+    record = json_object(line, line_no, LogFormatError)
     missing = [key for key in _FIELDS if key not in record]
     if missing:
         raise LogFormatError(line_no, f"missing field(s) {', '.join(missing)}")
@@ -137,10 +132,7 @@ def parse_line(line: str | bytes, line_no: int) -> Impression:
 
 def iter_log(path: str | Path) -> Iterator[Impression]:
     """Impressions in file order; blank lines are skipped (but still counted for line numbers)."""
-    with open(path, "rb") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if line.strip():
-                yield parse_line(line, line_no)
+    return iter_records(path, parse_line)
 
 
 def read_log(path: str | Path) -> list[Impression]:

@@ -34,9 +34,15 @@ Attention mask: user+history is causal (over real entries only); a candidate att
 to itself, never to another candidate. Positions: user 0, the i-th newest real history entry S+1-i, every
 candidate S+1. Candidates therefore share a position and see nothing of each other, so a candidate's
 output depends only on (user, history, candidate): it is invariant to the other candidates, their order,
-their number and padding. That makes two serving shortcuts exact (up to float32 rounding):
-`encode_prefix` runs user+history once and keeps each layer's keys/values, and `score_from_prefix` runs
-each candidate as a single query attending to [prefix keys/values ; its own key/value].
+their number and padding.
+
+The forward: that isolation lets the sequence be split exactly (up to float32 rounding): `encode_prefix`
+runs user+history once and keeps each layer's keys/values, and `score_from_prefix` runs each candidate as a
+single query attending to [prefix keys/values ; its own key/value]. This is the one forward of training,
+evaluation and serving (`forward` over a `RankingBatch`; the worker runs `phoenix.folded`, the same
+function over pre-multiplied weights, proven equal by its tests). `full_sequence_logits` runs the whole
+[user, history, candidates] sequence under the attention mask above: it is the oracle the tests check the
+forward's candidate isolation and equality against, and nothing else calls it.
 
 Retrieval shares the embeddings and the transformer: the user tower mean-pools the final hidden states of
 the user+history positions (which candidates never influence) and projects them to R; the candidate tower
@@ -49,8 +55,8 @@ scale and distinct ids give distinct logits of unit spread (an untrained ranker 
 
 import functools
 import zlib
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import haiku as hk
 import jax
@@ -58,14 +64,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix.affinity import NUM_AFFINITY_INPUTS
-from phoenix.batch import RankingBatch
+from phoenix.batch import History, RankingBatch
 from phoenix.config import PhoenixConfig
 from topics.actions import NUM_PHOENIX_ACTIONS, NUM_SURFACES
 
 Params = Mapping[str, Mapping[str, jax.Array]]
 
-_MASKED = -1e30  # finite, so a fully masked row cannot produce NaN; every row keeps at least one key
-_ROPE_BASE = 10_000.0
+MASKED = -1e30  # a masked key's attention logit: finite, so a fully masked row cannot give NaN (none is)
+ROPE_BASE = 10_000.0  # rotary wavelength base
+RMS_EPSILON = 1e-6
 
 
 class Prefix(NamedTuple):
@@ -75,6 +82,19 @@ class Prefix(NamedTuple):
     values: jax.Array  # [L, B, T, Hkv, K]
     valid: jax.Array  # [B, T] bool: user token and real history entries
     hidden: jax.Array  # [B, T, D] final-normed hidden states (input of the user tower)
+
+
+def _candidate_args(batch: RankingBatch) -> tuple[jax.Array | None, ...]:
+    """The batch's candidates as `PhoenixNet.candidate_tokens`' arguments, in its order."""
+    return (
+        batch.candidate_post_hashes,
+        batch.candidate_author_hashes,
+        batch.candidate_surfaces,
+        batch.candidate_ages,
+        batch.candidate_content,
+        batch.candidate_semantic_ids,
+        batch.candidate_affinity,
+    )
 
 
 def _dense_init() -> hk.initializers.Initializer:
@@ -113,10 +133,16 @@ def attention_mask(history_mask: jax.Array, num_candidates: int) -> jax.Array:
     return prefix_rows | candidate_rows
 
 
+def rotary_frequencies(key_size: int) -> np.ndarray:
+    """[K/2] float64 angular frequencies of the rotary encoding (angle = position x frequency)."""
+    half = key_size // 2
+    return 1.0 / ROPE_BASE ** (np.arange(half) / half)
+
+
 def _rotary(x: jax.Array, positions: jax.Array) -> jax.Array:
     """Rotate-half rotary encoding; x [..., T, heads, K], positions [..., T]."""
     half = x.shape[-1] // 2
-    freqs = 1.0 / (_ROPE_BASE ** (jnp.arange(half, dtype=jnp.float32) / half))
+    freqs = jnp.asarray(rotary_frequencies(x.shape[-1]), jnp.float32)
     angles = positions.astype(jnp.float32)[..., None] * freqs
     sin = jnp.sin(angles)[..., None, :]
     cos = jnp.cos(angles)[..., None, :]
@@ -124,15 +150,23 @@ def _rotary(x: jax.Array, positions: jax.Array) -> jax.Array:
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
 
 
-def _cap(logits: jax.Array, cap: float) -> jax.Array:
+def soft_cap(logits: jax.Array, cap: float) -> jax.Array:
     return cap * jnp.tanh(logits / cap)
+
+
+def rms_normalise(x: jax.Array) -> jax.Array:
+    """RMSNorm without its scale (the folded forward multiplies the scale into the next weights)."""
+    return x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + RMS_EPSILON)
+
+
+def l2_normalise(x: jax.Array) -> jax.Array:
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), 1e-12))
 
 
 class RMSNorm(hk.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         scale = hk.get_parameter("scale", [x.shape[-1]], jnp.float32, init=jnp.ones)
-        x = x.astype(jnp.float32)
-        return x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + 1e-6) * scale
+        return rms_normalise(x.astype(jnp.float32)) * scale
 
 
 class Attention(hk.Module):
@@ -191,8 +225,8 @@ class Layer(hk.Module):
     def __call__(self, x: jax.Array, positions: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Full self-attention under `mask` [B, T, T]; also returns this layer's keys and values."""
         q, k, v = self.attention.project(self.attn_in(x), positions)
-        logits = _cap(jnp.einsum("bthgk,bshk->bhgts", q, k), self.cfg.attn_logit_cap)
-        logits = jnp.where(mask[:, None, None], logits, _MASKED)
+        logits = soft_cap(jnp.einsum("bthgk,bshk->bhgts", q, k), self.cfg.attn_logit_cap)
+        logits = jnp.where(mask[:, None, None], logits, MASKED)
         weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
         attended = jnp.einsum("bhgts,bshk->bthgk", weights, v)
         return self._finish(x, attended), k, v
@@ -204,9 +238,9 @@ class Layer(hk.Module):
         positions = jnp.full(x.shape[:-1], self.cfg.candidate_position, jnp.int32)
         q, k, v = self.attention.project(self.attn_in(x), positions)
         cap = self.cfg.attn_logit_cap
-        to_prefix = _cap(jnp.einsum("bnhgk,bthk->bnhgt", q, prefix_keys), cap)
-        to_prefix = jnp.where(prefix_valid[:, None, None, None, :], to_prefix, _MASKED)
-        to_self = _cap(jnp.einsum("bnhgk,bnhk->bnhg", q, k), cap)[..., None]
+        to_prefix = soft_cap(jnp.einsum("bnhgk,bthk->bnhgt", q, prefix_keys), cap)
+        to_prefix = jnp.where(prefix_valid[:, None, None, None, :], to_prefix, MASKED)
+        to_self = soft_cap(jnp.einsum("bnhgk,bnhk->bnhg", q, k), cap)[..., None]
         top = jnp.maximum(jnp.max(to_prefix, -1, keepdims=True), to_self)
         w_prefix = jnp.exp(to_prefix - top)
         w_self = jnp.exp(to_self - top)
@@ -278,19 +312,18 @@ class PhoenixNet(hk.Module):
         users = self._lookup("user_table", self.cfg.user_vocab, user_hashes)
         return self.user_proj(users)[:, None, :]
 
-    def history_tokens(
-        self,
-        post_hashes: jax.Array,
-        author_hashes: jax.Array,
-        actions: jax.Array,
-        surfaces: jax.Array,
-        content: jax.Array | None = None,
-        semantic_ids: jax.Array | None = None,
-    ) -> jax.Array:
+    def history_tokens(self, history: History) -> jax.Array:
+        actions = jnp.asarray(history.actions)
         any_action = jnp.any(actions > 0, -1, keepdims=True)
         action_emb = self.action_proj(2.0 * actions.astype(jnp.float32) - 1.0) * any_action
-        parts = [self._posts_and_authors(post_hashes, author_hashes), action_emb, self._surfaces(surfaces)]
-        return self._with_content(self.history_proj(jnp.concatenate(parts, -1)), content, semantic_ids)
+        parts = [
+            self._posts_and_authors(history.post_hashes, history.author_hashes),
+            action_emb,
+            self._surfaces(history.surfaces),
+        ]
+        return self._with_content(
+            self.history_proj(jnp.concatenate(parts, -1)), history.content, history.semantic_ids
+        )
 
     def candidate_tokens(
         self,
@@ -322,32 +355,9 @@ class PhoenixNet(hk.Module):
             ages = jnp.zeros(surfaces.shape, jnp.int32)
         return tokens + jnp.take(table, ages, axis=0)
 
-    def prefix(
-        self,
-        user_hashes: jax.Array,
-        history_post_hashes: jax.Array,
-        history_author_hashes: jax.Array,
-        history_actions: jax.Array,
-        history_surfaces: jax.Array,
-        history_mask: jax.Array,
-        history_content: jax.Array | None = None,
-        history_semantic_ids: jax.Array | None = None,
-    ) -> Prefix:
-        history_mask = history_mask.astype(bool)
-        x = jnp.concatenate(
-            [
-                self.user_tokens(user_hashes),
-                self.history_tokens(
-                    history_post_hashes,
-                    history_author_hashes,
-                    history_actions,
-                    history_surfaces,
-                    history_content,
-                    history_semantic_ids,
-                ),
-            ],
-            1,
-        )
+    def prefix(self, user_hashes: jax.Array, history: History) -> Prefix:
+        history_mask = jnp.asarray(history.mask).astype(bool)
+        x = jnp.concatenate([self.user_tokens(user_hashes), self.history_tokens(history)], 1)  # [B, T, D]
         positions = prefix_positions(history_mask, self.cfg.history_len)
         mask = attention_mask(history_mask, 0)
         keys, values = [], []
@@ -358,48 +368,25 @@ class PhoenixNet(hk.Module):
         valid = jnp.concatenate([jnp.ones_like(history_mask[:, :1]), history_mask], -1)
         return Prefix(jnp.stack(keys), jnp.stack(values), valid, self.final_norm(x))
 
-    def score_from_prefix(
-        self,
-        prefix: Prefix,
-        post_hashes: jax.Array,
-        author_hashes: jax.Array,
-        surfaces: jax.Array,
-        ages: jax.Array | None = None,
-        content: jax.Array | None = None,
-        semantic_ids: jax.Array | None = None,
-        affinity: jax.Array | None = None,
-    ) -> jax.Array:
-        x = self.candidate_tokens(post_hashes, author_hashes, surfaces, ages, content, semantic_ids, affinity)
+    def score_from_prefix(self, prefix: Prefix, *candidates: jax.Array | None) -> jax.Array:
+        """[B, N, 19] logits of candidates (`candidate_tokens`' arguments, [B, N, ...]) against a prefix."""
+        x = self.candidate_tokens(*candidates)  # [B, N, D]
         for i, layer in enumerate(self.layers):
             x = layer.against_prefix(x, prefix.keys[i], prefix.values[i], prefix.valid)
         return self.unembed(self.final_norm(x))
 
-    def rank(self, batch: RankingBatch) -> jax.Array:
-        history_mask = jnp.asarray(batch.history_mask).astype(bool)
+    def full_sequence(self, batch: RankingBatch) -> jax.Array:
+        """The test oracle (module docstring): the whole sequence through every layer under the mask."""
+        history_mask = jnp.asarray(batch.history.mask).astype(bool)
         num_candidates = batch.candidate_mask.shape[1]
         x = jnp.concatenate(
             [
                 self.user_tokens(batch.user_hashes),
-                self.history_tokens(
-                    batch.history_post_hashes,
-                    batch.history_author_hashes,
-                    batch.history_actions,
-                    batch.history_surfaces,
-                    batch.history_content,
-                    batch.history_semantic_ids,
-                ),
-                self.candidate_tokens(
-                    batch.candidate_post_hashes,
-                    batch.candidate_author_hashes,
-                    batch.candidate_surfaces,
-                    batch.candidate_ages,
-                    batch.candidate_content,
-                    batch.candidate_semantic_ids,
-                    batch.candidate_affinity,
-                ),
+                self.history_tokens(batch.history),
+                self.candidate_tokens(*_candidate_args(batch)),
             ],
             1,
-        )
+        )  # [B, 1 + S + C, D]
         candidate_positions = jnp.full((history_mask.shape[0], num_candidates), self.cfg.candidate_position, jnp.int32)
         positions = jnp.concatenate([prefix_positions(history_mask, self.cfg.history_len), candidate_positions], -1)
         mask = attention_mask(history_mask, num_candidates)
@@ -410,7 +397,7 @@ class PhoenixNet(hk.Module):
     def user_embedding_from_prefix(self, prefix: Prefix) -> jax.Array:
         weights = prefix.valid.astype(jnp.float32)[..., None]
         pooled = jnp.sum(prefix.hidden * weights, 1) / jnp.sum(weights, 1)
-        return _l2_normalise(self.user_retrieval_proj(pooled))
+        return l2_normalise(self.user_retrieval_proj(pooled))
 
     def candidate_embedding(
         self,
@@ -426,34 +413,28 @@ class PhoenixNet(hk.Module):
             content = content.astype(jnp.float32)
             inputs = jnp.concatenate([inputs, content, self.content_tokens(content, semantic_ids)], -1)
         hidden = jax.nn.silu(self.candidate_mlp_hidden(inputs))
-        return _l2_normalise(self.candidate_mlp_out(hidden))
+        return l2_normalise(self.candidate_mlp_out(hidden))
 
 
-def _l2_normalise(x: jax.Array) -> jax.Array:
-    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), 1e-12))
+class EntryPoints(NamedTuple):
+    """The pure functions of one config, by name; each takes the params first (`PhoenixNet`'s methods)."""
 
-
-def _prefix_args(batch: RankingBatch) -> tuple[Any, ...]:
-    return (
-        batch.user_hashes,
-        batch.history_post_hashes,
-        batch.history_author_hashes,
-        batch.history_actions,
-        batch.history_surfaces,
-        batch.history_mask,
-        batch.history_content,
-        batch.history_semantic_ids,
-    )
+    encode_prefix: Callable[..., Prefix]
+    score_from_prefix: Callable[..., jax.Array]
+    user_embedding_from_prefix: Callable[..., jax.Array]
+    candidate_embedding: Callable[..., jax.Array]
+    full_sequence_logits: Callable[..., jax.Array]  # the test oracle
 
 
 @functools.cache
 def _transformed(cfg: PhoenixConfig) -> hk.MultiTransformed:
-    def build() -> tuple[Any, tuple[Any, ...]]:
+    def build() -> tuple[Callable[[RankingBatch], None], EntryPoints]:
         net = PhoenixNet(cfg)
 
         def init(batch: RankingBatch) -> None:
-            net.rank(batch)
-            net.user_embedding_from_prefix(net.prefix(*_prefix_args(batch)))
+            prefix = net.prefix(batch.user_hashes, batch.history)
+            net.score_from_prefix(prefix, *_candidate_args(batch))
+            net.user_embedding_from_prefix(prefix)
             net.candidate_embedding(
                 batch.candidate_post_hashes,
                 batch.candidate_author_hashes,
@@ -461,19 +442,19 @@ def _transformed(cfg: PhoenixConfig) -> hk.MultiTransformed:
                 batch.candidate_semantic_ids,
             )
 
-        def user_embedding(batch: RankingBatch) -> jax.Array:
-            return net.user_embedding_from_prefix(net.prefix(*_prefix_args(batch)))
-
-        return init, (
-            net.rank,
-            user_embedding,
-            net.candidate_embedding,
-            net.prefix,
-            net.score_from_prefix,
-            net.user_embedding_from_prefix,
+        return init, EntryPoints(
+            encode_prefix=net.prefix,
+            score_from_prefix=net.score_from_prefix,
+            user_embedding_from_prefix=net.user_embedding_from_prefix,
+            candidate_embedding=net.candidate_embedding,
+            full_sequence_logits=net.full_sequence,
         )
 
     return hk.without_apply_rng(hk.multi_transform(build))
+
+
+def _entry_points(cfg: PhoenixConfig) -> EntryPoints:
+    return _transformed(cfg).apply  # multi_transform keeps the tree `build` returned: an EntryPoints
 
 
 def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
@@ -482,18 +463,20 @@ def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
     semantic_ids = np.ones((1, 1, levels), np.int32) if cfg.has_content else None
     return RankingBatch(
         user_hashes=np.ones((1, h), np.int32),
-        history_post_hashes=np.ones((1, 1, h), np.int32),
-        history_author_hashes=np.ones((1, 1, h), np.int32),
-        history_actions=np.ones((1, 1, NUM_PHOENIX_ACTIONS), np.float32),
-        history_surfaces=np.ones((1, 1), np.int32),
-        history_mask=np.ones((1, 1), bool),
+        history=History(
+            post_hashes=np.ones((1, 1, h), np.int32),
+            author_hashes=np.ones((1, 1, h), np.int32),
+            actions=np.ones((1, 1, NUM_PHOENIX_ACTIONS), np.float32),
+            surfaces=np.ones((1, 1), np.int32),
+            mask=np.ones((1, 1), bool),
+            content=content,
+            semantic_ids=semantic_ids,
+        ),
         candidate_post_hashes=np.ones((1, 1, h), np.int32),
         candidate_author_hashes=np.ones((1, 1, h), np.int32),
         candidate_surfaces=np.ones((1, 1), np.int32),
         candidate_mask=np.ones((1, 1), bool),
         candidate_ages=np.ones((1, 1), np.int32) if cfg.age_buckets else None,
-        history_content=content,
-        history_semantic_ids=semantic_ids,
         candidate_content=content,
         candidate_semantic_ids=semantic_ids,
         candidate_affinity=np.ones((1, 1, NUM_AFFINITY_INPUTS), np.int32) if cfg.affinity_buckets else None,
@@ -539,14 +522,27 @@ def init_params(cfg: PhoenixConfig, rng: jax.Array) -> Params:
     return params
 
 
+def forward(params: Params, cfg: PhoenixConfig, batch: RankingBatch) -> tuple[jax.Array, Prefix]:
+    """The forward of training, evaluation and progressive validation: [B, C, 19] logits (padded candidates
+    give ignorable values) and the prefix they were scored against (the user tower reads it too)."""
+    fns = _entry_points(cfg)
+    prefix = fns.encode_prefix(params, batch.user_hashes, batch.history)
+    return fns.score_from_prefix(params, prefix, *_candidate_args(batch)), prefix
+
+
 def rank_logits(params: Params, cfg: PhoenixConfig, batch: RankingBatch) -> jax.Array:
-    """[B, C, 19] logits of the full-sequence forward (padded candidates give ignorable values)."""
-    return _transformed(cfg).apply[0](params, batch)
+    """[B, C, 19] logits of `forward`."""
+    return forward(params, cfg, batch)[0]
+
+
+def full_sequence_logits(params: Params, cfg: PhoenixConfig, batch: RankingBatch) -> jax.Array:
+    """[B, C, 19] logits of the full-sequence oracle (module docstring); for tests only."""
+    return _entry_points(cfg).full_sequence_logits(params, batch)
 
 
 def user_embedding(params: Params, cfg: PhoenixConfig, batch: RankingBatch) -> jax.Array:
     """[B, R] L2-normalised user-tower output; candidate fields of the batch are ignored."""
-    return _transformed(cfg).apply[1](params, batch)
+    return user_embedding_from_prefix(params, cfg, encode_prefix(params, cfg, batch.user_hashes, batch.history))
 
 
 def candidate_embedding(
@@ -559,61 +555,23 @@ def candidate_embedding(
 ) -> jax.Array:
     """[N, R] L2-normalised candidate-tower output for post/author hashes [N, H] (and, with content, the
     posts' content vectors [N, E] and semantic ids [N, L])."""
-    return _transformed(cfg).apply[2](params, post_hashes, author_hashes, content, semantic_ids)
+    return _entry_points(cfg).candidate_embedding(params, post_hashes, author_hashes, content, semantic_ids)
 
 
-def encode_prefix(
-    params: Params,
-    cfg: PhoenixConfig,
-    user_hashes: jax.Array,
-    history_post_hashes: jax.Array,
-    history_author_hashes: jax.Array,
-    history_actions: jax.Array,
-    history_surfaces: jax.Array,
-    history_mask: jax.Array,
-    history_content: jax.Array | None = None,
-    history_semantic_ids: jax.Array | None = None,
-) -> Prefix:
-    """User+history once: per-layer keys/values for `score_from_prefix` and hidden states for retrieval.
+def encode_prefix(params: Params, cfg: PhoenixConfig, user_hashes: jax.Array, history: History) -> Prefix:
+    """User [B, H] + history once: per-layer keys/values for `score_from_prefix` and hidden states for
+    retrieval. The history may be shorter than S (bucketed); positions still count back from S."""
+    return _entry_points(cfg).encode_prefix(params, user_hashes, history)
 
-    The history arrays may be shorter than S (bucketed); positions still count back from S. The content
-    arrays ([B, S, E], [B, S, L]) are used only by a config with content.
+
+def score_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix, *candidates: jax.Array | None) -> jax.Array:
+    """[B, N, 19] logits for candidates against a prefix; equals `full_sequence_logits` up to rounding.
+
+    `candidates` are `PhoenixNet.candidate_tokens`' arguments: post and author hashes [B, N, H], surfaces
+    [B, N], then optionally age buckets [B, N], content [B, N, E], semantic ids [B, N, L], affinity [B, N, 2].
     """
-    return _transformed(cfg).apply[3](
-        params,
-        user_hashes,
-        history_post_hashes,
-        history_author_hashes,
-        history_actions,
-        history_surfaces,
-        history_mask,
-        history_content,
-        history_semantic_ids,
-    )
-
-
-def score_from_prefix(
-    params: Params,
-    cfg: PhoenixConfig,
-    prefix: Prefix,
-    post_hashes: jax.Array,
-    author_hashes: jax.Array,
-    surfaces: jax.Array,
-    ages: jax.Array | None = None,
-    content: jax.Array | None = None,
-    semantic_ids: jax.Array | None = None,
-    affinity: jax.Array | None = None,
-) -> jax.Array:
-    """[B, N, 19] logits for candidates [B, N, H] against a prefix; equals `rank_logits` up to rounding.
-
-    `ages` [B, N] are the candidates' age bucket ids (None = unknown; ignored by a config without ages);
-    `content` [B, N, E] and `semantic_ids` [B, N, L] are used only by a config with content, `affinity`
-    [B, N, 2] only by one with affinity buckets.
-    """
-    return _transformed(cfg).apply[4](
-        params, prefix, post_hashes, author_hashes, surfaces, ages, content, semantic_ids, affinity
-    )
+    return _entry_points(cfg).score_from_prefix(params, prefix, *candidates)
 
 
 def user_embedding_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix) -> jax.Array:
-    return _transformed(cfg).apply[5](params, prefix)
+    return _entry_points(cfg).user_embedding_from_prefix(params, prefix)

@@ -46,9 +46,8 @@ from phoenix.examples import HistoryIndex, RankingExample, examples_from_groups,
 from phoenix.log import Impression
 from phoenix.metrics import roc_auc
 from phoenix.model import Params, rank_logits
-from phoenix.optim import make_optimiser
 from phoenix.posts import ContentTable
-from phoenix.train import TrainOptions, initial_params, make_step, training_inputs
+from phoenix.train import TrainOptions, initial_params, make_step, optimiser_for, training_inputs
 from topics.actions import ACTION_INDEX, NEGATIVE_ACTIONS, PHOENIX_ACTIONS
 
 POSITIVE_HEADS = np.array([name not in NEGATIVE_ACTIONS for name in PHOENIX_ACTIONS])  # the model's heads
@@ -248,15 +247,7 @@ class OnlineTrainer:
         self.train_options = train_options
         self.options = options or OnlineOptions()
         self.params = params if params is not None else initial_params(cfg, train_options.seed)
-        optimiser = make_optimiser(
-            train_options.optimiser,
-            None,
-            learning_rate=train_options.learning_rate,
-            weight_decay=train_options.weight_decay,
-            warmup_fraction=train_options.warmup_fraction,
-            muon_learning_rate=train_options.muon_learning_rate,
-            table_learning_rate=train_options.table_learning_rate,
-        )
+        optimiser = optimiser_for(train_options, None)
         self.opt_state = optimiser.init(self.params)
         self._step = make_step(cfg, train_options, optimiser)
         self._score = jax.jit(lambda params, batch: jax.nn.sigmoid(rank_logits(params, cfg, batch)))

@@ -20,6 +20,7 @@ import orjson
 from phoenix import semantic_ids
 from phoenix.config import PhoenixConfig
 from phoenix.content import MEDIA_KINDS, ContentEncoder, load_encoder
+from phoenix.jsonl import is_integer, iter_records, json_object
 from phoenix.log import Impression
 
 _ENCODE_BATCH = 4096
@@ -56,18 +57,13 @@ def _optional_int(record: dict[str, object], key: str, line_no: int, minimum: in
     value = record.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise PostsFormatError(line_no, f"{key!r} must be an integer >= {minimum} or null, got {value!r}")
     return value
 
 
 def parse_post(line: str | bytes, line_no: int) -> PostRecord:
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise PostsFormatError(line_no, f"not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise PostsFormatError(line_no, "expected a JSON object")
+    record = json_object(line, line_no, PostsFormatError)
     post_id = _optional_int(record, "post_id", line_no, 1)
     if post_id is None:
         raise PostsFormatError(line_no, "missing 'post_id'")
@@ -88,10 +84,7 @@ def parse_post(line: str | bytes, line_no: int) -> PostRecord:
 
 
 def iter_posts(path: str | Path) -> Iterator[PostRecord]:
-    with open(path, "rb") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if line.strip():
-                yield parse_post(line, line_no)
+    return iter_records(path, parse_post)
 
 
 def write_posts(path: str | Path, posts: Iterable[PostRecord]) -> int:

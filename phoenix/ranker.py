@@ -1,11 +1,11 @@
 """The worker's Phoenix inference service: ranking, retrieval and hot checkpoint reloads.
 
 A request's user+history prefix is encoded once (history padded to one of a few bucket lengths): retrieval
-asks for it first and gets, from one pass (`serving.prefix_and_user`), the per-layer keys/values scoring
+asks for it first and gets, from one pass (`folded.prefix_and_user`), the per-layer keys/values scoring
 needs and the user tower's embedding; ranking then finds that prefix in a small per-model cache keyed by the
-exact inputs (user, history ids, actions, surfaces), and encodes it itself (`serving.prefix_keys_values`,
+exact inputs (user, history ids, actions, surfaces), and encodes it itself (`folded.prefix_keys_values`,
 without the last layer's attention) only when retrieval did not run. The candidates then go in chunks of a
-few bucketed sizes against it (`serving.candidate_logits`: each candidate is one query over
+few bucketed sizes against it (`folded.candidate_logits`: each candidate is one query over
 [prefix ; itself]); both halves are folded rewrites of `model.encode_prefix` / `model.score_from_prefix`
 and the user tower of `model.user_embedding_from_prefix`. Every jitted function takes the params
 (or the weights folded from them) as an argument, so a reload with the same config reuses the compiled
@@ -54,15 +54,12 @@ import numpy as np
 from phoenix import model
 from phoenix.affinity import NUM_AFFINITY_INPUTS, content_affinity
 from phoenix.age import UNKNOWN_AGE_BUCKET, age_buckets, ages_ms
-from phoenix.batch import encode_history
+from phoenix.batch import History, encode_history, stack_histories
 from phoenix.batcher import MicroBatcher
 from phoenix.calibration import Calibration
 from phoenix.checkpoint import load_checkpoint, read_version
 from phoenix.config import PhoenixConfig
-from phoenix.hashing import hash_ids
-from phoenix.index import AnnConfig, Hit, PostIndex, StaleGenerationError
-from phoenix.semantic_ids import model_ids
-from phoenix.serving import (
+from phoenix.folded import (
     FoldedPrefix,
     PrefixWeights,
     ServingWeights,
@@ -72,6 +69,9 @@ from phoenix.serving import (
     prefix_and_user,
     prefix_keys_values,
 )
+from phoenix.hashing import hash_ids
+from phoenix.index import AnnConfig, Hit, PostIndex, StaleGenerationError
+from phoenix.semantic_ids import model_ids
 from stores.records import ActionEntry
 from topics.actions import NUM_PHOENIX_ACTIONS, surface_id
 
@@ -105,7 +105,7 @@ def _bucket(n: int, buckets: Sequence[int]) -> int:
 class CompiledFns:
     """Jitted entry points for one config (shared by every Ranker and every reload with that config)."""
 
-    prefix: Callable[..., Any]  # (prefix weights, user_h, hist..., hist content|None, hist ids|None) -> FoldedPrefix
+    prefix: Callable[..., Any]  # (prefix weights, user_h [1, H], History [1, ...]) -> FoldedPrefix
     prefix_user: Callable[..., Any]  # the same arguments -> (FoldedPrefix, user embedding [R])
     score: Callable[..., Any]  # (weights, folded, post_h [N,H], author_h [N,H], surface, ages, content, ids, affinity)
     score_batch: Callable[..., Any]  # `score` over a leading [B] axis of everything but the weights
@@ -115,27 +115,17 @@ class CompiledFns:
 @functools.cache
 def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
 
-    def prefix(weights: PrefixWeights, *history: jax.Array) -> FoldedPrefix:
-        return prefix_keys_values(weights, cfg, *history)
+    def prefix(weights: PrefixWeights, user_hashes: jax.Array, history: History) -> FoldedPrefix:
+        return prefix_keys_values(weights, cfg, user_hashes, history)
 
-    def prefix_user(weights: PrefixWeights, *history: jax.Array) -> tuple[FoldedPrefix, jax.Array]:
-        return prefix_and_user(weights, cfg, *history)
+    def prefix_user(
+        weights: PrefixWeights, user_hashes: jax.Array, history: History
+    ) -> tuple[FoldedPrefix, jax.Array]:
+        return prefix_and_user(weights, cfg, user_hashes, history)
 
-    def score(
-        weights: ServingWeights,
-        folded: FoldedPrefix,
-        post_hashes: jax.Array,
-        author_hashes: jax.Array,
-        surface: jax.Array,
-        ages: jax.Array | None,
-        content: jax.Array | None,
-        semantic_ids: jax.Array | None,
-        affinity: jax.Array | None,
-    ) -> jax.Array:
-        logits = candidate_logits(
-            weights, cfg, folded, post_hashes, author_hashes, surface, ages, content, semantic_ids, affinity
-        )
-        return jax.nn.sigmoid(logits)
+    def score(weights: ServingWeights, folded: FoldedPrefix, *candidates: jax.Array | None) -> jax.Array:
+        """[N, 19] probabilities of the candidates (`candidate_logits`' arguments) against the prefix."""
+        return jax.nn.sigmoid(candidate_logits(weights, cfg, folded, *candidates))
 
     def embed(
         params: model.Params,
@@ -155,7 +145,7 @@ class UserPrefix(NamedTuple):
 
     folded: FoldedPrefix
     embedding: np.ndarray | None  # [R] the user tower's output; None when only scoring asked for the prefix
-    args: tuple[Any, ...]  # the prefix program's host inputs (affinity reads the history's content and mask)
+    args: tuple[np.ndarray, History]  # the prefix program's host inputs (affinity reads the history)
 
 
 class _PrefixCache:
@@ -427,26 +417,20 @@ class Ranker:
 
     # -- ranking ---------------------------------------------------------------------------------------
 
-    def prefix_args(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> tuple[Any, ...]:
-        """Host-side inputs of the prefix program: hashes and history arrays padded to a history bucket, then
-        the history's content vectors and semantic ids (None for a config without content)."""
+    def prefix_args(
+        self, state: _Served, user_id: int, history: Sequence[ActionEntry]
+    ) -> tuple[np.ndarray, History]:
+        """Host-side inputs of the prefix program: the user's hashes [1, H] and the history padded to a
+        history bucket ([1, ...]; with its content vectors and semantic ids for a config with content)."""
         cfg = state.cfg
         length = _bucket(min(len(history), cfg.history_len), self.history_buckets(cfg))
         enc = encode_history(cfg, history, length)
         user = hash_ids(np.array([user_id], np.int64), "user", cfg)
-        content: tuple[Any, Any] = (None, None)
+        arrays = stack_histories([enc.history])
         if cfg.has_content:
             vectors, ids = self.content_inputs(state, enc.post_ids.tolist())
-            content = (vectors[None], ids[None])
-        return (
-            user,
-            enc.post_hashes[None],
-            enc.author_hashes[None],
-            enc.actions[None],
-            enc.surfaces[None],
-            enc.mask[None],
-            *content,
-        )
+            arrays = arrays._replace(content=vectors[None], semantic_ids=ids[None])
+        return user, arrays
 
     def _prefix(self, state: _Served, user_id: int, history: Sequence[ActionEntry]) -> FoldedPrefix:
         return state.fns.prefix(state.prefix_weights, *self.prefix_args(state, user_id, history))
@@ -497,7 +481,6 @@ class Ranker:
             return np.zeros((0, NUM_PHOENIX_ACTIONS), np.float32)
         # A fresh prefix runs asynchronously: the candidates' hashing below overlaps it.
         prefix = self.user_prefix(state, user_id, history, with_user=False)
-        prefix_args = prefix.args
         pairs = _id_pairs(candidates)
         post_hashes = hash_ids(pairs[:, 0], "post", state.cfg)
         author_hashes = hash_ids(pairs[:, 1], "author", state.cfg)
@@ -508,8 +491,8 @@ class Ranker:
             vectors, ids = self.content_inputs(state, pairs[:, 0].tolist(), content)
         affinity = None
         if state.cfg.affinity_buckets:
-            history_actions, history_mask, history_vectors = prefix_args[3], prefix_args[5], prefix_args[6]
-            affinity = content_affinity(state.cfg, history_vectors, history_actions, history_mask, vectors[None])[0]
+            arrays = prefix.args[1]
+            affinity = content_affinity(state.cfg, arrays.content, arrays.actions, arrays.mask, vectors[None])[0]
         step = self.candidate_buckets[-1]
         chunks = []
         for start in range(0, total, step):

@@ -81,14 +81,7 @@ from phoenix.examples import (
     split_time,
 )
 from phoenix.log import Impression, file_sha256, read_log
-from phoenix.model import (
-    Params,
-    candidate_embedding,
-    encode_prefix,
-    init_params,
-    score_from_prefix,
-    user_embedding_from_prefix,
-)
+from phoenix.model import Params, candidate_embedding, forward, init_params, user_embedding_from_prefix
 from phoenix.objective import masked_bce, within_request_pairwise
 from phoenix.optim import make_optimiser
 from phoenix.posts import ContentTable, PostRecord, encode_posts, iter_posts, with_creation_times
@@ -257,32 +250,7 @@ def make_loss_fn(
 ) -> Callable[[Params, dict[str, Any]], tuple[jax.Array, tuple[jax.Array, jax.Array]]]:
     def loss_fn(params: Params, inputs: dict[str, Any]) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         batch = RankingBatch(**inputs["batch"])
-        prefix = encode_prefix(
-            params,
-            cfg,
-            batch.user_hashes,
-            batch.history_post_hashes,
-            batch.history_author_hashes,
-            batch.history_actions,
-            batch.history_surfaces,
-            batch.history_mask,
-            batch.history_content,
-            batch.history_semantic_ids,
-        )
-        # Equal to rank_logits (candidates attend only to the prefix and themselves), at half the cost
-        # since the user tower below reuses the same prefix.
-        logits = score_from_prefix(
-            params,
-            cfg,
-            prefix,
-            batch.candidate_post_hashes,
-            batch.candidate_author_hashes,
-            batch.candidate_surfaces,
-            batch.candidate_ages,
-            batch.candidate_content,
-            batch.candidate_semantic_ids,
-            batch.candidate_affinity,
-        )
+        logits, prefix = forward(params, cfg, batch)  # the user tower below reuses the prefix
         labels = inputs["labels"]
         rank_loss = masked_bce(logits, labels, batch.candidate_mask)
         if options.ranking_weight:
@@ -368,13 +336,8 @@ def id_dropout_for(cfg: PhoenixConfig, options: TrainOptions) -> float:
     return CONTENT_ID_DROPOUT if cfg.has_content else 0.0
 
 
-_ID_HASHES = (
-    "user_hashes",
-    "history_post_hashes",
-    "history_author_hashes",
-    "candidate_post_hashes",
-    "candidate_author_hashes",
-)
+_ID_HASHES = ("user_hashes", "candidate_post_hashes", "candidate_author_hashes")
+_HISTORY_ID_HASHES = ("post_hashes", "author_hashes")
 
 
 def drop_ids(inputs: dict[str, Any], rate: float, rng: np.random.Generator) -> dict[str, Any]:
@@ -383,11 +346,16 @@ def drop_ids(inputs: dict[str, Any], rate: float, rng: np.random.Generator) -> d
     score from the other inputs (content, age, the history's actions) as often as from memorised id rows,
     which is the situation of every fresh post and every new user at serving time, and ids of the few
     training impressions cannot carry the whole fit. Masks, content and labels are untouched."""
-    batch = dict(inputs["batch"])
-    for name in _ID_HASHES:
-        hashes = batch[name]
+
+    def dropped(hashes: np.ndarray) -> np.ndarray:
         keep = rng.random(hashes.shape[:-1]) >= rate
-        batch[name] = hashes * keep[..., None]
+        return hashes * keep[..., None]
+
+    batch = dict(inputs["batch"])
+    history = batch["history"]
+    for name in _ID_HASHES:
+        batch[name] = dropped(batch[name])
+    batch["history"] = history._replace(**{name: dropped(getattr(history, name)) for name in _HISTORY_ID_HASHES})
     return {**inputs, "batch": batch}
 
 
@@ -455,6 +423,19 @@ def initial_params(cfg: PhoenixConfig, seed: int) -> Params:
     return params
 
 
+def optimiser_for(options: TrainOptions, steps: int | None) -> optax.GradientTransformation:
+    """The options' optimiser over `steps` steps (None: no end, so constant learning rates)."""
+    return make_optimiser(
+        options.optimiser,
+        steps,
+        learning_rate=options.learning_rate,
+        weight_decay=options.weight_decay,
+        warmup_fraction=options.warmup_fraction,
+        muon_learning_rate=options.muon_learning_rate,
+        table_learning_rate=options.table_learning_rate,
+    )
+
+
 Step = Callable[[Params, Any, dict[str, Any]], tuple[Params, Any, jax.Array]]
 
 
@@ -517,15 +498,7 @@ def make_validation_loss(cfg: PhoenixConfig, options: TrainOptions) -> Callable[
 def train_params(cfg: PhoenixConfig, data: PreparedData, options: TrainOptions) -> TrainResult:
     steps = total_steps_for(options, len(data.train_examples))
     history_slots = choose_history_slots(cfg, data, options)
-    optimiser = make_optimiser(
-        options.optimiser,
-        steps,
-        learning_rate=options.learning_rate,
-        weight_decay=options.weight_decay,
-        warmup_fraction=options.warmup_fraction,
-        muon_learning_rate=options.muon_learning_rate,
-        table_learning_rate=options.table_learning_rate,
-    )
+    optimiser = optimiser_for(options, steps)
     params = initial_params(cfg, options.seed)
     opt_state = optimiser.init(params)
     step = make_step(cfg, options, optimiser)

@@ -24,7 +24,8 @@ HOUR = 60 * MINUTE
 AGED = dataclasses.replace(TINY, name="aged", age_buckets=16)
 WIDTH = 8
 
-rank = jax.jit(model.rank_logits, static_argnums=1)
+# The full-sequence oracle: isolation is proven on it, and the forward's equality to it below.
+rank = jax.jit(model.full_sequence_logits, static_argnums=1)
 encode_prefix = jax.jit(model.encode_prefix, static_argnums=1)
 score_from_prefix = jax.jit(model.score_from_prefix, static_argnums=1)
 
@@ -127,11 +128,7 @@ def test_prefix_reuse_equals_full_forward_with_ages(
     batch = make_batch(AGED, [7], [_history(rng, history_len)], [cands], num_candidates=WIDTH,
                        candidate_ages_ms=[ages])
     full = np.asarray(rank(aged_params, AGED, batch))
-    prefix = encode_prefix(
-        aged_params, AGED, batch.user_hashes, batch.history_post_hashes[:, :bucket],
-        batch.history_author_hashes[:, :bucket], batch.history_actions[:, :bucket],
-        batch.history_surfaces[:, :bucket], batch.history_mask[:, :bucket],
-    )
+    prefix = encode_prefix(aged_params, AGED, batch.user_hashes, batch.history.first_slots(bucket))
     fast = score_from_prefix(aged_params, AGED, prefix, batch.candidate_post_hashes, batch.candidate_author_hashes,
                              batch.candidate_surfaces, batch.candidate_ages)
     np.testing.assert_allclose(np.asarray(fast), full, atol=2e-5, rtol=1e-5)

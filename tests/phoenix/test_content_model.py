@@ -26,7 +26,9 @@ CONTENT = dataclasses.replace(
     content_encoder="test",
     affinity_buckets=6,
 )
-rank = jax.jit(model.rank_logits, static_argnums=1)
+# The full-sequence oracle: isolation is proven on it, and the forward (what trains and serves) equals it.
+rank = jax.jit(model.full_sequence_logits, static_argnums=1)
+forward = jax.jit(model.rank_logits, static_argnums=1)
 
 
 def _random_content_params(cfg: PhoenixConfig, seed: int) -> model.Params:
@@ -71,7 +73,9 @@ def test_content_reaches_candidates_and_history_and_isolation_holds() -> None:
     history, cands = _history(5, 9), _candidates(6, 6)
     ids = [e.post_id for e in history] + [p for p, _ in cands]
     table, _ = _table(ids, 7)
-    base = np.asarray(rank(params, CONTENT, make_batch(CONTENT, [5], [history], [cands], content=table)))[0]
+    batch = make_batch(CONTENT, [5], [history], [cands], content=table)
+    base = np.asarray(rank(params, CONTENT, batch))[0]
+    np.testing.assert_allclose(np.asarray(forward(params, CONTENT, batch))[0], base, atol=2e-5, rtol=1e-5)
     # Another vector for candidate 0's post only.
     changed_vectors = table.vectors.copy()
     changed_vectors[np.searchsorted(table.post_ids, cands[0][0])] += 1.0

@@ -150,8 +150,8 @@ def test_narrow_history_batch_is_the_same_model_input() -> None:
     assert 0 < max(lengths) <= 8
     full, labels = examples_to_batch(cfg, examples, history, 8)
     narrow, narrow_labels = examples_to_batch(cfg, examples, history, 8, history_slots=8)
-    assert full.history_mask.shape == (16, 32) and narrow.history_mask.shape == (16, 8)
-    assert (narrow.history_mask.sum(1) == lengths).all()
+    assert full.history.mask.shape == (16, 32) and narrow.history.mask.shape == (16, 8)
+    assert (narrow.history.mask.sum(1) == lengths).all()
     assert (labels == narrow_labels).all()
     assert (full.candidate_surfaces[full.candidate_mask] == 2).all()  # home_for_you, from the log lines
     params = init_params(cfg, jax.random.PRNGKey(0))

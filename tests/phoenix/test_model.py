@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from phoenix import model
-from phoenix.batch import RankingBatch, make_batch
+from phoenix.batch import History, RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from stores.records import ActionEntry
 from topics.actions import NUM_PHOENIX_ACTIONS
@@ -25,7 +25,10 @@ TINY = PhoenixConfig(
 )
 
 # Jitted once per shape; tests reuse a few shapes because XLA compilation dominates their run time.
-rank = jax.jit(model.rank_logits, static_argnums=1)
+# `rank` is the full-sequence oracle: candidate isolation is proven on it, and the forward
+# (encode_prefix + score_from_prefix, what training, evaluation and serving run) is proven equal to it.
+rank = jax.jit(model.full_sequence_logits, static_argnums=1)
+forward = jax.jit(model.rank_logits, static_argnums=1)
 encode_prefix = jax.jit(model.encode_prefix, static_argnums=1)
 score_from_prefix = jax.jit(model.score_from_prefix, static_argnums=1)
 user_embedding = jax.jit(model.user_embedding, static_argnums=1)
@@ -98,15 +101,8 @@ def test_candidate_output_depends_on_user_and_history(params: model.Params) -> N
     assert np.abs(base - other_user).max() > 1e-3
 
 
-def _slice_history(batch: RankingBatch, length: int) -> tuple[np.ndarray, ...]:
-    return (
-        batch.user_hashes,
-        batch.history_post_hashes[:, :length],
-        batch.history_author_hashes[:, :length],
-        batch.history_actions[:, :length],
-        batch.history_surfaces[:, :length],
-        batch.history_mask[:, :length],
-    )
+def _slice_history(batch: RankingBatch, length: int) -> tuple[np.ndarray, History]:
+    return batch.user_hashes, batch.history.first_slots(length)
 
 
 @pytest.mark.parametrize(("history_len", "bucket"), [(0, 4), (5, 8), (30, 16)])
@@ -119,6 +115,7 @@ def test_prefix_reuse_equals_full_forward(params: model.Params, history_len: int
         params, TINY, prefix, batch.candidate_post_hashes, batch.candidate_author_hashes, batch.candidate_surfaces
     )
     np.testing.assert_allclose(np.asarray(fast), full, atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(forward(params, TINY, batch)), full, atol=2e-5, rtol=1e-5)
 
 
 def test_attention_mask_shape_and_content() -> None:

@@ -64,9 +64,7 @@ def test_scores_with_ages_equal_reference_and_need_no_compile_after_warmup() -> 
     created = [None if i % 7 == 3 else now - int(rng.integers(0, 10**9)) for i in range(len(cands))]
     probs = ranker.score(11, history, cands, created_at_ms=created, now_ms=now)
     batch = make_batch(cfg, [11], [history], [cands], candidate_ages_ms=[ages_ms(now, created)])
-    history_args = (batch.user_hashes, batch.history_post_hashes, batch.history_author_hashes,
-                    batch.history_actions, batch.history_surfaces, batch.history_mask)
-    prefix = jax.jit(model.encode_prefix, static_argnums=1)(params, cfg, *history_args)
+    prefix = jax.jit(model.encode_prefix, static_argnums=1)(params, cfg, batch.user_hashes, batch.history)
     candidate_args = (batch.candidate_post_hashes, batch.candidate_author_hashes, batch.candidate_surfaces)
     logits = jax.jit(model.score_from_prefix, static_argnums=1)(
         params, cfg, prefix, *candidate_args, batch.candidate_ages

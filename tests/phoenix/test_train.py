@@ -160,16 +160,22 @@ def test_id_dropout_hides_whole_ids_and_nothing_else() -> None:
     none = train_module.drop_ids(inputs, 0.0, rng)
     half = train_module.drop_ids(inputs, 0.5, rng)
     every = train_module.drop_ids(inputs, 1.0, rng)
-    for name in train_module._ID_HASHES:
-        original = inputs["batch"][name]
-        np.testing.assert_array_equal(none["batch"][name], original)
-        assert not every["batch"][name].any()
-        hidden = (half["batch"][name] == 0).all(-1) & (original != 0).all(-1)
-        kept = (half["batch"][name] == original).all(-1)
+    def ids(batch: dict[str, Any]) -> dict[str, np.ndarray]:
+        history = {f"history.{name}": getattr(batch["history"], name) for name in train_module._HISTORY_ID_HASHES}
+        return {**{name: batch[name] for name in train_module._ID_HASHES}, **history}
+
+    for name, original in ids(inputs["batch"]).items():
+        np.testing.assert_array_equal(ids(none["batch"])[name], original)
+        assert not ids(every["batch"])[name].any()
+        hidden = (ids(half["batch"])[name] == 0).all(-1) & (original != 0).all(-1)
+        kept = (ids(half["batch"])[name] == original).all(-1)
         assert (hidden | kept).all()  # an id keeps all its hashes or loses all of them
         assert 0.3 < hidden.sum() / max((original != 0).all(-1).sum(), 1) < 0.7
-    for name in ("history_mask", "candidate_mask", "history_actions"):
-        np.testing.assert_array_equal(every["batch"][name], inputs["batch"][name])
+    np.testing.assert_array_equal(every["batch"]["candidate_mask"], inputs["batch"]["candidate_mask"])
+    for name in ("mask", "actions"):
+        np.testing.assert_array_equal(
+            getattr(every["batch"]["history"], name), getattr(inputs["batch"]["history"], name)
+        )
     np.testing.assert_array_equal(every["labels"], inputs["labels"])
 
 

@@ -1,4 +1,4 @@
-"""The folded serving forward (phoenix/serving.py) against the reference model (phoenix/model.py)."""
+"""The folded inference forward (phoenix/folded.py) against the model (phoenix/model.py): equal up to rounding."""
 
 import dataclasses
 import functools
@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from phoenix import model, serving
-from phoenix.batch import RankingBatch, make_batch
+from phoenix import folded, model
+from phoenix.batch import History, RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from stores.records import ActionEntry
 from tests.phoenix.test_model import TINY
@@ -25,22 +25,22 @@ def _params(cfg: PhoenixConfig) -> model.Params:
 
 
 @functools.partial(jax.jit, static_argnums=1)
-def _reference_prefix(params: model.Params, cfg: PhoenixConfig, *history: jax.Array) -> serving.FoldedPrefix:
+def _reference_prefix(params: model.Params, cfg: PhoenixConfig, *history: jax.Array) -> folded.FoldedPrefix:
     """`model.encode_prefix` padded to S+1 slots and laid out as `FoldedPrefix`."""
     pre = model.encode_prefix(params, cfg, *history)
     pad = 1 + cfg.history_len - pre.keys.shape[2]
     keys = jnp.pad(pre.keys[:, 0], ((0, 0), (0, pad), (0, 0), (0, 0)))
     values = jnp.pad(pre.values[:, 0], ((0, 0), (0, pad), (0, 0), (0, 0)))
     valid = jnp.pad(pre.valid[0], (0, pad))
-    return serving.FoldedPrefix(
+    return folded.FoldedPrefix(
         jnp.transpose(keys, (0, 2, 3, 1)),
         jnp.transpose(values, (0, 2, 1, 3)),
-        jnp.where(valid, 0.0, -1e30).astype(jnp.float32),
+        jnp.where(valid, 0.0, model.MASKED).astype(jnp.float32),
     )
 
 
-_prefix = jax.jit(serving.prefix_keys_values, static_argnums=1)
-_candidate_logits = jax.jit(serving.candidate_logits, static_argnums=1)
+_prefix = jax.jit(folded.prefix_keys_values, static_argnums=1)
+_candidate_logits = jax.jit(folded.candidate_logits, static_argnums=1)
 
 
 def _history(seed: int, n: int) -> list[ActionEntry]:
@@ -58,15 +58,8 @@ def _history(seed: int, n: int) -> list[ActionEntry]:
     ]
 
 
-def _history_args(batch: RankingBatch, length: int) -> tuple[np.ndarray, ...]:
-    return (
-        batch.user_hashes,
-        batch.history_post_hashes[:, :length],
-        batch.history_author_hashes[:, :length],
-        batch.history_actions[:, :length],
-        batch.history_surfaces[:, :length],
-        batch.history_mask[:, :length],
-    )
+def _history_args(batch: RankingBatch, length: int) -> tuple[np.ndarray, History]:
+    return batch.user_hashes, batch.history.first_slots(length)
 
 
 @pytest.mark.parametrize(("history_len", "bucket"), [(0, 4), (5, 8), (16, 16), (30, 16)])
@@ -76,8 +69,8 @@ def test_prefix_keys_values_equal_reference(history_len: int, bucket: int) -> No
     batch = make_batch(cfg, [3], [_history(history_len, history_len)], [[]])
     args = _history_args(batch, bucket)
     expected = _reference_prefix(params, cfg, *args)
-    got = _prefix(serving.fold_prefix_weights(params, cfg), cfg, *args)
-    for name, want, have in zip(serving.FoldedPrefix._fields, expected, got, strict=True):
+    got = _prefix(folded.fold_prefix_weights(params, cfg), cfg, *args)
+    for name, want, have in zip(folded.FoldedPrefix._fields, expected, got, strict=True):
         assert want.shape == have.shape, name
         np.testing.assert_allclose(np.asarray(have), np.asarray(want), atol=2e-5, rtol=1e-5, err_msg=name)
 
@@ -87,7 +80,7 @@ def test_prefix_keys_values_equal_reference(history_len: int, bucket: int) -> No
     [
         (30.0, 8),  # softmax shifted by the constant cap
         (30.0, 40),  # padded: padding rows leave the real ones unchanged
-        (2 * serving.FIXED_SHIFT_MAX_CAP, 8),  # a cap too large for the constant shift: row-max softmax
+        (2 * folded.FIXED_SHIFT_MAX_CAP, 8),  # a cap too large for the constant shift: row-max softmax
     ],
 )
 def test_candidate_logits_equal_full_forward(cap: float, width: int) -> None:
@@ -98,13 +91,13 @@ def test_candidate_logits_equal_full_forward(cap: float, width: int) -> None:
     cands = [(int(rng.integers(1, 10**9)), int(rng.integers(1, 500))) for _ in range(6)]
     cands += [(int(rng.integers(1, 10**9)), 0), (0, int(rng.integers(1, 500)))]  # absent author / post: rows zero
     batch = make_batch(cfg, [3], [history], [cands], candidate_surface=SEARCH)
-    expected = np.asarray(jax.jit(model.rank_logits, static_argnums=1)(params, cfg, batch))[0]
-    folded = _prefix(serving.fold_prefix_weights(params, cfg), cfg, *_history_args(batch, cfg.history_len))
+    expected = np.asarray(jax.jit(model.full_sequence_logits, static_argnums=1)(params, cfg, batch))[0]
+    prefix = _prefix(folded.fold_prefix_weights(params, cfg), cfg, *_history_args(batch, cfg.history_len))
     pad = ((0, width - len(cands)), (0, 0))
     got = _candidate_logits(
-        serving.fold_weights(params, cfg),
+        folded.fold_weights(params, cfg),
         cfg,
-        folded,
+        prefix,
         np.pad(batch.candidate_post_hashes[0], pad),
         np.pad(batch.candidate_author_hashes[0], pad),
         np.int32(SEARCH),
@@ -124,12 +117,12 @@ def test_candidate_logits_with_ages_equal_reference() -> None:
     history = _history_args(batch, cfg.history_len)
     reference_prefix = jax.jit(model.encode_prefix, static_argnums=1)(params, cfg, *history)
     reference = jax.jit(model.score_from_prefix, static_argnums=1)
-    folded = _prefix(serving.fold_prefix_weights(params, cfg), cfg, *history)
-    weights = serving.fold_weights(params, cfg)
+    prefix = _prefix(folded.fold_prefix_weights(params, cfg), cfg, *history)
+    weights = folded.fold_weights(params, cfg)
     posts, authors = batch.candidate_post_hashes[0], batch.candidate_author_hashes[0]
 
     def logits(ages: np.ndarray | None) -> np.ndarray:
-        return np.asarray(_candidate_logits(weights, cfg, folded, posts, authors, np.int32(SEARCH), ages))
+        return np.asarray(_candidate_logits(weights, cfg, prefix, posts, authors, np.int32(SEARCH), ages))
 
     ages = np.array([1, 3, 0, 7, 5], np.int32)
     surfaces = batch.candidate_surfaces
@@ -143,7 +136,7 @@ def test_candidate_logits_with_ages_equal_reference() -> None:
     np.testing.assert_allclose(no_ages, unknown, atol=2e-5, rtol=1e-5)  # no ages = every age unknown
 
 
-_prefix_and_user = jax.jit(serving.prefix_and_user, static_argnums=1)
+_prefix_and_user = jax.jit(folded.prefix_and_user, static_argnums=1)
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -158,9 +151,9 @@ def test_prefix_and_user_equal_reference_prefix_and_user_tower(history_len: int,
     params = _params(cfg)
     batch = make_batch(cfg, [3], [_history(history_len + 40, history_len)], [[]])
     args = _history_args(batch, bucket)
-    weights = serving.fold_prefix_weights(params, cfg)
-    folded, user = _prefix_and_user(weights, cfg, *args)
-    for name, want, have in zip(serving.FoldedPrefix._fields, _prefix(weights, cfg, *args), folded, strict=True):
+    weights = folded.fold_prefix_weights(params, cfg)
+    prefix, user = _prefix_and_user(weights, cfg, *args)
+    for name, want, have in zip(folded.FoldedPrefix._fields, _prefix(weights, cfg, *args), prefix, strict=True):
         np.testing.assert_allclose(np.asarray(have), np.asarray(want), atol=2e-5, rtol=1e-5, err_msg=name)
     expected = np.asarray(_reference_user(params, cfg, *args))[0]
     assert user.shape == expected.shape == (cfg.retrieval_dim,)

@@ -1,8 +1,11 @@
-"""The Phoenix ranking forward (prefix and candidate halves), rewritten for CPU inference over folded weights.
+"""The Phoenix forward (prefix and candidate halves) over folded weights: the worker's inference path.
 
-`model.score_from_prefix` is the readable reference; this computes the same function (equal up to float32
-rounding, checked by the tests) with fewer and larger matrix products, which is what a 2-core CPU is good
-at. Once per checkpoint (`fold_weights`):
+`model.encode_prefix` / `model.score_from_prefix` are the forward; this computes the same function (equal
+up to float32 rounding, checked by tests/phoenix/test_folded.py) with fewer and larger matrix products,
+which is what a 2-core CPU is good at. The element-wise math (RMSNorm, soft cap, rotary frequencies, mask
+value, L2 norm) is the model's own (`phoenix.model`); what differs is where the weights are multiplied.
+
+Once per checkpoint (`fold_weights`):
 - the candidate input projection is split per input block, so a candidate token is the sum of gathered,
   already-projected rows of the post/author/surface tables (no [N, 5D] x [5D, D] product per request),
   plus, for a config with post ages, the raw `age_table` row of the candidate's age bucket (the model adds
@@ -14,14 +17,15 @@ Once per request (`FoldedPrefix`): each layer's prefix keys are transposed per h
 plain 2-D products per query head, [N, K] x [K, T] and [N, T] x [T, K], plus the candidate's own key and
 value as one extra softmax term (no candidate-by-candidate attention at all).
 
-The prefix half (`prefix_keys_values`, the reference being `model.encode_prefix`) computes only what scoring
-needs: the last layer's keys and values come straight from its input, so that layer's attention and
-feed-forward over the history (and the final norm feeding the user tower) are never run; the history
-token's action and surface blocks are folded into [19, D] and [NUM_SURFACES, D] matrices, RMSNorm scales and
-1/sqrt(key_size) into the projections, the rotary cos/sin come from a per-position table, and the
-keys/values come out already in `FoldedPrefix` layout. `prefix_and_user` runs the same pass through the
-last layer and the final norm as well, for the user tower's embedding (`model.user_embedding_from_prefix`,
-the final norm scale folded into the retrieval projection), so retrieval and ranking share one encoding.
+The prefix half (`prefix_keys_values`, the reference being `model.encode_prefix`; both take the history as
+one `phoenix.batch.History`) computes only what scoring needs: the last layer's keys and values come
+straight from its input, so that layer's attention and feed-forward over the history (and the final norm
+feeding the user tower) are never run; the history token's action and surface blocks are folded into
+[19, D] and [NUM_SURFACES, D] matrices, RMSNorm scales and 1/sqrt(key_size) into the projections, the
+rotary cos/sin come from a per-position table, and the keys/values come out already in `FoldedPrefix`
+layout. `prefix_and_user` runs the same pass through the last layer and the final norm as well, for the
+user tower's embedding (`model.user_embedding_from_prefix`, the final norm scale folded into the retrieval
+projection), so retrieval and ranking share one encoding.
 """
 
 from typing import NamedTuple
@@ -31,7 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import model
+from phoenix.batch import History
 from phoenix.config import PhoenixConfig
+from phoenix.model import MASKED, l2_normalise, rms_normalise, rotary_frequencies, soft_cap
 from topics.actions import NUM_SURFACES
 
 _NET = "phoenix"
@@ -134,9 +140,7 @@ def _p(params: model.Params, module: str, name: str) -> np.ndarray:
 
 def _rotation(cfg: PhoenixConfig) -> np.ndarray:
     """[K, K] matrix R with x @ R == rotary(x) at the candidates' position (rotate-half convention)."""
-    half = cfg.key_size // 2
-    freqs = 1.0 / (10_000.0 ** (np.arange(half) / half))
-    angle = cfg.candidate_position * freqs
+    angle = cfg.candidate_position * rotary_frequencies(cfg.key_size)
     cos, sin = np.diag(np.cos(angle)), np.diag(np.sin(angle))
     return np.block([[cos, sin], [-sin, cos]])
 
@@ -214,8 +218,7 @@ def fold_prefix_weights(params: model.Params, cfg: PhoenixConfig) -> PrefixWeigh
                 ffn_out_scale=_f32(_p(params, prefix + "ffn_out_norm", "scale")),
             )
         )
-    half = k // 2
-    angles = np.arange(cfg.history_len + 1)[:, None] / 10_000.0 ** (np.arange(half) / half)
+    angles = np.arange(cfg.history_len + 1)[:, None] * rotary_frequencies(k)
     return PrefixWeights(
         user_table=jnp.asarray(params[_NET]["user_table"], jnp.float32),
         user_proj=_f32(_p(params, "user_proj", "w")),
@@ -252,77 +255,43 @@ def _rotate(x: jax.Array, cos: jax.Array, signed_sin: jax.Array) -> jax.Array:
 
 
 def prefix_keys_values(
-    weights: PrefixWeights,
-    cfg: PhoenixConfig,
-    user_hashes: jax.Array,
-    history_post_hashes: jax.Array,
-    history_author_hashes: jax.Array,
-    history_actions: jax.Array,
-    history_surfaces: jax.Array,
-    history_mask: jax.Array,
-    history_content: jax.Array | None = None,
-    history_semantic_ids: jax.Array | None = None,
+    weights: PrefixWeights, cfg: PhoenixConfig, user_hashes: jax.Array, history: History
 ) -> FoldedPrefix:
-    """One request's user+history ([1, ...] arrays, history of any bucket length <= S) -> `FoldedPrefix` over
+    """One request's user [1, H] + history ([1, ...] arrays of any bucket length <= S) -> `FoldedPrefix` over
     the full S+1 slots: `model.encode_prefix`'s keys and values up to float32 rounding, padded and transposed.
-    The content arrays ([1, S', E], [1, S', L]) are read only by a config with content."""
-    folded, _ = _prefix_pass(
-        weights, cfg, False, user_hashes, history_post_hashes, history_author_hashes, history_actions,
-        history_surfaces, history_mask, history_content, history_semantic_ids,
-    )
+    The history's content arrays are read only by a config with content."""
+    folded, _ = _prefix_pass(weights, cfg, False, user_hashes, history)
     return folded
 
 
 def prefix_and_user(
-    weights: PrefixWeights,
-    cfg: PhoenixConfig,
-    user_hashes: jax.Array,
-    history_post_hashes: jax.Array,
-    history_author_hashes: jax.Array,
-    history_actions: jax.Array,
-    history_surfaces: jax.Array,
-    history_mask: jax.Array,
-    history_content: jax.Array | None = None,
-    history_semantic_ids: jax.Array | None = None,
+    weights: PrefixWeights, cfg: PhoenixConfig, user_hashes: jax.Array, history: History
 ) -> tuple[FoldedPrefix, jax.Array]:
     """`prefix_keys_values` and, from the same pass, the user tower's embedding [R] (the reference being
     `model.user_embedding_from_prefix` over `model.encode_prefix`): the prefix is encoded once per request
     for both retrieval and ranking. Costs the last layer's attention and feed-forward over the history more."""
-    folded, user = _prefix_pass(
-        weights, cfg, True, user_hashes, history_post_hashes, history_author_hashes, history_actions,
-        history_surfaces, history_mask, history_content, history_semantic_ids,
-    )
+    folded, user = _prefix_pass(weights, cfg, True, user_hashes, history)
     assert user is not None
     return folded, user
 
 
 def _prefix_pass(
-    weights: PrefixWeights,
-    cfg: PhoenixConfig,
-    with_user: bool,
-    user_hashes: jax.Array,
-    history_post_hashes: jax.Array,
-    history_author_hashes: jax.Array,
-    history_actions: jax.Array,
-    history_surfaces: jax.Array,
-    history_mask: jax.Array,
-    history_content: jax.Array | None,
-    history_semantic_ids: jax.Array | None,
+    weights: PrefixWeights, cfg: PhoenixConfig, with_user: bool, user_hashes: jax.Array, history: History
 ) -> tuple[FoldedPrefix, jax.Array | None]:
     hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
     groups, cap = hq // hkv, cfg.attn_logit_cap
-    mask = history_mask.astype(bool)
-    actions = history_actions[0]
+    mask = jnp.asarray(history.mask).astype(bool)
+    actions = history.actions[0]
     any_action = jnp.any(actions > 0, -1, keepdims=True)
-    history = (
-        _rows(weights.post_table, history_post_hashes[0]) @ weights.post_proj
-        + _rows(weights.author_table, history_author_hashes[0]) @ weights.author_proj
+    tokens = (
+        _rows(weights.post_table, history.post_hashes[0]) @ weights.post_proj
+        + _rows(weights.author_table, history.author_hashes[0]) @ weights.author_proj
         + ((2.0 * actions - 1.0) @ weights.action_proj) * any_action
-        + weights.surface_rows[history_surfaces[0]]
+        + weights.surface_rows[history.surfaces[0]]
     )
     if weights.content is not None:
-        history = history + content_tokens(weights.content, history_content[0], history_semantic_ids[0])
-    x = jnp.concatenate([_rows(weights.user_table, user_hashes) @ weights.user_proj, history])  # [T, D]
+        tokens = tokens + content_tokens(weights.content, history.content[0], history.semantic_ids[0])
+    x = jnp.concatenate([_rows(weights.user_table, user_hashes) @ weights.user_proj, tokens])  # [T, D]
     t = x.shape[0]
     positions = model.prefix_positions(mask, cfg.history_len)[0]
     cos = weights.rotary_cos[positions][:, None, None, :]
@@ -330,20 +299,20 @@ def _prefix_pass(
     signed_sin = jnp.concatenate([-sin, sin], 2)
     valid = jnp.concatenate([jnp.ones((1,), bool), mask[0]])
     causal = jnp.arange(t)[:, None] >= jnp.arange(t)[None, :]
-    bias = jnp.where(causal & valid[None, :], 0.0, -1e30).astype(jnp.float32)
+    bias = jnp.where(causal & valid[None, :], 0.0, MASKED).astype(jnp.float32)
 
     def layer_pass(x: jax.Array, layer: PrefixLayerWeights) -> tuple[jax.Array, jax.Array, jax.Array]:
         """[T, D] -> the layer's output [T, D], rotated keys and values [T, Hkv, K]."""
-        xn = _normalise(x)
+        xn = rms_normalise(x)
         q = _rotate((xn @ layer.query).reshape(t, hq, k), cos, signed_sin).reshape(t, hkv, groups, k)
         key = _rotate((xn @ layer.key).reshape(t, hkv, k), cos, signed_sin)
         value = (xn @ layer.value).reshape(t, hkv, k)
-        logits = cap * jnp.tanh(jnp.einsum("thgk,shk->hgts", q, key) / cap) + bias
+        logits = soft_cap(jnp.einsum("thgk,shk->hgts", q, key), cap) + bias
         attended = jnp.einsum("hgts,shk->thgk", jax.nn.softmax(logits, axis=-1), value).reshape(t, hq * k)
-        x = x + _normalise(attended @ layer.out) * layer.attn_out_scale
-        xn = _normalise(x)
-        x = x + _normalise((jax.nn.gelu(xn @ layer.gate) * (xn @ layer.up)) @ layer.down) * layer.ffn_out_scale
-        return x, key, value
+        x = _post_norm_residual(x, attended @ layer.out, layer.attn_out_scale)
+        xn = rms_normalise(x)
+        ffn = (jax.nn.gelu(xn @ layer.gate) * (xn @ layer.up)) @ layer.down
+        return _post_norm_residual(x, ffn, layer.ffn_out_scale), key, value
 
     keys, values = [], []
     for layer in weights.layers:
@@ -354,12 +323,11 @@ def _prefix_pass(
     if with_user:
         x, key, value = layer_pass(x, weights.last)
         weights_valid = valid.astype(jnp.float32)[:, None]
-        pooled = jnp.sum(_normalise(x) * weights_valid, 0) / jnp.sum(weights_valid)  # [D]
-        projected = pooled @ weights.user_tower
-        user = projected * jax.lax.rsqrt(jnp.maximum(jnp.sum(projected * projected), 1e-12))
+        pooled = jnp.sum(rms_normalise(x) * weights_valid, 0) / jnp.sum(weights_valid)  # [D]
+        user = l2_normalise(pooled @ weights.user_tower)
     else:
         # Scoring alone needs only the last layer's keys and values, straight from its input.
-        xn = _normalise(x)
+        xn = rms_normalise(x)
         key = _rotate((xn @ weights.last.key).reshape(t, hkv, k), cos, signed_sin)
         value = (xn @ weights.last.value).reshape(t, hkv, k)
     keys.append(key)
@@ -371,13 +339,14 @@ def _prefix_pass(
     folded = FoldedPrefix(
         jnp.transpose(stacked_keys, (0, 2, 3, 1)),
         jnp.transpose(stacked_values, (0, 2, 1, 3)),
-        jnp.where(full_valid, 0.0, -1e30).astype(jnp.float32),
+        jnp.where(full_valid, 0.0, MASKED).astype(jnp.float32),
     )
     return folded, user
 
 
-def _normalise(x: jax.Array) -> jax.Array:
-    return x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + 1e-6)
+def _post_norm_residual(x: jax.Array, update: jax.Array, scale: jax.Array) -> jax.Array:
+    """x plus the RMS-normalised sub-block output (the model's attn_out / ffn_out norms: RMSNorm after too)."""
+    return x + rms_normalise(update) * scale
 
 
 def candidate_logits(
@@ -413,22 +382,22 @@ def candidate_logits(
         rows = weights.affinity_rows
         x = x + (rows[0][affinity[:, 0]] + rows[1][affinity[:, 1]] if affinity is not None else rows[0, 0] + rows[1, 0])
     for layer, keys, values in zip(weights.layers, prefix.keys, prefix.values, strict=True):
-        qkv = _normalise(x) @ layer.qkv
+        qkv = rms_normalise(x) @ layer.qkv
         heads = []
         for head in range(hq):
             kv = head // groups
             q = qkv[:, head * k : (head + 1) * k]
             k_self = qkv[:, (hq + kv) * k : (hq + kv + 1) * k]
             v_self = qkv[:, (hq + hkv + kv) * k : (hq + hkv + kv + 1) * k]
-            to_prefix = cap * jnp.tanh((q @ keys[kv]) / cap) + prefix.bias
-            to_self = cap * jnp.tanh(jnp.sum(q * k_self, -1, keepdims=True) / cap)
+            to_prefix = soft_cap(q @ keys[kv], cap) + prefix.bias
+            to_self = soft_cap(jnp.sum(q * k_self, -1, keepdims=True), cap)
             shift = cap if cap <= FIXED_SHIFT_MAX_CAP else jnp.maximum(jnp.max(to_prefix, -1, keepdims=True), to_self)
             w_prefix = jnp.exp(to_prefix - shift)
             w_self = jnp.exp(to_self - shift)
             total = jnp.sum(w_prefix, -1, keepdims=True) + w_self
             heads.append((w_prefix @ values[kv] + w_self * v_self) / total)
         attended = jnp.concatenate(heads, -1)
-        x = x + _normalise(attended @ layer.out) * layer.attn_out_scale
-        gate, up = jnp.split(_normalise(x) @ layer.gate_up, 2, axis=-1)
-        x = x + _normalise((jax.nn.gelu(gate) * up) @ layer.down) * layer.ffn_out_scale
-    return _normalise(x) @ weights.unembed + weights.unembed_bias
+        x = _post_norm_residual(x, attended @ layer.out, layer.attn_out_scale)
+        gate, up = jnp.split(rms_normalise(x) @ layer.gate_up, 2, axis=-1)
+        x = _post_norm_residual(x, (jax.nn.gelu(gate) * up) @ layer.down, layer.ffn_out_scale)
+    return rms_normalise(x) @ weights.unembed + weights.unembed_bias
