@@ -10,7 +10,7 @@ Likewise the four content arrays are set exactly when the config has content (`c
 `ContentTable` (posts without known content get zero vectors and semantic id 0).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 import jax
@@ -45,7 +45,7 @@ class RankingBatch:
     history_semantic_ids: np.ndarray | None = None  # [B, S, L] int32
     candidate_content: np.ndarray | None = None  # [B, C, E] float32
     candidate_semantic_ids: np.ndarray | None = None  # [B, C, L] int32
-    candidate_affinity: np.ndarray | None = None  # [B, C, 2] int32 affinity buckets; None without affinity
+    candidate_affinity: np.ndarray | None = None  # [B, C, N] int32 affinity buckets; None without affinity
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -107,12 +107,15 @@ def make_batch(
     num_candidates: int | None = None,
     candidate_ages_ms: Sequence[Sequence[float]] | None = None,
     content: ContentTable | None = None,
+    served: Sequence[Sequence[tuple[int, int]]] | None = None,
 ) -> RankingBatch:
     """Batch of B requests; C = num_candidates or the longest candidate list (at least 1).
 
     `candidate_ages_ms` gives each candidate's age in ms (NaN = unknown), parallel to `candidates`; None
     means every age is unknown. Ignored when the config has no age input. `content` gives the posts'
-    content (None: unknown for every post); ignored when the config has no content input.
+    content (None: unknown for every post); ignored when the config has no content input. `served` gives,
+    per request, the (post_id, action mask) of every post served to the user before it (mask 0 = served and
+    ignored; `served_posts`), read by a config with `served_affinity` (None: that input is unknown).
     """
     if not len(user_ids) == len(histories) == len(candidates):
         raise ValueError("user_ids, histories and candidates must have the same length")
@@ -160,10 +163,32 @@ def make_batch(
             np.stack([e.actions for e in encoded]),
             np.stack([e.mask for e in encoded]),
             content_arrays["candidate"][0],
+            *(_served_inputs(cfg, content, served) if cfg.served_affinity and served is not None else ()),
         )
         if cfg.affinity_buckets
         else None,
     )
+
+
+def served_posts(history: Sequence[ActionEntry], served_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """(post_id, action mask) of every post served to the user: the served ids (mask 0 unless the history
+    holds an action on the post) and the history's entries (posts engaged with elsewhere were seen too)."""
+    masks = {entry.post_id: entry.action_mask for entry in history}
+    return [(post_id, masks.get(post_id, 0)) for post_id in served_ids if post_id not in masks] + list(masks.items())
+
+
+def _served_inputs(
+    cfg: PhoenixConfig, content: ContentTable | None, served: Sequence[Sequence[tuple[int, int]]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Served vectors [B, M, E], actions [B, M, 19] and mask [B, M] (M = the longest served list)."""
+    width = max((len(rows) for rows in served), default=0)
+    post_ids = np.zeros((len(served), width), np.int64)
+    masks = np.zeros((len(served), width), np.int64)
+    for i, rows in enumerate(served):
+        if rows:
+            post_ids[i, : len(rows)], masks[i, : len(rows)] = np.asarray(rows, np.int64).T
+    vectors, _ = content_inputs(cfg, content, post_ids)
+    return vectors, actions_multi_hot(masks), post_ids > 0
 
 
 def content_inputs(

@@ -15,6 +15,9 @@ semantic-ID rows (row 0 = no content). `content_encoder` names the recipe the co
 adds the candidate's content affinity to the history (`phoenix.affinity`): a [2, A, D] `affinity_table`.
 `content_center` ([E] floats, fitted by training on its posts; empty = none) is what the affinity cosines
 subtract from every content vector first (`phoenix.affinity`); it changes inputs, not parameter shapes.
+`served_affinity` adds a third affinity input, the candidate's content-weighted engagement rate over the
+posts served to the user (`phoenix.affinity`), so the table is [3, A, D]; False (configs from before it
+existed) keeps [2, A, D].
 """
 
 from dataclasses import asdict, dataclass, fields
@@ -45,6 +48,7 @@ class PhoenixConfig:
     content_encoder: str = ""  # the recipe of the content vectors (phoenix.content.ENCODER_ID)
     affinity_buckets: int = 0  # candidate-history content cosines (phoenix.affinity); 0 = none
     content_center: tuple[float, ...] = ()  # [E] mean content vector the affinity cosines centre on; () = none
+    served_affinity: bool = False  # affinity input 3: engagement rate over served posts like the candidate
 
     def __post_init__(self) -> None:
         # A config read back from JSON has a list here; a tuple keeps the config hashable (compile caches).
@@ -65,10 +69,19 @@ class PhoenixConfig:
             raise ValueError("semantic IDs quantize the content vector: they need content_dim > 0")
         if self.affinity_buckets and (self.affinity_buckets < 2 or not self.content_dim):
             raise ValueError("affinity_buckets must be 0 or at least 2, and needs content_dim > 0")
+        if self.served_affinity and not self.affinity_buckets:
+            raise ValueError("served_affinity is an affinity input: it needs affinity_buckets")
 
     @property
     def has_content(self) -> bool:
         return self.content_dim > 0
+
+    @property
+    def num_affinity_inputs(self) -> int:
+        """Rows of the affinity table per bucket (`phoenix.affinity`): 0 without affinity."""
+        if not self.affinity_buckets:
+            return 0
+        return 3 if self.served_affinity else 2
 
     @property
     def ffn_size(self) -> int:

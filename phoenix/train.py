@@ -173,7 +173,7 @@ def prepare(
         impressions=log,
         sampling=sampling,
         split_ts_ms=split,
-        history=HistoryIndex(log),
+        history=HistoryIndex(log, served=sampling is None),  # sampled negatives were never shown
         train_examples=examples_from_groups(train_groups, num_candidates),
         held_out_examples=examples_from_groups(held_out_groups, num_candidates),
         content=content,
@@ -582,6 +582,7 @@ class ContentOptions:
     size: int = 256
     seed: int = 0
     affinity_buckets: int = 16  # content affinity to the history (phoenix.affinity); 0 = none
+    served_affinity: bool = True  # the affinity's engagement rate over served posts (phoenix.affinity)
 
 
 @dataclass(frozen=True)
@@ -621,6 +622,7 @@ def fit_content(cfg: PhoenixConfig, posts: Sequence[PostRecord], options: Conten
         semantic_id_size=options.size,
         content_encoder=encoder.encoder_id,
         affinity_buckets=options.affinity_buckets,
+        served_affinity=options.served_affinity and options.affinity_buckets > 0,
     )
     return FittedContent(content_cfg, table, codebooks, meta)
 
@@ -693,6 +695,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--semantic-id-size", type=int, default=ContentOptions.size, help="codes per level")
     parser.add_argument("--affinity-buckets", type=int, default=ContentOptions.affinity_buckets,
                         help="buckets per content-affinity cosine (0: no affinity input)")
+    parser.add_argument("--no-served-affinity", action="store_true",
+                        help="no affinity input from the served posts (the engagement rate on similar ones)")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="demo")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="optimiser steps")
@@ -731,7 +735,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         content_options = ContentOptions(
-            args.semantic_id_levels, args.semantic_id_size, args.seed, args.affinity_buckets
+            args.semantic_id_levels, args.semantic_id_size, args.seed, args.affinity_buckets,
+            served_affinity=not args.no_served_affinity,
         )
         version, meta = train(args.data, args.out, CONFIGS[args.config], options, args.posts, content_options)
     except (OSError, ValueError) as exc:
