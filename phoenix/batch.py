@@ -163,7 +163,7 @@ def make_batch(
             np.stack([e.actions for e in encoded]),
             np.stack([e.mask for e in encoded]),
             content_arrays["candidate"][0],
-            *(_served_inputs(cfg, content, served) if cfg.served_affinity and served is not None else ()),
+            *(served_inputs(cfg, content, served) if cfg.served_affinity and served is not None else ()),
         )
         if cfg.affinity_buckets
         else None,
@@ -177,7 +177,7 @@ def served_posts(history: Sequence[ActionEntry], served_ids: Iterable[int]) -> l
     return [(post_id, masks.get(post_id, 0)) for post_id in served_ids if post_id not in masks] + list(masks.items())
 
 
-def _served_inputs(
+def served_inputs(
     cfg: PhoenixConfig, content: ContentTable | None, served: Sequence[Sequence[tuple[int, int]]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Served vectors [B, M, E], actions [B, M, 19] and mask [B, M] (M = the longest served list)."""

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from phoenix.batch import RankingBatch, make_batch, served_posts
+from phoenix.affinity import affinity_values
+from phoenix.batch import RankingBatch, make_batch, served_inputs, served_posts
 from phoenix.config import PhoenixConfig
 from phoenix.log import Impression
 from phoenix.posts import ContentTable
@@ -306,23 +307,15 @@ def examples_to_batch(
     `served_affinity` also reads the posts served to each user before the request (`HistoryIndex.served_ids`).
     """
     slots = cfg.history_len if history_slots is None else min(history_slots, cfg.history_len)
-    histories = [history.history(ex.user_id, ex.ts_ms, slots) for ex in examples]
-    served = None
-    if cfg.served_affinity:
-        # The history the served posts' actions come from is the full one, as a worker's action sequence.
-        served = []
-        for ex in examples:
-            full = history.history(ex.user_id, ex.ts_ms, cfg.history_len)
-            served.append(served_posts(full, history.served_ids(ex.user_id, ex.ts_ms)))
     batch = make_batch(
         cfg,
         [ex.user_id for ex in examples],
-        histories,
+        [history.history(ex.user_id, ex.ts_ms, slots) for ex in examples],
         [ex.candidates for ex in examples],
         num_candidates=num_candidates,
         candidate_ages_ms=[ex.ages_ms for ex in examples],
         content=content,
-        served=served,
+        served=served_lists(cfg, examples, history),
     )
     surfaces = np.zeros((len(examples), num_candidates), dtype=np.int32)
     labels = np.zeros((len(examples), num_candidates, NUM_PHOENIX_ACTIONS), dtype=np.float32)
@@ -341,6 +334,50 @@ def examples_to_batch(
         history_semantic_ids=None if batch.history_semantic_ids is None else batch.history_semantic_ids[:, :slots],
     )
     return batch, labels
+
+
+def served_lists(
+    cfg: PhoenixConfig, examples: Sequence[RankingExample], history: HistoryIndex
+) -> list[list[tuple[int, int]]] | None:
+    """Per example, the posts served to the user before it with their actions (`served_posts`), for a config
+    with `served_affinity`; None otherwise."""
+    if not cfg.served_affinity:
+        return None
+    # The actions come from the full history, as from a worker's action sequence.
+    return [
+        served_posts(history.history(ex.user_id, ex.ts_ms, cfg.history_len), history.served_ids(ex.user_id, ex.ts_ms))
+        for ex in examples
+    ]
+
+
+def affinity_sample(
+    cfg: PhoenixConfig,
+    examples: Sequence[RankingExample],
+    history: HistoryIndex,
+    num_candidates: int,
+    content: ContentTable | None,
+    sample: int = 2000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unbucketed affinity values [M, N] and which are known [M, N] of the candidates of up to `sample`
+    evenly spaced examples (what `phoenix.affinity.fit_edges` fits the bins on)."""
+    picks = np.linspace(0, len(examples) - 1, num=min(sample, len(examples))).astype(int)
+    values, known = [], []
+    for start in range(0, len(picks), 256):
+        chunk = [examples[i] for i in picks[start : start + 256]]
+        batch, _ = examples_to_batch(cfg, chunk, history, num_candidates, content=content)
+        served = served_lists(cfg, chunk, history)
+        assert batch.history_content is not None and batch.candidate_content is not None  # a config with content
+        chunk_values, chunk_known = affinity_values(
+            cfg,
+            batch.history_content,
+            batch.history_actions,
+            batch.history_mask,
+            batch.candidate_content,
+            *(served_inputs(cfg, content, served) if served is not None else ()),
+        )
+        values.append(chunk_values[batch.candidate_mask])
+        known.append(chunk_known[batch.candidate_mask])
+    return np.concatenate(values), np.concatenate(known)
 
 
 def history_length_quantile(

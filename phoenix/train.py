@@ -63,6 +63,7 @@ import numpy as np
 import optax
 
 from phoenix import semantic_ids
+from phoenix.affinity import fit_edges
 from phoenix.batch import RankingBatch
 from phoenix.checkpoint import save_checkpoint
 from phoenix.config import CONFIGS, PhoenixConfig
@@ -72,6 +73,7 @@ from phoenix.examples import (
     NegativeSampling,
     RankingExample,
     RequestGroup,
+    affinity_sample,
     ensure_negatives,
     examples_from_groups,
     examples_to_batch,
@@ -627,6 +629,14 @@ def fit_content(cfg: PhoenixConfig, posts: Sequence[PostRecord], options: Conten
     return FittedContent(content_cfg, table, codebooks, meta)
 
 
+def with_affinity_edges(cfg: PhoenixConfig, data: PreparedData, num_candidates: int) -> PhoenixConfig:
+    """The config with affinity bins fitted on the training examples' values (`phoenix.affinity.fit_edges`):
+    equally filled bins resolve the range the inputs really take (no labels are read)."""
+    equal_width = replace(cfg, affinity_edges=())
+    values, known = affinity_sample(equal_width, data.train_examples, data.history, num_candidates, data.content)
+    return replace(cfg, affinity_edges=fit_edges(values, known, cfg.affinity_buckets))
+
+
 def train(
     data_path: Path,
     out: Path,
@@ -652,6 +662,8 @@ def train(
         content=fitted.table if fitted is not None else None,
         validation_fraction=options.validation_fraction,
     )
+    if cfg.affinity_buckets:
+        cfg = with_affinity_edges(cfg, data, options.num_candidates)
     prepare_seconds = time.monotonic() - loaded
     result = train_params(cfg, data, options)
     meta: dict[str, Any] = {

@@ -1,14 +1,16 @@
-"""The served-posts affinity input: a candidate's engagement rate over the posts served to the user that
-are like it, built alike by training (from a log's lines) and by serving (from the served history)."""
+"""The served-posts affinity input (a candidate's engagement rate over the posts served to the user that
+are like it, built alike by training from a log's lines and by serving from the served history) and the
+affinity bins fitted on the training examples."""
 
 import dataclasses
+import json
 
 import jax
 import numpy as np
 import pytest
 
 from phoenix import model
-from phoenix.affinity import SERVED_PRIOR_WEIGHT, SERVED_TEMPERATURE, content_affinity
+from phoenix.affinity import SERVED_PRIOR_WEIGHT, SERVED_TEMPERATURE, bucket_affinity, content_affinity, fit_edges
 from phoenix.batch import make_batch, served_posts
 from phoenix.config import PhoenixConfig
 from phoenix.examples import HistoryIndex, NegativeSampling, examples_to_batch
@@ -41,7 +43,7 @@ def test_the_served_rate_tells_apart_topics_the_engaged_history_cannot() -> None
     history_actions = np.stack([_multi_hot("favorite")] * 2)[None]
     history_mask = np.ones((1, 2), bool)
     # Served: both liked posts, plus four of topic 2 served and ignored and one of topic 1 hidden.
-    served = np.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]], np.float32)
+    served = np.array([[[1.0, 0.0], [0.0, 1.0]] + [[0.0, 1.0]] * 4 + [[1.0, 0.0]]], np.float32)
     ignored = np.zeros(19, np.float32)
     served_actions = np.stack([_multi_hot("favorite")] * 2 + [ignored] * 4 + [_multi_hot("not_interested")])[None]
     served_mask = np.ones((1, 7), bool)
@@ -138,3 +140,24 @@ def test_the_ranker_reads_the_served_ids_like_training_and_they_change_scores() 
     batch = make_batch(cfg, [5], [history], [cands], content=table, served=[served_posts(history, served_ids)])
     np.testing.assert_allclose(probs, np.asarray(jax.nn.sigmoid(rank(params, cfg, batch)))[0], atol=1e-5)
     assert np.abs(ranker.score(5, history, cands) - probs).max() > 1e-3
+
+
+def test_fitted_edges_fill_the_bins_equally_and_configs_without_them_use_equal_widths() -> None:
+    cfg = dataclasses.replace(SERVED, affinity_buckets=5)  # 4 bins per input
+    rng = np.random.default_rng(0)
+    values = np.stack([rng.uniform(0.0, 0.2, 400), rng.uniform(-1.0, 1.0, 400), np.zeros(400)], -1)
+    known = np.stack([np.ones(400, bool), np.arange(400) % 2 == 0, np.zeros(400, bool)], -1)
+    edges = fit_edges(values, known, cfg.affinity_buckets)
+    np.testing.assert_allclose(edges[0], [0.05, 0.1, 0.15], atol=0.02)
+    assert edges[2] == (-0.5, 0.0, 0.5)  # never known: equal widths
+    fitted = dataclasses.replace(cfg, affinity_edges=edges)
+    buckets = bucket_affinity(fitted, values, known)
+    assert np.bincount(buckets[:, 0], minlength=5).tolist() == [0, 100, 100, 100, 100]
+    assert (buckets[~known[:, 1], 1] == 0).all() and not buckets[:, 2].any()
+    # Equal widths put every value of [0, 0.2] into one bin.
+    assert set(bucket_affinity(cfg, values, known)[:, 0].tolist()) == {3}
+    assert PhoenixConfig.from_dict(json.loads(json.dumps(fitted.to_dict()))) == fitted  # saved in checkpoints
+    with pytest.raises(ValueError, match="affinity_edges"):
+        dataclasses.replace(cfg, affinity_edges=edges[:2])
+    with pytest.raises(ValueError, match="affinity_edges"):
+        dataclasses.replace(cfg, affinity_edges=((0.5, 0.0, 1.0),) * 3)
