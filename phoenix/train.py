@@ -20,7 +20,9 @@
 - Content: with `--posts` (`phoenix.posts`), every post's content vector is computed (`phoenix.content`),
   semantic-ID codebooks are fitted on them (`phoenix.semantic_ids`, residual k-means, L levels of K codes)
   and saved in the checkpoint, and the config gets content inputs; without it, the config's architecture
-  is the published one. The posts file also gives creation times to log lines that lack them.
+  is the published one. The posts file also gives creation times to log lines that lack them. The content
+  affinity inputs (`phoenix.affinity`; the served-posts rate unless `--no-served-affinity`) get bins fitted
+  on the quantiles of their values over the training examples (`with_affinity_edges`; no labels read).
 - Ages: with a config that has `age_buckets`, each candidate's post age at its impression (from the log's
   optional `post_created_at_ms`) is an input; a log without creation times trains with every age unknown.
 - Negatives: the training part must hold lines without any positive action; a log whose training part
