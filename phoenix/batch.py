@@ -11,7 +11,7 @@ Likewise the four content arrays are set exactly when the config has content (`c
 `ContentTable` (posts without known content get zero vectors and semantic id 0).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -68,7 +68,7 @@ class RankingBatch:
     # Content (None for a config without content): vectors (zero = unknown) and semantic ids (0 = unknown).
     candidate_content: np.ndarray | None = None  # [B, C, E] float32
     candidate_semantic_ids: np.ndarray | None = None  # [B, C, L] int32
-    candidate_affinity: np.ndarray | None = None  # [B, C, 2] int32 affinity buckets; None without affinity
+    candidate_affinity: np.ndarray | None = None  # [B, C, N] int32 affinity buckets; None without affinity
 
     def as_dict(self) -> dict[str, np.ndarray | History]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -126,12 +126,15 @@ def make_batch(
     num_candidates: int | None = None,
     candidate_ages_ms: Sequence[Sequence[float]] | None = None,
     content: ContentTable | None = None,
+    served: Sequence[Sequence[tuple[int, int]]] | None = None,
 ) -> RankingBatch:
     """Batch of B requests; C = num_candidates or the longest candidate list (at least 1).
 
     `candidate_ages_ms` gives each candidate's age in ms (NaN = unknown), parallel to `candidates`; None
     means every age is unknown. Ignored when the config has no age input. `content` gives the posts'
-    content (None: unknown for every post); ignored when the config has no content input.
+    content (None: unknown for every post); ignored when the config has no content input. `served` gives,
+    per request, the (post_id, action mask) of every post served to the user before it (mask 0 = served and
+    ignored; `served_posts`), read by a config with `served_affinity` (None: that input is unknown).
     """
     if not len(user_ids) == len(histories) == len(candidates):
         raise ValueError("user_ids, histories and candidates must have the same length")
@@ -166,10 +169,38 @@ def make_batch(
         candidate_ages=_candidate_age_buckets(cfg, candidate_ages_ms, candidates, width),
         candidate_content=candidate_content,
         candidate_semantic_ids=candidate_semantic_ids,
-        candidate_affinity=content_affinity(cfg, history.content, history.actions, history.mask, candidate_content)
+        candidate_affinity=content_affinity(
+            cfg,
+            history.content,
+            history.actions,
+            history.mask,
+            candidate_content,
+            *(served_inputs(cfg, content, served) if cfg.served_affinity and served is not None else ()),
+        )
         if cfg.affinity_buckets
         else None,
     )
+
+
+def served_posts(history: Sequence[ActionEntry], served_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """(post_id, action mask) of every post served to the user: the served ids (mask 0 unless the history
+    holds an action on the post) and the history's entries (posts engaged with elsewhere were seen too)."""
+    masks = {entry.post_id: entry.action_mask for entry in history}
+    return [(post_id, masks.get(post_id, 0)) for post_id in served_ids if post_id not in masks] + list(masks.items())
+
+
+def served_inputs(
+    cfg: PhoenixConfig, content: ContentTable | None, served: Sequence[Sequence[tuple[int, int]]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Served vectors [B, M, E], actions [B, M, 19] and mask [B, M] (M = the longest served list)."""
+    width = max((len(rows) for rows in served), default=0)
+    post_ids = np.zeros((len(served), width), np.int64)
+    masks = np.zeros((len(served), width), np.int64)
+    for i, rows in enumerate(served):
+        if rows:
+            post_ids[i, : len(rows)], masks[i, : len(rows)] = np.asarray(rows, np.int64).T
+    vectors, _ = content_inputs(cfg, content, post_ids)
+    return vectors, actions_multi_hot(masks), post_ids > 0
 
 
 def content_inputs(

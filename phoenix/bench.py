@@ -37,7 +37,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from foryou.benchmarks import record
-from phoenix.affinity import NUM_AFFINITY_INPUTS
 from phoenix.config import DEMO
 from phoenix.index import RECALL_BOUND, AnnConfig
 from phoenix.ranker import HOME, Ranker, _stub_content
@@ -86,7 +85,7 @@ def _request_flops(ranker: Ranker, history: list[ActionEntry], size: int) -> flo
     hashes = np.ones((size, state.cfg.num_hashes), np.int32)
     ages = np.ones(size, np.int32) if state.cfg.age_buckets else None
     vectors, ids = _stub_content(state.cfg, size)
-    affinity = np.zeros((size, NUM_AFFINITY_INPUTS), np.int32) if state.cfg.affinity_buckets else None
+    affinity = np.zeros((size, state.cfg.num_affinity_inputs), np.int32) if state.cfg.affinity_buckets else None
     score = state.fns.score.lower(
         state.weights, folded, hashes, hashes, np.int32(HOME), ages, vectors, ids, affinity
     ).compile()

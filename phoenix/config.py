@@ -15,6 +15,10 @@ semantic-ID rows (row 0 = no content). `content_encoder` names the recipe the co
 adds the candidate's content affinity to the history (`phoenix.affinity`): a [2, A, D] `affinity_table`.
 `content_center` ([E] floats, fitted by training on its posts; empty = none) is what the affinity cosines
 subtract from every content vector first (`phoenix.affinity`); it changes inputs, not parameter shapes.
+`served_affinity` adds a third affinity input, the candidate's content-weighted engagement rate over the
+posts served to the user (`phoenix.affinity`), so the table is [3, A, D]; False (configs from before it
+existed) keeps [2, A, D]. `affinity_edges` are the inputs' bin edges, fitted by training (quantiles of the
+training examples' values); empty means equal-width bins over [-1, 1], as before they existed.
 """
 
 from dataclasses import asdict, dataclass, fields
@@ -45,10 +49,13 @@ class PhoenixConfig:
     content_encoder: str = ""  # the recipe of the content vectors (phoenix.content.ENCODER_ID)
     affinity_buckets: int = 0  # candidate-history content cosines (phoenix.affinity); 0 = none
     content_center: tuple[float, ...] = ()  # [E] mean content vector the affinity cosines centre on; () = none
+    served_affinity: bool = False  # affinity input 3: engagement rate over served posts like the candidate
+    affinity_edges: tuple[tuple[float, ...], ...] = ()  # [N][A - 2] fitted bin edges per input; () = equal width
 
     def __post_init__(self) -> None:
         # A config read back from JSON has a list here; a tuple keeps the config hashable (compile caches).
         object.__setattr__(self, "content_center", tuple(float(x) for x in self.content_center))
+        object.__setattr__(self, "affinity_edges", tuple(tuple(float(x) for x in row) for row in self.affinity_edges))
         if self.content_center and len(self.content_center) != self.content_dim:
             raise ValueError(f"content_center has {len(self.content_center)} values, content_dim is {self.content_dim}")
         if self.num_q_heads % self.num_kv_heads:
@@ -65,10 +72,24 @@ class PhoenixConfig:
             raise ValueError("semantic IDs quantize the content vector: they need content_dim > 0")
         if self.affinity_buckets and (self.affinity_buckets < 2 or not self.content_dim):
             raise ValueError("affinity_buckets must be 0 or at least 2, and needs content_dim > 0")
+        if self.served_affinity and not self.affinity_buckets:
+            raise ValueError("served_affinity is an affinity input: it needs affinity_buckets")
+        if self.affinity_edges and (
+            len(self.affinity_edges) != self.num_affinity_inputs
+            or any(len(row) != self.affinity_buckets - 2 or list(row) != sorted(row) for row in self.affinity_edges)
+        ):
+            raise ValueError("affinity_edges needs one ascending row of affinity_buckets - 2 edges per input")
 
     @property
     def has_content(self) -> bool:
         return self.content_dim > 0
+
+    @property
+    def num_affinity_inputs(self) -> int:
+        """Rows of the affinity table per bucket (`phoenix.affinity`): 0 without affinity."""
+        if not self.affinity_buckets:
+            return 0
+        return 3 if self.served_affinity else 2
 
     @property
     def ffn_size(self) -> int:

@@ -16,11 +16,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from phoenix.batch import RankingBatch, make_batch
+from phoenix.affinity import affinity_values
+from phoenix.batch import RankingBatch, make_batch, served_inputs, served_posts
 from phoenix.config import PhoenixConfig
 from phoenix.log import Impression
 from phoenix.posts import ContentTable
 from stores.records import ActionEntry
+from stores.served_history import DEFAULT_MAX_IDS, DEFAULT_TTL_MS
 from topics.actions import ACTION_INDEX, NUM_PHOENIX_ACTIONS, surface_id
 
 
@@ -52,15 +54,39 @@ class HistoryIndex:
     become ActionEntry items; several lines on the same post merge into one entry whose mask is the OR of
     their actions and whose ts_ms/surface are those of the latest line. Entries are ordered oldest to newest
     by that latest time.
+
+    With `served` (the log's lines are impressions a user was really shown), every line also counts as a
+    post served to its user, as a worker's served history records it (`served_ids`); a log whose
+    non-engaged lines were sampled (`sample_negatives`) was not shown, so it is built without.
     """
 
-    def __init__(self, impressions: Iterable[Impression]) -> None:
+    def __init__(self, impressions: Iterable[Impression], served: bool = True) -> None:
         events: dict[int, list[tuple[int, int, int, int, str]]] = defaultdict(list)
+        shown: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for imp in impressions:
             if imp.engaged:
                 events[imp.user_id].append((imp.ts_ms, imp.post_id, imp.author_id, imp.action_mask, imp.surface))
+            if served:
+                shown[imp.user_id].append((imp.ts_ms, imp.post_id))
         self._events = {user: sorted(rows, key=lambda row: row[0]) for user, rows in events.items()}
         self._times = {user: [row[0] for row in rows] for user, rows in self._events.items()}
+        self._shown = {user: sorted(rows) for user, rows in shown.items()}
+        self._shown_times = {user: [row[0] for row in rows] for user, rows in self._shown.items()}
+
+    def served_ids(
+        self, user_id: int, before_ts_ms: int, max_ids: int = DEFAULT_MAX_IDS, ttl_ms: int = DEFAULT_TTL_MS
+    ) -> list[int]:
+        """Posts shown to the user in the `ttl_ms` before `before_ts_ms` (strictly before), the newest
+        `max_ids` distinct ones, newest first: what a worker's served history (`stores.served_history`)
+        holds at that time."""
+        rows = self._shown.get(user_id)
+        if not rows:
+            return []
+        times = self._shown_times[user_id]
+        start = bisect.bisect_left(times, before_ts_ms - ttl_ms)
+        end = bisect.bisect_left(times, before_ts_ms)
+        newest_first = dict.fromkeys(post_id for _, post_id in reversed(rows[start:end]))
+        return list(newest_first)[:max_ids]
 
     def history(self, user_id: int, before_ts_ms: int, max_len: int | None = None) -> list[ActionEntry]:
         """Merged history from the user's lines strictly before `before_ts_ms`; the newest `max_len` kept."""
@@ -277,7 +303,8 @@ def examples_to_batch(
 
     `history_slots` (<= S) narrows the history arrays to that many slots holding the newest entries; the
     model counts positions back from S, so a narrower array is the same input with less padding. `content`
-    gives the posts' content vectors and semantic ids (used by a config with content).
+    gives the posts' content vectors and semantic ids (used by a config with content); a config with
+    `served_affinity` also reads the posts served to each user before the request (`HistoryIndex.served_ids`).
     """
     slots = cfg.history_len if history_slots is None else min(history_slots, cfg.history_len)
     batch = make_batch(
@@ -288,6 +315,7 @@ def examples_to_batch(
         num_candidates=num_candidates,
         candidate_ages_ms=[ex.ages_ms for ex in examples],
         content=content,
+        served=served_lists(cfg, examples, history),
     )
     surfaces = np.zeros((len(examples), num_candidates), dtype=np.int32)
     labels = np.zeros((len(examples), num_candidates, NUM_PHOENIX_ACTIONS), dtype=np.float32)
@@ -296,6 +324,50 @@ def examples_to_batch(
         labels[row, : len(ex.candidates)] = ex.labels
     batch = replace(batch, history=batch.history.first_slots(slots), candidate_surfaces=surfaces)
     return batch, labels
+
+
+def served_lists(
+    cfg: PhoenixConfig, examples: Sequence[RankingExample], history: HistoryIndex
+) -> list[list[tuple[int, int]]] | None:
+    """Per example, the posts served to the user before it with their actions (`served_posts`), for a config
+    with `served_affinity`; None otherwise."""
+    if not cfg.served_affinity:
+        return None
+    # The actions come from the full history, as from a worker's action sequence.
+    return [
+        served_posts(history.history(ex.user_id, ex.ts_ms, cfg.history_len), history.served_ids(ex.user_id, ex.ts_ms))
+        for ex in examples
+    ]
+
+
+def affinity_sample(
+    cfg: PhoenixConfig,
+    examples: Sequence[RankingExample],
+    history: HistoryIndex,
+    num_candidates: int,
+    content: ContentTable | None,
+    sample: int = 2000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unbucketed affinity values [M, N] and which are known [M, N] of the candidates of up to `sample`
+    evenly spaced examples (what `phoenix.affinity.fit_edges` fits the bins on)."""
+    picks = np.linspace(0, len(examples) - 1, num=min(sample, len(examples))).astype(int)
+    values, known = [], []
+    for start in range(0, len(picks), 256):
+        chunk = [examples[i] for i in picks[start : start + 256]]
+        batch, _ = examples_to_batch(cfg, chunk, history, num_candidates, content=content)
+        served = served_lists(cfg, chunk, history)
+        assert batch.history.content is not None and batch.candidate_content is not None  # a config with content
+        chunk_values, chunk_known = affinity_values(
+            cfg,
+            batch.history.content,
+            batch.history.actions,
+            batch.history.mask,
+            batch.candidate_content,
+            *(served_inputs(cfg, content, served) if served is not None else ()),
+        )
+        values.append(chunk_values[batch.candidate_mask])
+        known.append(chunk_known[batch.candidate_mask])
+    return np.concatenate(values), np.concatenate(known)
 
 
 def history_length_quantile(

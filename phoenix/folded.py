@@ -63,7 +63,7 @@ class ServingWeights(NamedTuple):
     surface_rows: jax.Array  # [NUM_SURFACES, D], padding row zero
     age_rows: jax.Array | None  # [age_buckets, D]: the model's age_table as is; None for a config without ages
     content: "ContentWeights | None"  # None for a config without content
-    affinity_rows: jax.Array | None  # [2, A, D]: the model's affinity_table; None without affinity
+    affinity_rows: jax.Array | None  # [inputs, A, D]: the model's affinity_table; None without affinity
     layers: tuple[LayerWeights, ...]
     unembed: jax.Array  # [D, 19], final norm scale folded in
     unembed_bias: jax.Array  # [19]
@@ -365,7 +365,8 @@ def candidate_logits(
 
     `ages` [N] are the candidates' age bucket ids (`phoenix.age`); None means all unknown (bucket 0). Both
     are ignored by a config without ages, as in the model. `content` [N, E] and `semantic_ids` [N, L] are
-    read only by a config with content, `affinity` [N, 2] (None = unknown) only by one with affinity.
+    read only by a config with content, `affinity` [N, cfg.num_affinity_inputs] (None = unknown) only by one
+    with affinity.
     """
     _n, h = post_hashes.shape
     hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
@@ -380,7 +381,8 @@ def candidate_logits(
         x = x + content_tokens(weights.content, content, semantic_ids)
     if weights.affinity_rows is not None:
         rows = weights.affinity_rows
-        x = x + (rows[0][affinity[:, 0]] + rows[1][affinity[:, 1]] if affinity is not None else rows[0, 0] + rows[1, 0])
+        buckets = affinity if affinity is not None else jnp.zeros((x.shape[0], rows.shape[0]), jnp.int32)
+        x = x + jnp.sum(rows[jnp.arange(rows.shape[0]), buckets], -2)  # one row per input: [N, D]
     for layer, keys, values in zip(weights.layers, prefix.keys, prefix.values, strict=True):
         qkv = rms_normalise(x) @ layer.qkv
         heads = []

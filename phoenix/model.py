@@ -24,8 +24,9 @@ Token sequence per request: [user (1), history (S), candidates (C)].
   learned nothing in 150 steps of a cold-start test); with them zeroed the model is the published one. A
   fresh post's content token is meaningful the moment it exists, where its hashed id row is untrained.
   With `affinity_buckets` A > 0, the candidate token also gets one row per content-affinity input
-  (`phoenix.affinity`: cosines of the candidate's content to the history's) of a [2, A, D] table that
-  starts at zero, like the age table.
+  (`phoenix.affinity`: cosines of the candidate's content to the history's, and with `served_affinity` its
+  engagement rate over similar served posts) of a [cfg.num_affinity_inputs, A, D] table that starts at
+  zero, like the age table.
 Grok-style layers: RMSNorm before and after each sub-block, rotary positions, grouped-query attention with
 a tanh soft cap and softmax in float32, gated GELU feed-forward. A final RMSNorm and a linear head turn
 each candidate position into 19 independent logits (sigmoid gives the action probabilities).
@@ -63,7 +64,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from phoenix.affinity import NUM_AFFINITY_INPUTS
 from phoenix.batch import History, RankingBatch
 from phoenix.config import PhoenixConfig
 from topics.actions import NUM_PHOENIX_ACTIONS, NUM_SURFACES
@@ -337,17 +337,17 @@ class PhoenixNet(hk.Module):
     ) -> jax.Array:
         """Candidate tokens; `ages` [..., C] are age bucket ids (None = all unknown), unused without ages;
         `content` [..., C, E] and `semantic_ids` [..., C, L] are used only by a config with content,
-        `affinity` [..., C, 2] (None = unknown) only by one with affinity buckets."""
+        `affinity` [..., C, N] (N = cfg.num_affinity_inputs; None = unknown) only by one with affinity buckets."""
         parts = [self._posts_and_authors(post_hashes, author_hashes), self._surfaces(surfaces)]
         tokens = self._with_content(self.candidate_proj(jnp.concatenate(parts, -1)), content, semantic_ids)
         c = self.cfg
         if c.affinity_buckets:
             table = hk.get_parameter(
-                "affinity_table", [NUM_AFFINITY_INPUTS, c.affinity_buckets, c.emb_size], jnp.float32, init=jnp.zeros
+                "affinity_table", [c.num_affinity_inputs, c.affinity_buckets, c.emb_size], jnp.float32, init=jnp.zeros
             )
             if affinity is None:
-                affinity = jnp.zeros((*surfaces.shape, NUM_AFFINITY_INPUTS), jnp.int32)
-            tokens = tokens + jnp.sum(table[jnp.arange(NUM_AFFINITY_INPUTS), affinity], -2)
+                affinity = jnp.zeros((*surfaces.shape, c.num_affinity_inputs), jnp.int32)
+            tokens = tokens + jnp.sum(table[jnp.arange(c.num_affinity_inputs), affinity], -2)
         if not self.cfg.age_buckets:
             return tokens
         table = hk.get_parameter("age_table", [self.cfg.age_buckets, self.cfg.emb_size], jnp.float32, init=jnp.zeros)
@@ -479,7 +479,7 @@ def _dummy_batch(cfg: PhoenixConfig) -> RankingBatch:
         candidate_ages=np.ones((1, 1), np.int32) if cfg.age_buckets else None,
         candidate_content=content,
         candidate_semantic_ids=semantic_ids,
-        candidate_affinity=np.ones((1, 1, NUM_AFFINITY_INPUTS), np.int32) if cfg.affinity_buckets else None,
+        candidate_affinity=np.ones((1, 1, cfg.num_affinity_inputs), np.int32) if cfg.affinity_buckets else None,
     )
 
 

@@ -52,9 +52,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import model
-from phoenix.affinity import NUM_AFFINITY_INPUTS, content_affinity
+from phoenix.affinity import content_affinity
 from phoenix.age import UNKNOWN_AGE_BUCKET, age_buckets, ages_ms
-from phoenix.batch import History, encode_history, stack_histories
+from phoenix.batch import History, actions_multi_hot, encode_history, served_posts, stack_histories
 from phoenix.batcher import MicroBatcher
 from phoenix.calibration import Calibration
 from phoenix.checkpoint import load_checkpoint, read_version
@@ -415,6 +415,20 @@ class Ranker:
             return vectors, np.zeros((len(post_ids), 0), np.int32)
         return vectors, state.semantic_ids(post_ids, vectors)
 
+    def served_inputs(
+        self, state: _Served, history: Sequence[ActionEntry], served_ids: Collection[int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The served posts' content vectors [1, M, E], actions [1, M, 19] and mask [1, M] (`served_posts`),
+        as training builds them from a log (`phoenix.examples.examples_to_batch`)."""
+        rows = served_posts(history, served_ids)
+        post_ids = [post_id for post_id, _ in rows]
+        source = self.content_source
+        vectors = source(post_ids) if source is not None and post_ids else None
+        if vectors is None:
+            vectors = np.zeros((len(post_ids), state.cfg.content_dim), np.float32)
+        masks = np.array([mask for _, mask in rows], np.int64)
+        return np.asarray(vectors, np.float32)[None], actions_multi_hot(masks)[None], np.ones((1, len(rows)), bool)
+
     # -- ranking ---------------------------------------------------------------------------------------
 
     def prefix_args(
@@ -467,13 +481,15 @@ class Ranker:
         created_at_ms: Sequence[int | None] | None = None,
         now_ms: int | None = None,
         content: np.ndarray | None = None,
+        served_ids: Collection[int] = (),
     ) -> np.ndarray:
         """[C, 19] action probabilities, one row per (post_id, author_id) candidate, in input order.
 
         `created_at_ms` (aligned with `candidates`, None = unknown) and the request time `now_ms` (default:
         the wall clock) give the candidates' post ages; used only by a config with ages. `content` [C, E]
         gives the candidates' content vectors (default: read from the content source); used only by a
-        config with content.
+        config with content. `served_ids` are the posts served to the user before (the served history),
+        read by a config with `served_affinity`.
         """
         state = self._state
         total = len(candidates)
@@ -492,7 +508,10 @@ class Ranker:
         affinity = None
         if state.cfg.affinity_buckets:
             arrays = prefix.args[1]
-            affinity = content_affinity(state.cfg, arrays.content, arrays.actions, arrays.mask, vectors[None])[0]
+            served = self.served_inputs(state, history, served_ids) if state.cfg.served_affinity else ()
+            affinity = content_affinity(
+                state.cfg, arrays.content, arrays.actions, arrays.mask, vectors[None], *served
+            )[0]
         step = self.candidate_buckets[-1]
         chunks = []
         for start in range(0, total, step):
@@ -585,7 +604,7 @@ class Ranker:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
             ages = _padded_ages(np.zeros(0, np.int32), size) if cfg.age_buckets else None
             vectors, ids = _stub_content(cfg, size)
-            affinity = np.zeros((size, NUM_AFFINITY_INPUTS), np.int32) if cfg.affinity_buckets else None
+            affinity = np.zeros((size, cfg.num_affinity_inputs), np.int32) if cfg.affinity_buckets else None
             chunk = _Chunk(size, size, hashes, hashes, ages, vectors, ids, affinity)
             for batch in (1, *(b for b in BATCH_SIZES if b * size <= ROWS_PER_FORWARD)):
                 jax.block_until_ready(run_score_jobs([_ScoreJob(state, folded, HOME, (chunk,) * batch)]))

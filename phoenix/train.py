@@ -20,7 +20,9 @@
 - Content: with `--posts` (`phoenix.posts`), every post's content vector is computed (`phoenix.content`),
   semantic-ID codebooks are fitted on them (`phoenix.semantic_ids`, residual k-means, L levels of K codes)
   and saved in the checkpoint, and the config gets content inputs; without it, the config's architecture
-  is the published one. The posts file also gives creation times to log lines that lack them.
+  is the published one. The posts file also gives creation times to log lines that lack them. The content
+  affinity inputs (`phoenix.affinity`; the served-posts rate unless `--no-served-affinity`) get bins fitted
+  on the quantiles of their values over the training examples (`with_affinity_edges`; no labels read).
 - Ages: with a config that has `age_buckets`, each candidate's post age at its impression (from the log's
   optional `post_created_at_ms`) is an input; a log without creation times trains with every age unknown.
 - Negatives: the training part must hold lines without any positive action; a log whose training part
@@ -63,6 +65,7 @@ import numpy as np
 import optax
 
 from phoenix import semantic_ids
+from phoenix.affinity import fit_edges
 from phoenix.batch import RankingBatch
 from phoenix.checkpoint import save_checkpoint
 from phoenix.config import CONFIGS, PhoenixConfig
@@ -72,6 +75,7 @@ from phoenix.examples import (
     NegativeSampling,
     RankingExample,
     RequestGroup,
+    affinity_sample,
     ensure_negatives,
     examples_from_groups,
     examples_to_batch,
@@ -166,7 +170,7 @@ def prepare(
         impressions=log,
         sampling=sampling,
         split_ts_ms=split,
-        history=HistoryIndex(log),
+        history=HistoryIndex(log, served=sampling is None),  # sampled negatives were never shown
         train_examples=examples_from_groups(train_groups, num_candidates),
         held_out_examples=examples_from_groups(held_out_groups, num_candidates),
         content=content,
@@ -555,6 +559,7 @@ class ContentOptions:
     size: int = 256
     seed: int = 0
     affinity_buckets: int = 16  # content affinity to the history (phoenix.affinity); 0 = none
+    served_affinity: bool = True  # the affinity's engagement rate over served posts (phoenix.affinity)
 
 
 @dataclass(frozen=True)
@@ -594,8 +599,17 @@ def fit_content(cfg: PhoenixConfig, posts: Sequence[PostRecord], options: Conten
         semantic_id_size=options.size,
         content_encoder=encoder.encoder_id,
         affinity_buckets=options.affinity_buckets,
+        served_affinity=options.served_affinity and options.affinity_buckets > 0,
     )
     return FittedContent(content_cfg, table, codebooks, meta)
+
+
+def with_affinity_edges(cfg: PhoenixConfig, data: PreparedData, num_candidates: int) -> PhoenixConfig:
+    """The config with affinity bins fitted on the training examples' values (`phoenix.affinity.fit_edges`):
+    equally filled bins resolve the range the inputs really take (no labels are read)."""
+    equal_width = replace(cfg, affinity_edges=())
+    values, known = affinity_sample(equal_width, data.train_examples, data.history, num_candidates, data.content)
+    return replace(cfg, affinity_edges=fit_edges(values, known, cfg.affinity_buckets))
 
 
 def train(
@@ -623,6 +637,8 @@ def train(
         content=fitted.table if fitted is not None else None,
         validation_fraction=options.validation_fraction,
     )
+    if cfg.affinity_buckets:
+        cfg = with_affinity_edges(cfg, data, options.num_candidates)
     prepare_seconds = time.monotonic() - loaded
     result = train_params(cfg, data, options)
     meta: dict[str, Any] = {
@@ -666,6 +682,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--semantic-id-size", type=int, default=ContentOptions.size, help="codes per level")
     parser.add_argument("--affinity-buckets", type=int, default=ContentOptions.affinity_buckets,
                         help="buckets per content-affinity cosine (0: no affinity input)")
+    parser.add_argument("--no-served-affinity", action="store_true",
+                        help="no affinity input from the served posts (the engagement rate on similar ones)")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="demo")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="optimiser steps")
@@ -704,7 +722,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         content_options = ContentOptions(
-            args.semantic_id_levels, args.semantic_id_size, args.seed, args.affinity_buckets
+            args.semantic_id_levels, args.semantic_id_size, args.seed, args.affinity_buckets,
+            served_affinity=not args.no_served_affinity,
         )
         version, meta = train(args.data, args.out, CONFIGS[args.config], options, args.posts, content_options)
     except (OSError, ValueError) as exc:

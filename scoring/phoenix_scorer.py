@@ -56,6 +56,7 @@ class PhoenixScorer(Scorer):
             created_at_ms,
             query.now_ms,
             content,
+            query.served_ids,
         )
         metrics.PHOENIX_SCORE_SECONDS.observe(time.perf_counter() - start)
         matrix = np.asarray(probabilities, dtype=np.float64)

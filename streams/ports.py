@@ -87,11 +87,13 @@ class RankerPort(Protocol):
         created_at_ms: Sequence[int | None] | None = None,
         now_ms: int | None = None,
         content: np.ndarray | None = None,
+        served_ids: Collection[int] = (),
     ) -> np.ndarray:
         """[len(candidates), k] action probabilities for the model's k heads (the first k of
         topics.actions.ACTIONS, k >= 19), in candidate order; `created_at_ms` (aligned with the candidates,
         None = unknown) and the request time `now_ms` give the posts' ages; `content` [C, E] the candidates'
-        content vectors (zero rows = unknown; None: the ranker reads them itself)."""
+        content vectors (zero rows = unknown; None: the ranker reads them itself); `served_ids` the posts
+        served to the user before (the served history)."""
         ...
 
     def retrieve(

@@ -68,6 +68,12 @@ def test_checkpoint_carries_the_content_config_and_codebooks(trained: dict[str, 
     assert (ckpt.cfg.semantic_id_levels, ckpt.cfg.semantic_id_size) == (2, 8)
     assert ckpt.codebooks is not None and ckpt.codebooks.shape == (2, 8, ckpt.cfg.content_dim)
     assert ckpt.meta["content"]["posts"] == 7200 and ckpt.meta["posts"] == str(trained["posts"])
+    # Affinity: the served-posts input is on and every input's bins were fitted on the training examples.
+    assert ckpt.cfg.served_affinity and ckpt.cfg.num_affinity_inputs == 3
+    edges = np.asarray(ckpt.cfg.affinity_edges)
+    assert edges.shape == (3, ckpt.cfg.affinity_buckets - 2) and (np.diff(edges, axis=1) >= 0).all()
+    buckets = ckpt.cfg.affinity_buckets
+    assert not np.allclose(edges, -1 + 2 * np.arange(1, buckets - 1) / (buckets - 1))  # not the equal widths
 
 
 def test_fresh_posts_are_ranked_by_their_content(trained: dict[str, Any]) -> None:

@@ -65,11 +65,15 @@ class TableRanker:
         self.calls: list[tuple[int, list[tuple[int, int]], int]] = []
         self.times: list[tuple[list[int | None] | None, int | None]] = []  # (created_at_ms, now_ms) per call
         self.content: list[np.ndarray | None] = []  # the content matrix of each call
+        self.served: list[frozenset[int]] = []  # the served ids of each call
 
-    def score(self, user_id, history, candidates, surface, created_at_ms=None, now_ms=None, content=None):
+    def score(
+        self, user_id, history, candidates, surface, created_at_ms=None, now_ms=None, content=None, served_ids=()
+    ):
         self.calls.append((user_id, list(candidates), surface))
         self.times.append((None if created_at_ms is None else list(created_at_ms), now_ms))
         self.content.append(content)
+        self.served.append(frozenset(served_ids))
         rows = np.array([self.table[c] for c in candidates], dtype=np.float32)
         rows = rows.reshape(len(candidates), -1)
         return rows[:-1] if self.shape_error else rows

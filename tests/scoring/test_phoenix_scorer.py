@@ -74,6 +74,12 @@ def test_passes_the_hydrated_content_vectors_with_zero_rows_for_unknown_content(
     assert ranker.content[1] is None  # no vectors at all: the ranker reads its own source
 
 
+def test_passes_the_posts_served_to_the_user_before():
+    ranker = TableRanker({(1, 10): P1})
+    scored(PhoenixScorer(ranker), query(served_ids=frozenset({7, 8})), [candidate(1, 10)])
+    assert ranker.served == [frozenset({7, 8})]
+
+
 def test_a_checkpoint_with_the_optional_heads_gives_every_action_and_narrower_or_wider_rows_are_errors():
     full = probabilities(0.1, video_open=0.4)  # a model with the 4 optional heads: 23 columns
     out = scored(PhoenixScorer(TableRanker({(1, 10): full})), query(), [candidate(1, 10)])
