@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from agents import metrics
 from agents.admin_clients import committed_reader
+from agents.batching import event_batches
 from agents.consumer import install as use_gap_safe_consumer
 from agents.dead_letters import DeadLetters
 from agents.envelope import UserEvent, UserEventKind, decode_user_event, encode_user_event
@@ -257,11 +258,9 @@ operations = Operations(
 )
 
 
-# Ingest agents read their topic in small batches and flush what they produced before the batch is
-# acknowledged; a batch waits at most this long to fill, which bounds the latency it adds.
+# Ingest agents read their topic in batches of at most this many records (what arrived while the last batch
+# was forwarded: agents.batching) and flush what they produced before the batch is acknowledged.
 INGEST_BATCH = 5000
-INGEST_WAIT_S = 0.005
-REQUEST_WAIT_S = 0.001
 
 
 def _dead_letter(event: faust.EventT, reason: str, detail: str) -> Delivery:
@@ -289,14 +288,14 @@ def _to_user_events(
 Forward = Callable[[faust.EventT, float], Iterable[Delivery]]
 
 
-async def _ingest(stream: faust.StreamT, handle: Forward, wait_s: float, *, requests: bool = False) -> None:
+async def _ingest(stream: faust.StreamT, handle: Forward, *, requests: bool = False) -> None:
     """Validate and forward a public topic: each record goes on (or to dead-letters), none is dropped.
 
     A batch is acknowledged only once the broker has everything produced from it (a failed record is sent
     again until it is taken), so no offset is committed past a record that is not durable downstream. A batch
     of feed `requests` first waits for the order barrier, and an invalid request with an id is answered."""
     await runtime.serving.wait()
-    async for events in stream.noack_take(INGEST_BATCH, within=wait_s):
+    async for events in event_batches(stream, INGEST_BATCH):
         received_ms = time.time() * 1000
         await forwarder.room()
         if requests:
@@ -349,22 +348,22 @@ def _forward_feed_request(event: faust.EventT, received_ms: float) -> list[Deliv
 
 @app.agent(tweet_events)
 async def ingest_tweet_events(stream: faust.StreamT) -> None:
-    await _ingest(stream, _forward_tweet_event, INGEST_WAIT_S)
+    await _ingest(stream, _forward_tweet_event)
 
 
 @app.agent(engagement_events)
 async def ingest_engagements(stream: faust.StreamT) -> None:
-    await _ingest(stream, _forward_engagement, INGEST_WAIT_S)
+    await _ingest(stream, _forward_engagement)
 
 
 @app.agent(social_graph_events)
 async def ingest_social_graph(stream: faust.StreamT) -> None:
-    await _ingest(stream, _forward_social_graph_event, INGEST_WAIT_S)
+    await _ingest(stream, _forward_social_graph_event)
 
 
 @app.agent(feed_requests)
 async def ingest_feed_requests(stream: faust.StreamT) -> None:
-    await _ingest(stream, _forward_feed_request, REQUEST_WAIT_S, requests=True)
+    await _ingest(stream, _forward_feed_request, requests=True)
 
 
 def _apply_user_event(user_event: UserEvent) -> list[Delivery]:
@@ -426,10 +425,9 @@ async def sweep_idle_users() -> None:
         log.info("idle-user sweep: %d users to expire", len(users))
 
 
-# User events are read this many at a time, waiting at most this long for a batch to fill; at most this many
+# User events are read at most this many at a time (whatever has arrived: agents.batching); at most this many
 # batches wait for their deliveries at once (then the agent waits: backpressure, not an unbounded queue).
 USER_EVENTS_BATCH = 5000
-USER_EVENTS_WAIT_S = 0.005
 BATCHES_IN_DELIVERY = 8
 _batch_slots = asyncio.Semaphore(BATCHES_IN_DELIVERY)
 _background: set[asyncio.Task] = set()
@@ -511,7 +509,7 @@ async def process_user_events(stream: faust.StreamT) -> None:
     and written once per key per batch; feed requests are handed to the scheduler as they come, each with a
     snapshot of its user's state at that point, and the batch goes on without waiting for them."""
     await runtime.wait_posts_caught_up(on_progress=watchdog.moved)
-    async for events in stream.noack_take(USER_EVENTS_BATCH, within=USER_EVENTS_WAIT_S):
+    async for events in event_batches(stream, USER_EVENTS_BATCH):
         watchdog.moved(len(events))
         metrics.events_processed.labels(events[0].message.topic).inc(len(events))
         await forwarder.room()

@@ -14,6 +14,7 @@ import numpy as np
 from mode import Service
 
 from agents import metrics
+from agents.collector import tune_collector
 from agents.counts_replica import CountsReplica
 from agents.dead_letters import DeadLetters
 from agents.post_replica import PostReplica
@@ -117,6 +118,8 @@ class Runtime(Service):
         await self.add_runtime_dependency(self.replica)
         if self.ranker is not None:
             await asyncio.to_thread(self._index_existing_posts)
+        # Everything loaded so far lives as long as the worker: out of the collector's way from now on.
+        tune_collector(self.settings.gc_young_threshold)
         self.serving.set()
         log.info(
             "runtime started in %.1fs (policy=%s, preset=%s)",

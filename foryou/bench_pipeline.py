@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.collector import tune_collector
 from agents.feeds import FeedService
 from foryou.benchmarks import record, write_results
 from foryou.settings import Settings
@@ -218,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as directory:
         started = time.monotonic()
         world = World(Path(directory), args)
+        tune_collector(Settings().gc_young_threshold)  # as a worker does once started
         print(f"world built in {time.monotonic() - started:.1f}s; running {args.requests} requests ...", flush=True)
         try:
             total_ms, stage_ms, candidates = asyncio.run(_run(world, args.requests, args.warmup))

@@ -215,6 +215,9 @@ class Settings:
     # Feed requests a worker ranks at once (of different users; one user's run in order). One more is answered
     # at once with an "overloaded" error instead of waiting without bound (agents/request_scheduler.py).
     max_in_flight: int = field(default_factory=lambda: _env_int("FORYOU_MAX_IN_FLIGHT", 64))
+    # Allocations between two young-generation garbage collections once the worker has started, the objects
+    # of its start frozen out of every collection (agents/collector.py); 0 keeps Python's defaults.
+    gc_young_threshold: int = field(default_factory=lambda: _env_int("FORYOU_GC_YOUNG_THRESHOLD", 50_000))
     # A worker with input waiting that processes none of it for this long exits for its supervisor to restart
     # it (agents/watchdog.py); 0 disables.
     stall_exit_s: int = field(default_factory=lambda: _env_int("FORYOU_STALL_EXIT_S", 120))
@@ -240,6 +243,8 @@ class Settings:
             raise SystemExit(f"FORYOU_FAUST_SENSORS must be 'on' or 'off', not {self.faust_sensors!r}")
         if self.content not in ("on", "off"):
             raise SystemExit(f"FORYOU_CONTENT must be 'on' or 'off', not {self.content!r}")
+        if self.gc_young_threshold < 0:
+            raise SystemExit(f"FORYOU_GC_YOUNG_THRESHOLD must be 0 or more, not {self.gc_young_threshold}")
         if self.max_in_flight < 1:
             raise SystemExit(f"FORYOU_MAX_IN_FLIGHT must be at least 1, not {self.max_in_flight}")
         if not 1 <= self.partitions <= 256:

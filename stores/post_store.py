@@ -211,7 +211,15 @@ class PostStore:
         if not len(post_ids):
             return []
         values = _codec.multi_get(self._db, [content_key(int(post_id)) for post_id in post_ids])
-        return [None if value is None else np.frombuffer(value, np.float16).astype(np.float32) for value in values]
+        stored = [value for value in values if value is not None]
+        if not stored:
+            return [None] * len(values)
+        if any(len(value) != len(stored[0]) for value in stored):  # vectors of other sizes: each on its own
+            return [None if value is None else _read_only(np.frombuffer(value, np.float16).astype(np.float32))
+                    for value in values]
+        # One conversion for all, handed out as row views: two numpy calls per post cost ~1.5 ms per request.
+        rows = iter(_read_only(np.frombuffer(b"".join(stored), np.float16).astype(np.float32)).reshape(len(stored), -1))
+        return [None if value is None else next(rows) for value in values]
 
     def is_deleted(self, post_id: int) -> bool:
         return self._db.get(tombstone_key(post_id)) is not None
@@ -294,3 +302,7 @@ class PostStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array

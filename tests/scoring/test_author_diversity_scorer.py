@@ -48,3 +48,18 @@ def test_unscored_candidates_get_no_multiplier():
     out = scored(AuthorDiversityScorer(0.7, 0.1, OFFSET), query(), [candidate(1, 7), weighted(2, 7, 2.0)])
     assert out[0].diversity_multiplier is None and out[0].score is None
     assert out[1].diversity_multiplier == 1.0
+
+
+def test_many_authors_each_decay_in_their_own_weighted_order():
+    # Interleaved authors with ties: each author's k-th best (ties in candidate order) gets multiplier k.
+    weights = [2.0, 1.0, 2.0, 3.0, 1.0, 2.0, 0.5, 3.0]
+    authors = [7, 8, 7, 8, 7, 9, 9, 7]
+    out = scored(AuthorDiversityScorer(0.5, 0.0, OFFSET), query(),
+                 [weighted(i, a, w) for i, (a, w) in enumerate(zip(authors, weights, strict=True), start=1)])
+    ranked = sorted(range(len(weights)), key=lambda i: -weights[i])
+    position: dict[int, int] = {}
+    expected = [0.0] * len(weights)
+    for i in ranked:
+        expected[i] = diversity_multiplier(position.get(authors[i], 0), 0.5, 0.0)
+        position[authors[i]] = position.get(authors[i], 0) + 1
+    assert [c.diversity_multiplier for c in out] == expected
