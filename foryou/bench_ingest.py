@@ -134,7 +134,7 @@ def _wait_posts(worker: WorkerProcess, count: int, timeout_s: float) -> None:
     raise TimeoutError(f"worker holds {worker.status()} after {timeout_s:.0f}s, expected {count} posts")
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system, all threads) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -164,22 +164,22 @@ def main(argv: list[str] | None = None) -> int:
         worker.wait_ready(timeout_s=300)
         load_before = os.getloadavg()
         assert worker.proc is not None
-        cpu_start = _cpu_s(worker.proc.pid)
+        cpu_start = cpu_seconds(worker.proc.pid)
         started = time.monotonic()
         _produce(bootstrap, ENGAGEMENT_EVENTS, engagements)
         produced_s = time.monotonic() - started
         _wait_committed(bootstrap, app_id, [ENGAGEMENT_EVENTS, f"{app_id}-user-events"], timeout_s=900)
         engagement_s = time.monotonic() - started
-        engagement_cpu_s = _cpu_s(worker.proc.pid) - cpu_start
+        engagement_cpu_s = cpu_seconds(worker.proc.pid) - cpu_start
         print(f"{args.events} engagements drained in {engagement_s:.2f}s (produced in {produced_s:.2f}s), "
               f"worker CPU {engagement_cpu_s:.2f}s")
         posts_before = (worker.status() or {}).get("posts", 0)
-        cpu_start = _cpu_s(worker.proc.pid)
+        cpu_start = cpu_seconds(worker.proc.pid)
         started = time.monotonic()
         _produce(bootstrap, TWEET_EVENTS, posts)
         _wait_posts(worker, posts_before + args.posts, timeout_s=900)
         posts_s = time.monotonic() - started
-        posts_cpu_s = _cpu_s(worker.proc.pid) - cpu_start
+        posts_cpu_s = cpu_seconds(worker.proc.pid) - cpu_start
         print(f"{args.posts} posts applied and indexed in {posts_s:.2f}s, worker CPU {posts_cpu_s:.2f}s")
         load_after = os.getloadavg()
     finally:

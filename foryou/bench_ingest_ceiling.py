@@ -29,6 +29,7 @@ import orjson
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from foryou.bench_ingest import cpu_seconds
 from foryou.benchmarks import RESULTS_DIR, merge_results, record
 from foryou.kafka_local import LocalKafka
 from foryou.settings import faust_broker_config, librdkafka_config, state_dir
@@ -162,7 +163,7 @@ def _measure(consumer: str, bootstrap: str, topic: str, count: int, run: Path) -
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{consumer} consumer did not drain {count} records in 600 s")
                 time.sleep(0.05)
-            cpu_s = _cpu_s(proc.pid)
+            cpu_s = cpu_seconds(proc.pid)
         finally:
             proc.terminate()
             try:
@@ -171,11 +172,6 @@ def _measure(consumer: str, bootstrap: str, topic: str, count: int, run: Path) -
                 proc.kill()
     timing = orjson.loads(result.read_bytes())
     return timing["count"] / timing["seconds"], cpu_s
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:

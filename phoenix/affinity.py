@@ -78,25 +78,10 @@ def served_rate(
     return rate, candidate_known & (count > 0)[:, None]
 
 
-def content_affinity(
-    cfg: PhoenixConfig,
-    history_content: np.ndarray,
-    history_actions: np.ndarray,
-    history_mask: np.ndarray,
-    candidate_content: np.ndarray,
-    served_content: np.ndarray | None = None,
-    served_actions: np.ndarray | None = None,
-    served_mask: np.ndarray | None = None,
-) -> np.ndarray:
-    """[B, C, cfg.num_affinity_inputs] int32 buckets from history vectors [B, S, E], actions [B, S, 19] and
-    mask [B, S], and candidate vectors [B, C, E], for a config with `affinity_buckets`. A config with
-    `served_affinity` also reads the served posts' vectors [B, M, E], actions [B, M, 19] (all zero for a
-    post served and ignored) and mask [B, M]; without them (None) that input is unknown."""
-    values, known = affinity_values(
-        cfg, history_content, history_actions, history_mask, candidate_content, served_content, served_actions,
-        served_mask,
-    )
-    return bucket_affinity(cfg, values, known)
+def content_affinity(cfg: PhoenixConfig, *inputs: np.ndarray | None) -> np.ndarray:
+    """[B, C, cfg.num_affinity_inputs] int32 buckets of `affinity_values(cfg, *inputs)`, for a config with
+    `affinity_buckets` (the inputs as `affinity_values` reads them)."""
+    return bucket_affinity(cfg, *affinity_values(cfg, *inputs))
 
 
 def bucket_edges(cfg: PhoenixConfig) -> np.ndarray:
@@ -136,8 +121,10 @@ def affinity_values(
     served_actions: np.ndarray | None = None,
     served_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The inputs before bucketing: values [B, C, N] in [-1, 1] and which are known [B, C, N] (arguments as
-    `content_affinity`)."""
+    """The inputs before bucketing: values [B, C, N] in [-1, 1] and which are known [B, C, N], from history
+    vectors [B, S, E], actions [B, S, 19] and mask [B, S], and candidate vectors [B, C, E]. A config with
+    `served_affinity` also reads the served posts' vectors [B, M, E], actions [B, M, 19] (all zero for a
+    post served and ignored) and mask [B, M]; without them (None) that input is unknown."""
     if cfg.affinity_buckets < 2:
         raise ValueError("affinity needs the unknown bucket plus at least one bin")
     center = np.asarray(cfg.content_center, np.float32) if cfg.content_center else np.float32(0.0)
