@@ -20,7 +20,7 @@ import numpy as np
 
 from phoenix.affinity import content_affinity
 from phoenix.age import age_buckets, ages_ms
-from phoenix.batch import History
+from phoenix.batch import Candidates, History
 from phoenix.config import PhoenixConfig
 from phoenix.folded import FoldedPrefix, candidate_logits
 from phoenix.hashing import hash_ids
@@ -41,14 +41,12 @@ class AudiencePrefix(NamedTuple):
 
 @functools.cache
 def _batched_score(cfg: PhoenixConfig) -> Callable[..., Any]:
-    def score(weights: Any, keys: jax.Array, values: jax.Array, bias: jax.Array, post_hashes: jax.Array,
-              author_hashes: jax.Array, surface: jax.Array, ages: jax.Array | None, content: jax.Array | None,
-              semantic_ids: jax.Array | None, affinity: jax.Array | None) -> jax.Array:
-        # keys [U, L, Hkv, K, T], values [U, L, Hkv, T, K], bias [U, T]; hashes [1, H]; ages [1] or None;
-        # content [1, E], semantic_ids [1, L] or None; affinity [U, 1, 2] or None (it depends on the user)
+    def score(weights: Any, keys: jax.Array, values: jax.Array, bias: jax.Array, candidate: Candidates,
+              affinity: jax.Array | None) -> jax.Array:
+        # keys [U, L, Hkv, K, T], values [U, L, Hkv, T, K], bias [U, T]; the one candidate [1, ...] without its
+        # affinity, which depends on the user: affinity [U, 1, N] or None
         def one(k: jax.Array, v: jax.Array, b: jax.Array, a: jax.Array | None) -> jax.Array:
-            logits = candidate_logits(weights, cfg, FoldedPrefix(k, v, b), post_hashes, author_hashes, surface,
-                                      ages, content, semantic_ids, a)
+            logits = candidate_logits(weights, cfg, FoldedPrefix(k, v, b), candidate._replace(affinity=a))
             return jax.nn.sigmoid(logits[0])  # [19]
 
         return jax.vmap(one)(keys, values, bias, affinity)  # [U, 19]
@@ -93,13 +91,19 @@ class AudienceRanker:
         cfg = state.cfg
         if not prefixes:
             return np.zeros((0, NUM_PHOENIX_ACTIONS), np.float32)
-        post_hashes = hash_ids(np.array([post_id], np.int64), "post", cfg)
-        author_hashes = hash_ids(np.array([author_id], np.int64), "author", cfg)
         ages = age_buckets(ages_ms(now_ms, [created_at_ms]), cfg.age_buckets) if cfg.age_buckets else None
         vectors = ids = None
         if cfg.has_content:
             given = None if content is None else np.asarray(content, np.float32)[None]
             vectors, ids = self._ranker.content_inputs(state, [post_id], given)  # [1, E], [1, L]
+        candidate = Candidates(
+            post_hashes=hash_ids(np.array([post_id], np.int64), "post", cfg),
+            author_hashes=hash_ids(np.array([author_id], np.int64), "author", cfg),
+            surfaces=np.int32(HOME),
+            ages=ages,
+            content=vectors,
+            semantic_ids=ids,
+        )
         fn = _batched_score(cfg)
         probabilities = np.zeros((len(prefixes), NUM_PHOENIX_ACTIONS), np.float32)
         # Users' prefixes come in a few history-bucket lengths: one batched call per length, in chunks.
@@ -123,12 +127,7 @@ class AudienceRanker:
                     jnp.stack([p.folded.keys for p in padded]),
                     jnp.stack([p.folded.values for p in padded]),
                     jnp.stack([p.folded.bias for p in padded]),
-                    post_hashes,
-                    author_hashes,
-                    np.int32(HOME),
-                    ages,
-                    vectors,
-                    ids,
+                    candidate,
                     affinity,
                 )
                 probabilities[chunk] = np.asarray(probs)[: len(chunk)]

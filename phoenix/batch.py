@@ -3,7 +3,8 @@
 Layout: histories are left-aligned, oldest first (slot 0 = oldest kept entry), padding after the last real
 entry; candidates likewise fill the first slots. The model derives rotary positions from the masks, so the
 arrays may also be built directly (e.g. by training code) as long as masked slots are padding. A history
-is one `History` wherever it goes (batch, model, folded serving forward), not its arrays one by one.
+is one `History` wherever it goes (batch, model, folded serving forward), not its arrays one by one, and the
+candidates scored against it likewise one `Candidates` (`RankingBatch.candidates` builds it from a batch).
 
 `candidate_ages` holds each candidate's post-age bucket (`phoenix.age`) when the config has `age_buckets`
 > 0, and is None otherwise (so a batch for an age-free config is exactly what it was before ages existed).
@@ -56,6 +57,24 @@ def stack_histories(histories: Sequence[History]) -> History:
     return History(*(None if parts[0] is None else np.stack(parts) for parts in zip(*histories, strict=True)))
 
 
+class Candidates(NamedTuple):
+    """The posts to score as the model reads them (a pytree, so it passes through jit as one argument).
+
+    Shapes are those of a batch ([B, C, ...]; `model.score_from_prefix`). The serving forward
+    (`folded.candidate_logits`) takes one request's candidates with no leading B and `surfaces` as one
+    scalar id: a request's candidates are all shown on its surface.
+    """
+
+    post_hashes: np.ndarray  # [B, C, H] int32
+    author_hashes: np.ndarray  # [B, C, H] int32
+    surfaces: np.ndarray  # [B, C] int32
+    ages: np.ndarray | None = None  # [B, C] int32 age bucket ids (0 = unknown); None = all unknown, or no ages
+    # Content (None for a config without content): vectors (zero = unknown) and semantic ids (0 = unknown).
+    content: np.ndarray | None = None  # [B, C, E] float32
+    semantic_ids: np.ndarray | None = None  # [B, C, L] int32
+    affinity: np.ndarray | None = None  # [B, C, N] int32 affinity buckets; None = unknown, or no affinity
+
+
 @dataclass(frozen=True)
 class RankingBatch:
     user_hashes: np.ndarray  # [B, H] int32
@@ -72,6 +91,11 @@ class RankingBatch:
 
     def as_dict(self) -> dict[str, np.ndarray | History]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def candidates(self) -> Candidates:
+        """The candidate arrays as the model reads them: each `Candidates` field is the batch's field of that
+        name after `candidate_` (the mask is not among them: padded candidates give ignorable values)."""
+        return Candidates(*(getattr(self, f"candidate_{name}") for name in Candidates._fields))
 
 
 # A pytree, so a batch (of numpy or jax arrays) can be passed straight to jitted functions.

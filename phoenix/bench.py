@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from foryou.benchmarks import record
+from phoenix.batch import Candidates
 from phoenix.config import DEMO
 from phoenix.index import RECALL_BOUND, AnnConfig
 from phoenix.ranker import HOME, Ranker, _stub_content
@@ -86,9 +87,8 @@ def _request_flops(ranker: Ranker, history: list[ActionEntry], size: int) -> flo
     ages = np.ones(size, np.int32) if state.cfg.age_buckets else None
     vectors, ids = _stub_content(state.cfg, size)
     affinity = np.zeros((size, state.cfg.num_affinity_inputs), np.int32) if state.cfg.affinity_buckets else None
-    score = state.fns.score.lower(
-        state.weights, folded, hashes, hashes, np.int32(HOME), ages, vectors, ids, affinity
-    ).compile()
+    candidates = Candidates(hashes, hashes, np.int32(HOME), ages, vectors, ids, affinity)
+    score = state.fns.score.lower(state.weights, folded, candidates).compile()
     prefix = state.fns.prefix.lower(state.prefix_weights, *ranker.prefix_args(state, 1, history)).compile()
     return float(score.cost_analysis()["flops"]) + float(prefix.cost_analysis()["flops"])
 

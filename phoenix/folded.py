@@ -17,6 +17,9 @@ Once per request (`FoldedPrefix`): each layer's prefix keys are transposed per h
 plain 2-D products per query head, [N, K] x [K, T] and [N, T] x [T, K], plus the candidate's own key and
 value as one extra softmax term (no candidate-by-candidate attention at all).
 
+The candidate half (`candidate_logits`, the reference being `model.score_from_prefix`) scores one request's
+candidates, one `phoenix.batch.Candidates` without the batch axis, against its `FoldedPrefix`.
+
 The prefix half (`prefix_keys_values`, the reference being `model.encode_prefix`; both take the history as
 one `phoenix.batch.History`) computes only what scoring needs: the last layer's keys and values come
 straight from its input, so that layer's attention and feed-forward over the history (and the final norm
@@ -35,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import model
-from phoenix.batch import History
+from phoenix.batch import Candidates, History
 from phoenix.config import PhoenixConfig
 from phoenix.model import MASKED, l2_normalise, rms_normalise, rotary_frequencies, soft_cap
 from topics.actions import NUM_SURFACES
@@ -350,37 +353,29 @@ def _post_norm_residual(x: jax.Array, update: jax.Array, scale: jax.Array) -> ja
 
 
 def candidate_logits(
-    weights: ServingWeights,
-    cfg: PhoenixConfig,
-    prefix: FoldedPrefix,
-    post_hashes: jax.Array,
-    author_hashes: jax.Array,
-    surface: jax.Array,
-    ages: jax.Array | None = None,
-    content: jax.Array | None = None,
-    semantic_ids: jax.Array | None = None,
-    affinity: jax.Array | None = None,
+    weights: ServingWeights, cfg: PhoenixConfig, prefix: FoldedPrefix, candidates: Candidates
 ) -> jax.Array:
-    """[N, 19] logits for candidates [N, H] (hash 0 = padding) shown on `surface` (a scalar id).
-
-    `ages` [N] are the candidates' age bucket ids (`phoenix.age`); None means all unknown (bucket 0). Both
-    are ignored by a config without ages, as in the model. `content` [N, E] and `semantic_ids` [N, L] are
-    read only by a config with content, `affinity` [N, cfg.num_affinity_inputs] (None = unknown) only by one
-    with affinity.
+    """[N, 19] logits for one request's candidates: hashes [N, H] (hash 0 = padding), all shown on
+    `candidates.surfaces` (one scalar id), ages [N] (`phoenix.age`), content [N, E], semantic ids [N, L] and
+    affinity [N, cfg.num_affinity_inputs]. As in the model, each input is read only by a config that has it,
+    and absent ages or affinity (None) read as bucket 0, unknown.
     """
+    post_hashes, author_hashes = candidates.post_hashes, candidates.author_hashes
     _n, h = post_hashes.shape
     hq, hkv, k = cfg.num_q_heads, cfg.num_kv_heads, cfg.key_size
     groups = hq // hkv
     cap = cfg.attn_logit_cap
-    x = weights.surface_rows[jnp.clip(surface, 0, NUM_SURFACES - 1)][None, :]
+    x = weights.surface_rows[jnp.clip(candidates.surfaces, 0, NUM_SURFACES - 1)][None, :]
     for i in range(h):
         x = x + weights.post_rows[i][post_hashes[:, i]] + weights.author_rows[i][author_hashes[:, i]]
     if weights.age_rows is not None:
+        ages = candidates.ages
         x = x + (weights.age_rows[ages] if ages is not None else weights.age_rows[0][None, :])
     if weights.content is not None:
-        x = x + content_tokens(weights.content, content, semantic_ids)
+        x = x + content_tokens(weights.content, candidates.content, candidates.semantic_ids)
     if weights.affinity_rows is not None:
         rows = weights.affinity_rows
+        affinity = candidates.affinity
         buckets = affinity if affinity is not None else jnp.zeros((x.shape[0], rows.shape[0]), jnp.int32)
         x = x + jnp.sum(rows[jnp.arange(rows.shape[0]), buckets], -2)  # one row per input: [N, D]
     for layer, keys, values in zip(weights.layers, prefix.keys, prefix.values, strict=True):

@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from phoenix.batch import History, RankingBatch
+from phoenix.batch import Candidates, History, RankingBatch
 from phoenix.config import PhoenixConfig
 from topics.actions import NUM_PHOENIX_ACTIONS, NUM_SURFACES
 
@@ -82,19 +82,6 @@ class Prefix(NamedTuple):
     values: jax.Array  # [L, B, T, Hkv, K]
     valid: jax.Array  # [B, T] bool: user token and real history entries
     hidden: jax.Array  # [B, T, D] final-normed hidden states (input of the user tower)
-
-
-def _candidate_args(batch: RankingBatch) -> tuple[jax.Array | None, ...]:
-    """The batch's candidates as `PhoenixNet.candidate_tokens`' arguments, in its order."""
-    return (
-        batch.candidate_post_hashes,
-        batch.candidate_author_hashes,
-        batch.candidate_surfaces,
-        batch.candidate_ages,
-        batch.candidate_content,
-        batch.candidate_semantic_ids,
-        batch.candidate_affinity,
-    )
 
 
 def _dense_init() -> hk.initializers.Initializer:
@@ -325,32 +312,28 @@ class PhoenixNet(hk.Module):
             self.history_proj(jnp.concatenate(parts, -1)), history.content, history.semantic_ids
         )
 
-    def candidate_tokens(
-        self,
-        post_hashes: jax.Array,
-        author_hashes: jax.Array,
-        surfaces: jax.Array,
-        ages: jax.Array | None = None,
-        content: jax.Array | None = None,
-        semantic_ids: jax.Array | None = None,
-        affinity: jax.Array | None = None,
-    ) -> jax.Array:
-        """Candidate tokens; `ages` [..., C] are age bucket ids (None = all unknown), unused without ages;
-        `content` [..., C, E] and `semantic_ids` [..., C, L] are used only by a config with content,
-        `affinity` [..., C, N] (N = cfg.num_affinity_inputs; None = unknown) only by one with affinity buckets."""
-        parts = [self._posts_and_authors(post_hashes, author_hashes), self._surfaces(surfaces)]
-        tokens = self._with_content(self.candidate_proj(jnp.concatenate(parts, -1)), content, semantic_ids)
+    def candidate_tokens(self, candidates: Candidates) -> jax.Array:
+        """[B, C, D] candidate tokens. Ages are used only by a config with ages, content and semantic ids only
+        by one with content, affinity buckets only by one with affinity; absent ages or affinity (None) read
+        as bucket 0, unknown."""
+        surfaces = candidates.surfaces
+        parts = [self._posts_and_authors(candidates.post_hashes, candidates.author_hashes), self._surfaces(surfaces)]
+        tokens = self._with_content(
+            self.candidate_proj(jnp.concatenate(parts, -1)), candidates.content, candidates.semantic_ids
+        )
         c = self.cfg
         if c.affinity_buckets:
             table = hk.get_parameter(
                 "affinity_table", [c.num_affinity_inputs, c.affinity_buckets, c.emb_size], jnp.float32, init=jnp.zeros
             )
+            affinity = candidates.affinity
             if affinity is None:
                 affinity = jnp.zeros((*surfaces.shape, c.num_affinity_inputs), jnp.int32)
             tokens = tokens + jnp.sum(table[jnp.arange(c.num_affinity_inputs), affinity], -2)
         if not self.cfg.age_buckets:
             return tokens
         table = hk.get_parameter("age_table", [self.cfg.age_buckets, self.cfg.emb_size], jnp.float32, init=jnp.zeros)
+        ages = candidates.ages
         if ages is None:
             ages = jnp.zeros(surfaces.shape, jnp.int32)
         return tokens + jnp.take(table, ages, axis=0)
@@ -368,9 +351,9 @@ class PhoenixNet(hk.Module):
         valid = jnp.concatenate([jnp.ones_like(history_mask[:, :1]), history_mask], -1)
         return Prefix(jnp.stack(keys), jnp.stack(values), valid, self.final_norm(x))
 
-    def score_from_prefix(self, prefix: Prefix, *candidates: jax.Array | None) -> jax.Array:
-        """[B, N, 19] logits of candidates (`candidate_tokens`' arguments, [B, N, ...]) against a prefix."""
-        x = self.candidate_tokens(*candidates)  # [B, N, D]
+    def score_from_prefix(self, prefix: Prefix, candidates: Candidates) -> jax.Array:
+        """[B, N, 19] logits of candidates ([B, N, ...]) against a prefix."""
+        x = self.candidate_tokens(candidates)  # [B, N, D]
         for i, layer in enumerate(self.layers):
             x = layer.against_prefix(x, prefix.keys[i], prefix.values[i], prefix.valid)
         return self.unembed(self.final_norm(x))
@@ -383,7 +366,7 @@ class PhoenixNet(hk.Module):
             [
                 self.user_tokens(batch.user_hashes),
                 self.history_tokens(batch.history),
-                self.candidate_tokens(*_candidate_args(batch)),
+                self.candidate_tokens(batch.candidates()),
             ],
             1,
         )  # [B, 1 + S + C, D]
@@ -433,7 +416,7 @@ def _transformed(cfg: PhoenixConfig) -> hk.MultiTransformed:
 
         def init(batch: RankingBatch) -> None:
             prefix = net.prefix(batch.user_hashes, batch.history)
-            net.score_from_prefix(prefix, *_candidate_args(batch))
+            net.score_from_prefix(prefix, batch.candidates())
             net.user_embedding_from_prefix(prefix)
             net.candidate_embedding(
                 batch.candidate_post_hashes,
@@ -527,7 +510,7 @@ def forward(params: Params, cfg: PhoenixConfig, batch: RankingBatch) -> tuple[ja
     give ignorable values) and the prefix they were scored against (the user tower reads it too)."""
     fns = _entry_points(cfg)
     prefix = fns.encode_prefix(params, batch.user_hashes, batch.history)
-    return fns.score_from_prefix(params, prefix, *_candidate_args(batch)), prefix
+    return fns.score_from_prefix(params, prefix, batch.candidates()), prefix
 
 
 def rank_logits(params: Params, cfg: PhoenixConfig, batch: RankingBatch) -> jax.Array:
@@ -564,13 +547,10 @@ def encode_prefix(params: Params, cfg: PhoenixConfig, user_hashes: jax.Array, hi
     return _entry_points(cfg).encode_prefix(params, user_hashes, history)
 
 
-def score_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix, *candidates: jax.Array | None) -> jax.Array:
-    """[B, N, 19] logits for candidates against a prefix; equals `full_sequence_logits` up to rounding.
-
-    `candidates` are `PhoenixNet.candidate_tokens`' arguments: post and author hashes [B, N, H], surfaces
-    [B, N], then optionally age buckets [B, N], content [B, N, E], semantic ids [B, N, L], affinity [B, N, 2].
-    """
-    return _entry_points(cfg).score_from_prefix(params, prefix, *candidates)
+def score_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix, candidates: Candidates) -> jax.Array:
+    """[B, N, 19] logits for candidates ([B, N, ...]) against a prefix; equals `full_sequence_logits` up to
+    rounding."""
+    return _entry_points(cfg).score_from_prefix(params, prefix, candidates)
 
 
 def user_embedding_from_prefix(params: Params, cfg: PhoenixConfig, prefix: Prefix) -> jax.Array:

@@ -54,7 +54,7 @@ import numpy as np
 from phoenix import model
 from phoenix.affinity import content_affinity
 from phoenix.age import UNKNOWN_AGE_BUCKET, age_buckets, ages_ms
-from phoenix.batch import History, actions_multi_hot, encode_history, served_posts, stack_histories
+from phoenix.batch import Candidates, History, actions_multi_hot, encode_history, served_posts, stack_histories
 from phoenix.batcher import MicroBatcher
 from phoenix.calibration import Calibration
 from phoenix.checkpoint import load_checkpoint, read_version
@@ -107,7 +107,7 @@ class CompiledFns:
 
     prefix: Callable[..., Any]  # (prefix weights, user_h [1, H], History [1, ...]) -> FoldedPrefix
     prefix_user: Callable[..., Any]  # the same arguments -> (FoldedPrefix, user embedding [R])
-    score: Callable[..., Any]  # (weights, folded, post_h [N,H], author_h [N,H], surface, ages, content, ids, affinity)
+    score: Callable[..., Any]  # (weights, folded, Candidates [N, ...] with one scalar surface) -> [N, 19]
     score_batch: Callable[..., Any]  # `score` over a leading [B] axis of everything but the weights
     embed: Callable[..., Any]  # (params, post_h, author_h, content [N,E]|None, ids [N,L]|None) -> [N, R]
 
@@ -123,9 +123,9 @@ def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
     ) -> tuple[FoldedPrefix, jax.Array]:
         return prefix_and_user(weights, cfg, user_hashes, history)
 
-    def score(weights: ServingWeights, folded: FoldedPrefix, *candidates: jax.Array | None) -> jax.Array:
-        """[N, 19] probabilities of the candidates (`candidate_logits`' arguments) against the prefix."""
-        return jax.nn.sigmoid(candidate_logits(weights, cfg, folded, *candidates))
+    def score(weights: ServingWeights, folded: FoldedPrefix, candidates: Candidates) -> jax.Array:
+        """[N, 19] probabilities of one request's candidates against its prefix."""
+        return jax.nn.sigmoid(candidate_logits(weights, cfg, folded, candidates))
 
     def embed(
         params: model.Params,
@@ -136,7 +136,7 @@ def compiled_fns(cfg: PhoenixConfig) -> CompiledFns:
     ) -> jax.Array:
         return model.candidate_embedding(params, cfg, post_hashes, author_hashes, content, semantic_ids)
 
-    batched = jax.vmap(score, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0))
+    batched = jax.vmap(score, in_axes=(None, 0, 0))
     return CompiledFns(jax.jit(prefix), jax.jit(prefix_user), jax.jit(score), jax.jit(batched), jax.jit(embed))
 
 
@@ -177,25 +177,19 @@ class _PrefixCache:
 
 @dataclass(frozen=True)
 class _Chunk:
-    """Up to one bucket of one request's candidates, padded to the bucket size: the `score` inputs."""
+    """Up to one bucket of one request's candidates, padded to the bucket size: the `score` input."""
 
     size: int
     count: int
-    post_hashes: np.ndarray  # [size, H]
-    author_hashes: np.ndarray  # [size, H]
-    ages: np.ndarray | None  # [size]
-    content: np.ndarray | None  # [size, E]
-    semantic_ids: np.ndarray | None  # [size, L]
-    affinity: np.ndarray | None  # [size, 2]
+    candidates: Candidates  # [size, ...], surfaces the request's one scalar id
 
 
 @dataclass(frozen=True)
 class _ScoreJob:
-    """One request's scoring: its model state, prefix, surface and candidate chunks."""
+    """One request's scoring: its model state, prefix and candidate chunks."""
 
     state: "_Served"
     folded: FoldedPrefix
-    surface: int
     chunks: tuple[_Chunk, ...]
 
 
@@ -240,22 +234,11 @@ def _forward(jobs: Sequence[_ScoreJob], part: list[tuple[int, int]]) -> Any:
     state = jobs[part[0][0]].state
     chunks = [jobs[j].chunks[c] for j, c in part]
     if len(part) == 1:
-        job, chunk = jobs[part[0][0]], chunks[0]
-        return state.fns.score(
-            state.weights, job.folded, chunk.post_hashes, chunk.author_hashes, np.int32(job.surface),
-            chunk.ages, chunk.content, chunk.semantic_ids, chunk.affinity,
-        )
+        return state.fns.score(state.weights, jobs[part[0][0]].folded, chunks[0].candidates)
     folded = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *(jobs[j].folded for j, _ in part))
-
-    def stacked(name: str) -> np.ndarray | None:
-        arrays = [getattr(chunk, name) for chunk in chunks]
-        return None if arrays[0] is None else np.stack(arrays)
-
-    return state.fns.score_batch(
-        state.weights, folded, stacked("post_hashes"), stacked("author_hashes"),
-        np.array([jobs[j].surface for j, _ in part], np.int32),
-        stacked("ages"), stacked("content"), stacked("semantic_ids"), stacked("affinity"),
-    )
+    # Absent inputs (None) are empty subtrees, so they stay None; the scalar surfaces stack to [B].
+    candidates = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *(chunk.candidates for chunk in chunks))
+    return state.fns.score_batch(state.weights, folded, candidates)
 
 
 @dataclass(frozen=True)
@@ -522,16 +505,19 @@ class Ranker:
                 _Chunk(
                     size,
                     count,
-                    _padded(post_hashes[rows], size),
-                    _padded(author_hashes[rows], size),
-                    None if ages is None else _padded_ages(ages[rows], size),
-                    None if vectors is None else _padded(vectors[rows], size),
-                    None if ids is None else _padded(ids[rows], size),
-                    None if affinity is None else _padded(affinity[rows], size),
+                    Candidates(
+                        post_hashes=_padded(post_hashes[rows], size),
+                        author_hashes=_padded(author_hashes[rows], size),
+                        surfaces=surface_arr,
+                        ages=None if ages is None else _padded_ages(ages[rows], size),
+                        content=None if vectors is None else _padded(vectors[rows], size),
+                        semantic_ids=None if ids is None else _padded(ids[rows], size),
+                        affinity=None if affinity is None else _padded(affinity[rows], size),
+                    ),
                 )
             )
         # Requests scored at the same time from other threads share forwards (phoenix.batcher).
-        return self.batcher.submit(_ScoreJob(state, prefix.folded, int(surface_arr), tuple(chunks)))
+        return self.batcher.submit(_ScoreJob(state, prefix.folded, tuple(chunks)))
 
     # -- retrieval -------------------------------------------------------------------------------------
 
@@ -605,9 +591,9 @@ class Ranker:
             ages = _padded_ages(np.zeros(0, np.int32), size) if cfg.age_buckets else None
             vectors, ids = _stub_content(cfg, size)
             affinity = np.zeros((size, cfg.num_affinity_inputs), np.int32) if cfg.affinity_buckets else None
-            chunk = _Chunk(size, size, hashes, hashes, ages, vectors, ids, affinity)
+            chunk = _Chunk(size, size, Candidates(hashes, hashes, np.int32(HOME), ages, vectors, ids, affinity))
             for batch in (1, *(b for b in BATCH_SIZES if b * size <= ROWS_PER_FORWARD)):
-                jax.block_until_ready(run_score_jobs([_ScoreJob(state, folded, HOME, (chunk,) * batch)]))
+                jax.block_until_ready(run_score_jobs([_ScoreJob(state, folded, (chunk,) * batch)]))
         for size in EMBED_BUCKETS:
             hashes = np.ones((size, cfg.num_hashes), np.int32)
             jax.block_until_ready(state.fns.embed(state.params, hashes, hashes, *_stub_content(cfg, size)))

@@ -129,8 +129,7 @@ def test_prefix_reuse_equals_full_forward_with_ages(
                        candidate_ages_ms=[ages])
     full = np.asarray(rank(aged_params, AGED, batch))
     prefix = encode_prefix(aged_params, AGED, batch.user_hashes, batch.history.first_slots(bucket))
-    fast = score_from_prefix(aged_params, AGED, prefix, batch.candidate_post_hashes, batch.candidate_author_hashes,
-                             batch.candidate_surfaces, batch.candidate_ages)
+    fast = score_from_prefix(aged_params, AGED, prefix, batch.candidates())
     np.testing.assert_allclose(np.asarray(fast), full, atol=2e-5, rtol=1e-5)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from phoenix import folded, model
-from phoenix.batch import History, RankingBatch, make_batch
+from phoenix.batch import Candidates, History, RankingBatch, make_batch
 from phoenix.config import PhoenixConfig
 from stores.records import ActionEntry
 from tests.phoenix.test_model import TINY
@@ -98,9 +98,9 @@ def test_candidate_logits_equal_full_forward(cap: float, width: int) -> None:
         folded.fold_weights(params, cfg),
         cfg,
         prefix,
-        np.pad(batch.candidate_post_hashes[0], pad),
-        np.pad(batch.candidate_author_hashes[0], pad),
-        np.int32(SEARCH),
+        Candidates(
+            np.pad(batch.candidate_post_hashes[0], pad), np.pad(batch.candidate_author_hashes[0], pad), np.int32(SEARCH)
+        ),
     )
     assert got.shape == (width, NUM_PHOENIX_ACTIONS)
     np.testing.assert_allclose(np.asarray(got)[: len(cands)], expected, atol=2e-5, rtol=1e-5)
@@ -122,11 +122,11 @@ def test_candidate_logits_with_ages_equal_reference() -> None:
     posts, authors = batch.candidate_post_hashes[0], batch.candidate_author_hashes[0]
 
     def logits(ages: np.ndarray | None) -> np.ndarray:
-        return np.asarray(_candidate_logits(weights, cfg, prefix, posts, authors, np.int32(SEARCH), ages))
+        return np.asarray(_candidate_logits(weights, cfg, prefix, Candidates(posts, authors, np.int32(SEARCH), ages)))
 
     ages = np.array([1, 3, 0, 7, 5], np.int32)
-    surfaces = batch.candidate_surfaces
-    expected = reference(params, cfg, reference_prefix, posts[None], authors[None], surfaces, ages[None])
+    candidates = Candidates(posts[None], authors[None], batch.candidate_surfaces, ages[None])
+    expected = reference(params, cfg, reference_prefix, candidates)
     base = logits(ages)
     np.testing.assert_allclose(base, np.asarray(expected)[0], atol=2e-5, rtol=1e-5)
     changed = logits(np.array([6, 3, 0, 7, 5], np.int32))

@@ -111,9 +111,7 @@ def test_prefix_reuse_equals_full_forward(params: model.Params, history_len: int
     batch = make_batch(TINY, [7], [_history(rng, history_len)], [_candidates(rng, 11)], num_candidates=WIDTH)
     full = np.asarray(rank(params, TINY, batch))
     prefix = encode_prefix(params, TINY, *_slice_history(batch, bucket))
-    fast = score_from_prefix(
-        params, TINY, prefix, batch.candidate_post_hashes, batch.candidate_author_hashes, batch.candidate_surfaces
-    )
+    fast = score_from_prefix(params, TINY, prefix, batch.candidates())
     np.testing.assert_allclose(np.asarray(fast), full, atol=2e-5, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(forward(params, TINY, batch)), full, atol=2e-5, rtol=1e-5)
 

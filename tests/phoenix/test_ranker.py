@@ -65,10 +65,7 @@ def test_scores_with_ages_equal_reference_and_need_no_compile_after_warmup() -> 
     probs = ranker.score(11, history, cands, created_at_ms=created, now_ms=now)
     batch = make_batch(cfg, [11], [history], [cands], candidate_ages_ms=[ages_ms(now, created)])
     prefix = jax.jit(model.encode_prefix, static_argnums=1)(params, cfg, batch.user_hashes, batch.history)
-    candidate_args = (batch.candidate_post_hashes, batch.candidate_author_hashes, batch.candidate_surfaces)
-    logits = jax.jit(model.score_from_prefix, static_argnums=1)(
-        params, cfg, prefix, *candidate_args, batch.candidate_ages
-    )
+    logits = jax.jit(model.score_from_prefix, static_argnums=1)(params, cfg, prefix, batch.candidates())
     np.testing.assert_allclose(probs, np.asarray(jax.nn.sigmoid(logits))[0], atol=1e-5)
     older = ranker.score(11, history, cands, created_at_ms=[now - 10**10, *created[1:]], now_ms=now)
     assert np.abs(older[0] - probs[0]).max() > 1e-3  # its own age matters
