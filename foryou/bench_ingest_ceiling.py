@@ -32,7 +32,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from foryou.bench_ingest import cpu_seconds
 from foryou.benchmarks import RESULTS_DIR, merge_results, record
 from foryou.kafka_local import LocalKafka
-from foryou.settings import faust_broker_config, librdkafka_config, state_dir
+from foryou.settings import aiokafka_config, faust_broker_config, librdkafka_config, state_dir
 
 BATCH = 5_000
 PARTITIONS = 4
@@ -93,7 +93,7 @@ async def _aiokafka(args: argparse.Namespace) -> None:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        args.topic, bootstrap_servers=args.bootstrap, group_id=f"ceiling-{uuid.uuid4().hex[:8]}",
+        args.topic, **aiokafka_config(args.bootstrap), group_id=f"ceiling-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest", max_poll_records=BATCH,
     )
     await consumer.start()

@@ -204,6 +204,7 @@ class FakeRanker:
         created_at_ms: Sequence[int | None] | None = None,
         now_ms: int | None = None,
         content: np.ndarray | None = None,
+        served_ids: Collection[int] = (),
     ):
         self.score_calls.append(list(candidates))
         self.content_calls.append(content)
